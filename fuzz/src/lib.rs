@@ -1,0 +1,1 @@
+//! Placeholder until the fuzzing issue adds `fuzz_targets/`.
