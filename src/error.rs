@@ -1,0 +1,193 @@
+//! The crate's one error type.
+//!
+//! Variants are split by who has to act: the caller (a bad argument, an
+//! unsendable value), the peer (bytes that break the protocol), or a limit
+//! that either side ran into. Every variant names what was wrong and, where
+//! there is one, the limit that applied.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Everything that can go wrong in tablenet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An argument passed by the caller is outside its valid range.
+    #[error("invalid argument `{argument}`: {expected}, got {got}")]
+    InvalidArgument {
+        /// Which argument (for example `port` or `max_depth`).
+        argument: &'static str,
+        /// What would have been valid (for example `1024..=65535 or 0`).
+        expected: &'static str,
+        /// What was given, as text.
+        got: String,
+    },
+    /// A value cannot be used as a table key (nil, NaN, or a table).
+    #[error("invalid table key: {0}")]
+    InvalidKey(KeyError),
+    /// A value nests tables deeper than the configured limit.
+    #[error("value nests tables deeper than the limit of {limit}")]
+    TooDeep {
+        /// The configured maximum nesting depth.
+        limit: usize,
+    },
+    /// A frame is larger than the configured maximum frame size.
+    #[error("frame of {size} bytes exceeds the maximum frame size of {limit} bytes")]
+    FrameTooLarge {
+        /// The frame's size in bytes (for an encoder that stopped early, at least this much).
+        size: u64,
+        /// The configured maximum frame size.
+        limit: usize,
+    },
+    /// The peer sent bytes that break the protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(ProtocolError),
+    /// A Rust value could not be converted to or from a [`Value`](crate::Value)
+    /// by the serde bridge.
+    #[error("conversion failed: {0}")]
+    Convert(String),
+    /// The operating system refused a socket operation.
+    #[error("{operation} failed: {message}")]
+    Io {
+        /// What was being done (`bind`, `connect`, `accept`, `read`, `write`...).
+        operation: &'static str,
+        /// The OS error's kind.
+        kind: std::io::ErrorKind,
+        /// The OS error's text.
+        message: String,
+    },
+    /// Something did not happen in time.
+    #[error("{operation} timed out after {after:?}")]
+    Timeout {
+        /// What timed out (`connect`, `handshake`, ...).
+        operation: &'static str,
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// The connection, client or server is closed.
+    #[error("closed")]
+    Closed,
+    /// The network was shut down.
+    #[error("the network has been shut down")]
+    Shutdown,
+}
+
+impl Error {
+    /// Wraps an OS error, naming the operation that failed.
+    pub(crate) fn io(operation: &'static str, e: &std::io::Error) -> Error {
+        Error::Io {
+            operation,
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Why a value cannot be a table key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// `nil` is never a key (Lua: "table index is nil").
+    Nil,
+    /// NaN is never a key (Lua: "table index is NaN").
+    NaN,
+    /// A table as a key has no meaning once sent across the wire.
+    Table,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyError::Nil => "nil cannot be a table key",
+            KeyError::NaN => "NaN cannot be a table key",
+            KeyError::Table => "a table cannot be a table key across the network",
+        })
+    }
+}
+
+/// How bytes from a peer broke the protocol. Never caused by the local caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The stream does not start with tablenet's magic bytes.
+    #[error("peer is not speaking tablenet (stream starts with {found:02X?}{hint})")]
+    BadMagic {
+        /// The first bytes received (up to four).
+        found: Vec<u8>,
+        /// A guess at what the peer speaks instead, such as " : an HTTP request".
+        hint: &'static str,
+    },
+    /// The peer speaks a protocol version this build does not.
+    #[error("peer speaks protocol version {theirs}, this side speaks version {ours}")]
+    UnsupportedVersion {
+        /// The peer's version.
+        theirs: u8,
+        /// This build's version.
+        ours: u8,
+    },
+    /// The preamble sets flags this version does not define.
+    #[error("preamble sets unknown flags {flags:#04x}")]
+    UnknownFlags {
+        /// The raw flags byte.
+        flags: u8,
+    },
+    /// The preamble's extension is longer than allowed.
+    #[error("preamble extension of {len} bytes exceeds the limit of {limit}")]
+    ExtensionTooLong {
+        /// The claimed length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A frame has length zero (every frame carries at least its kind byte).
+    #[error("empty frame")]
+    EmptyFrame,
+    /// A frame's kind byte is not one this version defines.
+    #[error("unknown frame kind {kind:#04x}")]
+    UnknownFrameKind {
+        /// The raw kind byte.
+        kind: u8,
+    },
+    /// A table on the wire uses a key that cannot be a key.
+    #[error("{0}")]
+    InvalidKey(KeyError),
+    /// A table on the wire sets the same key twice.
+    #[error("table sets the key {key} twice")]
+    DuplicateKey {
+        /// The key, as Lua-like text.
+        key: String,
+    },
+    /// The value encoding ended before the frame did.
+    #[error("{count} bytes left over after the value")]
+    TrailingBytes {
+        /// How many bytes were not part of the value.
+        count: usize,
+    },
+    /// The value encoding is malformed (truncated, a bad tag, a bad varint...).
+    #[error("malformed value: {0}")]
+    Malformed(String),
+    /// This side has no key, and the peer talks only encrypted.
+    #[error("the peer requires a key (encryption), and none is configured here")]
+    PeerRequiresKey,
+    /// This side has a key, and the peer talks only plain.
+    #[error("a key is configured here, and the peer has none (it talks unencrypted)")]
+    PeerHasNoKey,
+    /// The peer closed the stream in the middle of a frame or the preamble.
+    #[error("stream ended in the middle of a frame ({buffered} bytes pending)")]
+    TruncatedStream {
+        /// Bytes received of the unfinished frame.
+        buffered: usize,
+    },
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+impl From<KeyError> for Error {
+    fn from(e: KeyError) -> Self {
+        Error::InvalidKey(e)
+    }
+}
