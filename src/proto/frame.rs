@@ -1,0 +1,237 @@
+//! Frames: a 4-byte little-endian length, then a kind byte and a body.
+//!
+//! ```text
+//! +----------------+------+---------------------------+
+//! | length: u32 LE | kind | body (length - 1 bytes)   |
+//! +----------------+------+---------------------------+
+//! ```
+//!
+//! `length` counts the kind byte and the body, never the prefix itself, and
+//! is at most [`Limits::max_frame_size`]. A `Message` frame's body is one
+//! encoded [`Value`].
+
+use super::Limits;
+use super::preamble::{self, Preamble};
+use super::wire;
+use crate::error::{Error, ProtocolError};
+use crate::value::Value;
+
+/// Bytes in the length prefix.
+pub const LENGTH_PREFIX: usize = 4;
+
+/// What a frame carries. More kinds (heartbeats, close reasons) may follow in
+/// later protocol versions; an unknown kind is a protocol error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FrameKind {
+    /// One application message: the body is an encoded [`Value`].
+    Message,
+}
+
+impl FrameKind {
+    /// The kind's byte on the wire.
+    pub const fn to_byte(self) -> u8 {
+        match self {
+            FrameKind::Message => 0x01,
+        }
+    }
+
+    /// The kind for a byte from the wire.
+    pub fn from_byte(kind: u8) -> Result<FrameKind, ProtocolError> {
+        match kind {
+            0x01 => Ok(FrameKind::Message),
+            kind => Err(ProtocolError::UnknownFrameKind { kind }),
+        }
+    }
+}
+
+/// Appends one complete `Message` frame carrying `value` to `out`.
+///
+/// The value is encoded once; to send it to many peers, share the bytes.
+/// On error, `out` is left as it was.
+pub fn encode_message(value: &Value, limits: &Limits, out: &mut Vec<u8>) -> Result<(), Error> {
+    let start = out.len();
+    out.extend_from_slice(&[0; LENGTH_PREFIX]);
+    out.push(FrameKind::Message.to_byte());
+    let max_len = start + LENGTH_PREFIX + limits.max_frame_size;
+    if let Err(e) = wire::encode_value(value, limits, out, max_len) {
+        out.truncate(start);
+        return Err(match e {
+            // The writer stops at the limit, so the true size is unknown.
+            Error::Convert(_) => Error::FrameTooLarge {
+                size: limits.max_frame_size as u64 + 1,
+                limit: limits.max_frame_size,
+            },
+            e => e,
+        });
+    }
+    let frame_len = out.len() - start - LENGTH_PREFIX;
+    // max_frame_size <= u32::MAX (Limits::validate), so this always fits.
+    let prefix = u32::try_from(frame_len).map_err(|_| Error::FrameTooLarge {
+        size: frame_len as u64,
+        limit: limits.max_frame_size,
+    })?;
+    if let Some(slot) = out.get_mut(start..start + LENGTH_PREFIX) {
+        slot.copy_from_slice(&prefix.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// Encodes `value` as one complete `Message` frame in a new buffer.
+pub fn encode_message_to_vec(value: &Value, limits: &Limits) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(64);
+    encode_message(value, limits, &mut out)?;
+    Ok(out)
+}
+
+/// One frame, borrowed from the decoder's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// What the frame carries.
+    pub kind: FrameKind,
+    /// The body: for a `Message`, an encoded value.
+    pub body: &'a [u8],
+}
+
+impl Frame<'_> {
+    /// Decodes a `Message` frame's value.
+    pub fn decode_value(&self, limits: &Limits) -> Result<Value, Error> {
+        wire::decode_value(self.body, limits)
+    }
+}
+
+/// Smallest free space [`FrameDecoder::read_buffer`] offers.
+const MIN_READ: usize = 4 * 1024;
+
+/// Streaming decoder for one direction of a connection: first the preamble,
+/// then frames.
+///
+/// Feed it the byte stream in chunks of any size, one byte at a time
+/// included, with [`push`](Self::push) (or [`read_buffer`](Self::read_buffer)
+/// and [`filled`](Self::filled) to read straight into it), and take out
+/// exactly the frames that were encoded. Memory grows only with bytes that
+/// actually arrived: a length prefix is checked against the limit before
+/// anything is allocated, and a claimed length is never reserved up front.
+/// After an error the stream cannot be trusted; close the connection.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    /// Bytes `start..end` are received and not yet taken; `end..` is free.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    max_frame_size: usize,
+}
+
+impl FrameDecoder {
+    /// A decoder that refuses frames over `limits.max_frame_size`.
+    pub fn new(limits: &Limits) -> FrameDecoder {
+        FrameDecoder {
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            max_frame_size: limits.max_frame_size,
+        }
+    }
+
+    /// Bytes received and not yet taken out.
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Appends received bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.make_room(bytes.len());
+        if let Some(free) = self.buf.get_mut(self.end..self.end + bytes.len()) {
+            free.copy_from_slice(bytes);
+            self.end += bytes.len();
+        }
+    }
+
+    /// Free space to read into (at least 4 KiB); report how much was written
+    /// with [`filled`](Self::filled).
+    pub fn read_buffer(&mut self) -> &mut [u8] {
+        self.make_room(MIN_READ);
+        self.buf.get_mut(self.end..).unwrap_or_default()
+    }
+
+    /// Marks `n` bytes of the last [`read_buffer`](Self::read_buffer) as received.
+    pub fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buf.len());
+    }
+
+    /// Frees the buffer when nothing is pending, so an idle connection holds
+    /// no receive memory.
+    pub fn release_idle_memory(&mut self) {
+        if self.start == self.end {
+            *self = FrameDecoder::new(&Limits {
+                max_frame_size: self.max_frame_size,
+                ..Limits::default()
+            });
+        }
+    }
+
+    /// Ensures `n` free bytes after `end`, moving pending bytes to the front
+    /// before growing.
+    fn make_room(&mut self, n: usize) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.buf.len() - self.end >= n {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < n {
+            self.buf.resize(self.end + n, 0);
+        }
+    }
+
+    fn pending(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or_default()
+    }
+
+    /// Takes the peer's preamble, once it has fully arrived.
+    ///
+    /// Call this first, until it gives `Some`; then [`next_frame`](Self::next_frame).
+    /// A stream that cannot be tablenet is refused from its first wrong byte.
+    pub fn next_preamble(&mut self) -> Result<Option<Preamble>, Error> {
+        match preamble::decode(self.pending())? {
+            Some((preamble, used)) => {
+                self.start += used;
+                Ok(Some(preamble))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Takes the next complete frame, if one has fully arrived.
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, Error> {
+        let pending = self.pending();
+        let Some(prefix) = pending.first_chunk::<LENGTH_PREFIX>() else {
+            return Ok(None);
+        };
+        let len = u32::from_le_bytes(*prefix) as usize;
+        if len > self.max_frame_size {
+            return Err(Error::FrameTooLarge {
+                size: len as u64,
+                limit: self.max_frame_size,
+            });
+        }
+        if len == 0 {
+            return Err(ProtocolError::EmptyFrame.into());
+        }
+        if pending.len() < LENGTH_PREFIX + len {
+            return Ok(None);
+        }
+        let at = self.start + LENGTH_PREFIX;
+        self.start = at + len;
+        let payload = self.buf.get(at..at + len).unwrap_or_default();
+        let (&kind, body) = payload.split_first().ok_or(ProtocolError::EmptyFrame)?;
+        let kind = FrameKind::from_byte(kind)?;
+        Ok(Some(Frame { kind, body }))
+    }
+}

@@ -1,0 +1,35 @@
+//! The sans-IO protocol core: pure functions and state machines over bytes.
+//!
+//! Nothing here touches a socket, a thread or a clock, so all of it is unit
+//! tested and fuzzed in memory. The IO layer feeds received bytes into a
+//! [`FrameDecoder`] and writes what [`encode_message`] and
+//! [`Preamble::encode`] produce.
+//!
+//! ```
+//! use tablenet::proto::{FrameDecoder, Limits, encode_message_to_vec};
+//! use tablenet::table;
+//!
+//! let limits = Limits::default();
+//! let bytes = encode_message_to_vec(&table! { "OpCode" => 10 }.into(), &limits).unwrap();
+//! let mut decoder = FrameDecoder::new(&limits);
+//! for byte in &bytes {
+//!     decoder.push(std::slice::from_ref(byte)); // any chunking works
+//! }
+//! let frame = decoder.next_frame().unwrap().unwrap();
+//! assert_eq!(frame.decode_value(&limits).unwrap()["OpCode"], 10.into());
+//! ```
+
+mod frame;
+mod limits;
+mod preamble;
+mod wire;
+
+pub use frame::{
+    Frame, FrameDecoder, FrameKind, LENGTH_PREFIX, encode_message, encode_message_to_vec,
+};
+pub use limits::Limits;
+pub use preamble::{FLAG_ENCRYPTED, MAGIC, MAX_EXTENSION, Preamble, VERSION};
+pub use wire::decode_value;
+
+#[cfg(test)]
+mod tests;

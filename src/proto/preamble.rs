@@ -1,0 +1,141 @@
+//! The connection preamble: the first bytes each side sends, at once, before
+//! any frame.
+//!
+//! ```text
+//! +-------------+---------+-------+-------------------+-----------------+
+//! | magic "TBLN"| version | flags | ext_len: u16 LE   | ext (ext_len B) |
+//! +-------------+---------+-------+-------------------+-----------------+
+//! ```
+//!
+//! The magic and the version byte are fixed for all versions, so any two
+//! builds can tell each other which version they speak. `flags` bit 0 says
+//! the sender is configured with a key; `ext` carries the encryption
+//! handshake's opening message (empty in plain mode).
+
+use crate::error::{Error, ProtocolError};
+
+/// The four bytes every tablenet stream starts with.
+pub const MAGIC: [u8; 4] = *b"TBLN";
+/// The protocol version this build speaks.
+pub const VERSION: u8 = 1;
+/// Flag bit: the sender has a key and will only talk encrypted.
+pub const FLAG_ENCRYPTED: u8 = 0x01;
+/// Longest extension a preamble may carry.
+pub const MAX_EXTENSION: usize = 1024;
+/// Bytes before the extension.
+const FIXED_LEN: usize = 8;
+
+/// One side's opening announcement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preamble {
+    /// Protocol version (always [`VERSION`] once decoded: others are refused).
+    pub version: u8,
+    /// Flag bits; see [`FLAG_ENCRYPTED`].
+    pub flags: u8,
+    /// Handshake data for the negotiated mode; at most [`MAX_EXTENSION`] bytes.
+    pub extension: Vec<u8>,
+}
+
+impl Preamble {
+    /// A version-[`VERSION`] preamble with no extension.
+    pub fn plain() -> Preamble {
+        Preamble {
+            version: VERSION,
+            flags: 0,
+            extension: Vec::new(),
+        }
+    }
+
+    /// True when the sender is configured with a key.
+    pub fn encrypted(&self) -> bool {
+        self.flags & FLAG_ENCRYPTED != 0
+    }
+
+    /// Appends the preamble's bytes to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), Error> {
+        let len = u16::try_from(self.extension.len())
+            .ok()
+            .filter(|&n| usize::from(n) <= MAX_EXTENSION)
+            .ok_or(Error::InvalidArgument {
+                argument: "extension",
+                expected: "at most 1024 bytes",
+                got: format!("{} bytes", self.extension.len()),
+            })?;
+        out.extend_from_slice(&MAGIC);
+        out.push(self.version);
+        out.push(self.flags);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&self.extension);
+        Ok(())
+    }
+}
+
+/// Guesses what a peer that is not tablenet speaks, from its first bytes.
+fn hint(found: &[u8]) -> &'static str {
+    const HTTP: [&[u8]; 7] = [
+        b"GET ", b"POST", b"HEAD", b"PUT ", b"HTTP", b"OPTI", b"DELE",
+    ];
+    if HTTP
+        .iter()
+        .any(|m| found.starts_with(m) || m.starts_with(found))
+    {
+        ": looks like HTTP"
+    } else if found.starts_with(&[0x16, 0x03]) || found == [0x16] {
+        ": looks like TLS"
+    } else if found.starts_with(b"SSH-") {
+        ": looks like SSH"
+    } else {
+        ""
+    }
+}
+
+/// Decodes a preamble from the start of `input`. `Ok(None)` means more bytes
+/// are needed; otherwise gives the preamble and how many bytes it used.
+///
+/// Fails as soon as the bytes present rule tablenet out: a wrong magic byte,
+/// another version, unknown flags, or an over-long extension.
+pub fn decode(input: &[u8]) -> Result<Option<(Preamble, usize)>, Error> {
+    let magic_seen = input.len().min(MAGIC.len());
+    let seen = input.get(..magic_seen).unwrap_or_default();
+    if Some(seen) != MAGIC.get(..magic_seen) {
+        return Err(ProtocolError::BadMagic {
+            found: seen.to_vec(),
+            hint: hint(seen),
+        }
+        .into());
+    }
+    let Some(&version) = input.get(4) else {
+        return Ok(None);
+    };
+    if version != VERSION {
+        return Err(ProtocolError::UnsupportedVersion {
+            theirs: version,
+            ours: VERSION,
+        }
+        .into());
+    }
+    let Some(fixed) = input.first_chunk::<FIXED_LEN>() else {
+        return Ok(None);
+    };
+    let [_, _, _, _, _, flags, len_lo, len_hi] = *fixed;
+    if flags & !FLAG_ENCRYPTED != 0 {
+        return Err(ProtocolError::UnknownFlags { flags }.into());
+    }
+    let len = usize::from(u16::from_le_bytes([len_lo, len_hi]));
+    if len > MAX_EXTENSION {
+        return Err(ProtocolError::ExtensionTooLong {
+            len,
+            limit: MAX_EXTENSION,
+        }
+        .into());
+    }
+    let Some(extension) = input.get(FIXED_LEN..FIXED_LEN + len) else {
+        return Ok(None);
+    };
+    let preamble = Preamble {
+        version,
+        flags,
+        extension: extension.to_vec(),
+    };
+    Ok(Some((preamble, FIXED_LEN + len)))
+}
