@@ -1,0 +1,841 @@
+//! The reactor loop: accept, connect, read, flush, close, time out.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use socket2::{SockRef, TcpKeepalive};
+
+use super::WAKER;
+use super::link_io::{LinkIo, Phase, token};
+use crate::error::{Error, ProtocolError};
+use crate::net::OverflowPolicy;
+use crate::net::link::{ConnectStatus, Flushed, Link, Role, State};
+use crate::net::ring::Pending;
+use crate::net::server::ServerShared;
+use crate::net::shared::{Command, NetShared};
+use crate::net::{ClientId, CloseReason, Connection, EventKind, ObjectId, Source};
+use crate::proto::{FrameDecoder, FrameKind, Preamble};
+
+/// Bytes read from one link before the others get a turn.
+const READ_BUDGET: usize = 256 * 1024;
+/// Connections accepted from one listener before the others get a turn.
+const ACCEPT_BUDGET: usize = 256;
+/// Pause before accepting again after the process ran out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+struct ListenerIo {
+    server: Arc<ServerShared>,
+    listener: TcpListener,
+    /// Accepting paused (out of descriptors) until then.
+    backoff_until: Option<Instant>,
+}
+
+pub(crate) struct Driver {
+    poll: Poll,
+    net: Arc<NetShared>,
+    listeners: HashMap<usize, ListenerIo>,
+    links: HashMap<usize, LinkIo>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Events produced and not yet pushed to the ring.
+    pending: Vec<Pending>,
+    /// Links whose read budget ran out while data remained.
+    more_to_read: VecDeque<usize>,
+    /// Lossless policy: links and listeners paused while the ring is full.
+    paused_links: Vec<usize>,
+    paused_accept: bool,
+    /// Lossless policy: events the ring can still take before we must ask it.
+    room: usize,
+    shutdown: Option<Instant>,
+    preamble: Vec<u8>,
+}
+
+impl Driver {
+    pub(crate) fn new(poll: Poll, net: Arc<NetShared>) -> Driver {
+        let mut preamble = Vec::new();
+        // A plain preamble has no extension; encoding it cannot fail.
+        let _ = Preamble::plain().encode(&mut preamble);
+        Driver {
+            poll,
+            net,
+            listeners: HashMap::new(),
+            links: HashMap::new(),
+            timers: BinaryHeap::new(),
+            pending: Vec::new(),
+            more_to_read: VecDeque::new(),
+            paused_links: Vec::new(),
+            paused_accept: false,
+            room: 0,
+            shutdown: None,
+            preamble,
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            self.handle_commands();
+            self.flush_events();
+            if let Some(deadline) = self.shutdown
+                && (self.links.is_empty() || Instant::now() >= deadline)
+            {
+                self.finish_shutdown();
+                return;
+            }
+            let timeout = self.next_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                // The poller itself failed: nothing can be driven any more.
+                self.finish_shutdown_with(CloseReason::Error(Error::io("poll", &e)));
+                return;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    Token(t) if self.listeners.contains_key(&t) => self.accept(t),
+                    Token(t) => {
+                        let readable =
+                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        let writable = event.is_writable() || event.is_error();
+                        self.on_link_event(t, readable, writable);
+                    }
+                }
+            }
+            self.continue_reads();
+            self.fire_timers();
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Duration> {
+        if !self.more_to_read.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let mut next = self.timers.peek().map(|Reverse((t, _))| *t);
+        if let Some(deadline) = self.shutdown {
+            next = Some(next.map_or(deadline, |t| t.min(deadline)));
+        }
+        next.map(|t| t.saturating_duration_since(Instant::now()))
+    }
+
+    fn emit(&mut self, kind: EventKind) {
+        self.pending.push(Pending::new(kind));
+    }
+
+    fn flush_events(&mut self) {
+        if !self.pending.is_empty() {
+            self.net.ring.push(self.pending.drain(..));
+        }
+    }
+
+    // ------------------------------------------------------------ commands
+
+    fn handle_commands(&mut self) {
+        for command in self.net.take_commands() {
+            match command {
+                Command::Listen(server, listener) => self.add_listener(server, listener),
+                Command::Connect(link) => self.connect(link),
+                Command::Flush(id) => self.flush(token(id)),
+                Command::Close(id) => self.close_locally(token(id)),
+                Command::CloseServer(id) => self.close_server(token(id.0)),
+                Command::Resume => self.resume(),
+                Command::Shutdown(deadline) => self.begin_shutdown(deadline),
+            }
+        }
+    }
+
+    fn add_listener(&mut self, server: Arc<ServerShared>, mut listener: TcpListener) {
+        let t = token(server.id.0);
+        if self.shutdown.is_some() {
+            return;
+        }
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut listener, Token(t), Interest::READABLE)
+        {
+            self.emit(EventKind::Error {
+                object: ObjectId::Server(server.id),
+                error: Error::io("register listener", &e),
+            });
+            return;
+        }
+        self.listeners.insert(
+            t,
+            ListenerIo {
+                server,
+                listener,
+                backoff_until: None,
+            },
+        );
+        // Connections may already wait in the backlog.
+        self.accept(t);
+    }
+
+    fn resume(&mut self) {
+        self.room = 0;
+        for t in std::mem::take(&mut self.paused_links) {
+            self.more_to_read.push_back(t);
+        }
+        if std::mem::take(&mut self.paused_accept) {
+            let ts: Vec<usize> = self.listeners.keys().copied().collect();
+            for t in ts {
+                self.accept(t);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ lossless room
+
+    /// Lossless policy: true when one more data event fits in the ring.
+    fn has_room(&mut self) -> bool {
+        if self.net.ring.policy() == OverflowPolicy::Overwrite {
+            return true;
+        }
+        if self.room > 0 {
+            return true;
+        }
+        // Hand over what we produced, then ask the ring.
+        self.flush_events();
+        if self.net.ring.pause_if_full() {
+            return false;
+        }
+        // Re-check after a few events, not after every one.
+        self.room = 16;
+        true
+    }
+
+    // ------------------------------------------------------------ accepting
+
+    fn accept(&mut self, t: usize) {
+        for _ in 0..ACCEPT_BUDGET {
+            if !self.has_room() {
+                self.paused_accept = true;
+                return;
+            }
+            let Some(l) = self.listeners.get_mut(&t) else {
+                return;
+            };
+            if l.backoff_until.is_some_and(|until| Instant::now() < until) {
+                return;
+            }
+            l.backoff_until = None;
+            let server = l.server.clone();
+            match l.listener.accept() {
+                Ok((stream, peer)) => self.add_accepted(server, stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_out_of_descriptors(&e) => {
+                    // Report once per back-off, and try again later instead
+                    // of spinning: the listener stays readable meanwhile.
+                    let until = Instant::now() + ACCEPT_BACKOFF;
+                    if let Some(l) = self.listeners.get_mut(&t) {
+                        l.backoff_until = Some(until);
+                    }
+                    self.timers.push(Reverse((until, t)));
+                    self.emit(EventKind::Error {
+                        object: ObjectId::Server(server.id),
+                        error: Error::io("accept", &e),
+                    });
+                    return;
+                }
+                Err(e) => self.emit(EventKind::Error {
+                    object: ObjectId::Server(server.id),
+                    error: Error::io("accept", &e),
+                }),
+            }
+        }
+        // Budget used up: more may wait; poll again soon via the reads list.
+        self.more_to_read.push_back(t);
+    }
+
+    fn add_accepted(
+        &mut self,
+        server: Arc<ServerShared>,
+        stream: TcpStream,
+        peer: std::net::SocketAddr,
+    ) {
+        let id = crate::net::ids_next();
+        let link = Arc::new(Link::new(
+            id,
+            Role::Accepted(server.id),
+            peer,
+            self.net.clone(),
+        ));
+        self.configure(&stream);
+        let stream = Arc::new(stream);
+        {
+            let mut out = link.lock();
+            out.stream = Some(stream.clone());
+            out.peer_port = Some(peer.port());
+            out.control.extend_from_slice(&self.preamble);
+        }
+        let io = LinkIo {
+            link,
+            stream,
+            server: Some(server),
+            decoder: FrameDecoder::new(&self.net.config.limits),
+            phase: Phase::Handshake,
+            deadline: None,
+            was_open: false,
+            write_shut: false,
+        };
+        self.start(io);
+    }
+
+    /// Sets the per-connection socket options. Failures only cost performance.
+    fn configure(&self, stream: &TcpStream) {
+        let config = &self.net.config;
+        let _ = stream.set_nodelay(config.nodelay);
+        if let Some(idle) = config.keepalive {
+            let _ = SockRef::from(stream).set_tcp_keepalive(&TcpKeepalive::new().with_time(idle));
+        }
+    }
+
+    /// Registers a new link and starts its handshake clock.
+    fn start(&mut self, io: LinkIo) {
+        let t = token(io.link.id);
+        if let Err(e) = io.register(self.poll.registry()) {
+            self.links.insert(t, io);
+            self.fail(t, Error::io("register", &e));
+            return;
+        }
+        let deadline = Instant::now() + self.net.config.handshake_timeout;
+        self.timers.push(Reverse((deadline, t)));
+        let mut io = io;
+        io.deadline = Some(deadline);
+        self.links.insert(t, io);
+        // Write our preamble now; both sides send theirs at once.
+        self.flush(t);
+    }
+
+    // ------------------------------------------------------------ connecting
+
+    fn connect(&mut self, link: Arc<Link>) {
+        if self.shutdown.is_some() {
+            self.fail_unstarted(&link, Error::Shutdown);
+            return;
+        }
+        if link.lock().state != State::Starting {
+            // Disconnected before the IO thread got to it.
+            self.fail_unstarted(&link, Error::Closed);
+            return;
+        }
+        let stream = match TcpStream::connect(link.peer) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail_unstarted(&link, Error::io("connect", &e));
+                return;
+            }
+        };
+        self.configure(&stream);
+        let stream = Arc::new(stream);
+        link.lock().stream = Some(stream.clone());
+        let io = LinkIo {
+            link,
+            stream,
+            server: None,
+            decoder: FrameDecoder::new(&self.net.config.limits),
+            phase: Phase::Connecting,
+            deadline: None,
+            was_open: false,
+            write_shut: false,
+        };
+        self.start(io);
+    }
+
+    /// A client link that never got a socket: report and mark it failed.
+    fn fail_unstarted(&mut self, link: &Link, error: Error) {
+        let client = ClientId(link.id);
+        {
+            let mut out = link.lock();
+            out.state = State::Closed;
+            out.connect = ConnectStatus::Failed(error.clone());
+            link.connect_changed.notify_all();
+        }
+        self.emit(EventKind::Error {
+            object: ObjectId::Client(client),
+            error: error.clone(),
+        });
+        self.emit(EventKind::Connected {
+            client,
+            result: Err(error),
+        });
+    }
+
+    /// The TCP connect finished (or failed) for a client link.
+    fn finish_connect(&mut self, t: usize) {
+        let Some(io) = self.links.get_mut(&t) else {
+            return;
+        };
+        let failure = match io.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match io.stream.peer_addr() {
+                Ok(_) => None,
+                // Not connected yet: a spurious wake-up.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => Some(e),
+            },
+        };
+        if let Some(e) = failure {
+            self.fail(t, Error::io("connect", &e));
+            return;
+        }
+        io.phase = Phase::Handshake;
+        io.link.lock().control.extend_from_slice(&self.preamble);
+        self.flush(t);
+    }
+
+    // ------------------------------------------------------------ link events
+
+    fn on_link_event(&mut self, t: usize, readable: bool, writable: bool) {
+        let Some(io) = self.links.get(&t) else {
+            return;
+        };
+        if io.phase == Phase::Connecting {
+            if writable || readable {
+                self.finish_connect(t);
+            }
+            return;
+        }
+        if writable {
+            self.flush(t);
+        }
+        if readable {
+            self.read(t);
+        }
+    }
+
+    fn continue_reads(&mut self) {
+        let n = self.more_to_read.len();
+        for _ in 0..n {
+            let Some(t) = self.more_to_read.pop_front() else {
+                break;
+            };
+            if self.listeners.contains_key(&t) {
+                self.accept(t);
+            } else {
+                self.read(t);
+            }
+        }
+    }
+
+    /// Writes what the link has queued. Closes it on a write error.
+    fn flush(&mut self, t: usize) {
+        let Some(io) = self.links.get(&t) else {
+            return;
+        };
+        let open = matches!(io.phase, Phase::Open | Phase::Closing);
+        let link = io.link.clone();
+        let result = {
+            let mut out = link.lock();
+            let result = out.flush(open);
+            let drained = matches!(result, Ok(Flushed::Empty)) && open && out.queue.is_empty();
+            (result, drained && std::mem::take(&mut out.refused))
+        };
+        match result {
+            (Err(e), _) => self.fail(t, Error::io("write", &e)),
+            (Ok(Flushed::Blocked), _) => {}
+            (Ok(Flushed::Empty), report_drained) => {
+                if report_drained {
+                    let object = object_of(&link);
+                    self.emit(EventKind::Drained { object });
+                }
+                if self
+                    .links
+                    .get(&t)
+                    .is_some_and(|io| io.phase == Phase::Closing)
+                {
+                    self.shut_write(t);
+                }
+            }
+        }
+    }
+
+    /// Reads what arrived, up to the budget, and decodes it.
+    fn read(&mut self, t: usize) {
+        let mut total = 0;
+        loop {
+            let Some(io) = self.links.get_mut(&t) else {
+                return;
+            };
+            let stream = io.stream.clone();
+            let result = (&*stream).read(io.decoder.read_buffer());
+            match result {
+                Ok(0) => {
+                    self.process(t);
+                    self.end_of_stream(t);
+                    return;
+                }
+                Ok(n) => {
+                    io.decoder.filled(n);
+                    total += n;
+                    if !self.process(t) {
+                        return; // paused or closed
+                    }
+                    if total >= READ_BUDGET {
+                        self.more_to_read.push_back(t);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Some(io) = self.links.get_mut(&t) {
+                        io.decoder.release_idle_memory();
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.fail(t, Error::io("read", &e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Decodes buffered bytes: the preamble, then frames. False when the
+    /// link closed or was paused (stop reading it).
+    fn process(&mut self, t: usize) -> bool {
+        let Some(io) = self.links.get_mut(&t) else {
+            return false;
+        };
+        if io.phase == Phase::Handshake {
+            match io.decoder.next_preamble() {
+                Ok(None) => return true,
+                Ok(Some(preamble)) => {
+                    if preamble.encrypted() {
+                        self.fail(t, ProtocolError::PeerRequiresKey.into());
+                        return false;
+                    }
+                    self.open(t);
+                }
+                Err(e) => {
+                    self.fail(t, e);
+                    return false;
+                }
+            }
+        }
+        let limits = self.net.config.limits;
+        loop {
+            if !self.has_room() {
+                self.paused_links.push(t);
+                return false;
+            }
+            let Some(io) = self.links.get_mut(&t) else {
+                return false;
+            };
+            let closing = io.phase == Phase::Closing;
+            let link = io.link.clone();
+            let decoded = match io.decoder.next_frame() {
+                Ok(None) => return true,
+                Ok(Some(frame)) => match frame.kind {
+                    FrameKind::Message => {
+                        frame.decode_value(&limits).map(|v| (v, frame.body.len()))
+                    }
+                },
+                Err(e) => Err(e),
+            };
+            match decoded {
+                Ok(_) if closing => {} // closing locally: discard
+                Ok((packet, size)) => {
+                    link.received
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    let from = match link.role {
+                        Role::Accepted(_) => Source::Connection(link.connection_id()),
+                        Role::Client(id) => Source::Client(id),
+                    };
+                    let mut p = Pending::new(EventKind::Receive { from, packet });
+                    p.bytes = size;
+                    self.pending.push(p);
+                    self.room = self.room.saturating_sub(1);
+                }
+                Err(e) => {
+                    self.fail(t, e);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// The peer's preamble arrived and fits: the link is usable.
+    fn open(&mut self, t: usize) {
+        let Some(io) = self.links.get_mut(&t) else {
+            return;
+        };
+        io.phase = Phase::Open;
+        io.was_open = true;
+        io.deadline = None;
+        let link = io.link.clone();
+        let server = io.server.clone();
+        let closing = {
+            let mut out = link.lock();
+            let closing = out.state == State::Closing;
+            if !closing {
+                out.state = State::Open;
+            }
+            if matches!(link.role, Role::Client(_)) {
+                out.peer_port = Some(link.peer.port());
+                out.connect = ConnectStatus::Connected(link.created.elapsed());
+                link.connect_changed.notify_all();
+            }
+            closing
+        };
+        match (link.role, server) {
+            (Role::Accepted(server_id), Some(server)) => {
+                server
+                    .conns
+                    .lock()
+                    .insert(link.connection_id(), link.clone());
+                self.emit(EventKind::Connect {
+                    connection: Connection::new(link.clone()),
+                    server: server_id,
+                });
+            }
+            (Role::Client(client), _) => self.emit(EventKind::Connected {
+                client,
+                result: Ok(()),
+            }),
+            (Role::Accepted(_), None) => {}
+        }
+        if closing {
+            self.close_locally(t);
+        } else {
+            // Send what was queued while connecting.
+            self.flush(t);
+        }
+    }
+
+    fn end_of_stream(&mut self, t: usize) {
+        let Some(io) = self.links.get(&t) else {
+            return;
+        };
+        match io.phase {
+            Phase::Closing => self.finish(t, CloseReason::ClosedLocally),
+            Phase::Connecting | Phase::Handshake => {
+                let buffered = io.decoder.buffered();
+                self.fail(t, ProtocolError::TruncatedStream { buffered }.into());
+            }
+            Phase::Open if io.decoder.buffered() > 0 => {
+                let buffered = io.decoder.buffered();
+                self.fail(t, ProtocolError::TruncatedStream { buffered }.into());
+            }
+            Phase::Open => {
+                // Best effort: the peer may still read what we had queued.
+                self.flush(t);
+                self.finish(t, CloseReason::ClosedByPeer);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ closing
+
+    /// Local close: flush what is queued (within the linger time), send our
+    /// end of stream, wait for the peer's, then close.
+    fn close_locally(&mut self, t: usize) {
+        let linger = self.net.config.linger;
+        let Some(io) = self.links.get_mut(&t) else {
+            return;
+        };
+        match io.phase {
+            Phase::Connecting | Phase::Handshake => {
+                io.link.lock().state = State::Closing;
+                self.finish(t, CloseReason::ClosedLocally);
+            }
+            Phase::Closing => {}
+            Phase::Open => {
+                io.phase = Phase::Closing;
+                io.link.lock().state = State::Closing;
+                let deadline = Instant::now() + linger;
+                io.deadline = Some(deadline);
+                self.timers.push(Reverse((deadline, t)));
+                self.flush(t);
+            }
+        }
+    }
+
+    /// Everything is flushed: send our end of stream.
+    fn shut_write(&mut self, t: usize) {
+        let Some(io) = self.links.get_mut(&t) else {
+            return;
+        };
+        if io.write_shut {
+            return;
+        }
+        io.write_shut = true;
+        if io.stream.shutdown(std::net::Shutdown::Write).is_err() {
+            self.finish(t, CloseReason::ClosedLocally);
+        }
+    }
+
+    fn close_server(&mut self, t: usize) {
+        if let Some(mut l) = self.listeners.remove(&t) {
+            let _ = self.poll.registry().deregister(&mut l.listener);
+        }
+        let ts: Vec<usize> = self
+            .links
+            .iter()
+            .filter(|(_, io)| io.server.as_ref().is_some_and(|s| token(s.id.0) == t))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in ts {
+            self.close_locally(t);
+        }
+    }
+
+    /// Closes a link because of `error`: an Error event, then the close.
+    fn fail(&mut self, t: usize, error: Error) {
+        let Some(io) = self.links.get(&t) else {
+            return;
+        };
+        let object = object_of(&io.link);
+        self.emit(EventKind::Error {
+            object,
+            error: error.clone(),
+        });
+        self.finish(t, CloseReason::Error(error));
+    }
+
+    /// Removes a link and reports its end.
+    fn finish(&mut self, t: usize, reason: CloseReason) {
+        let Some(io) = self.links.remove(&t) else {
+            return;
+        };
+        io.deregister(self.poll.registry());
+        let _ = io.stream.shutdown(std::net::Shutdown::Both);
+        let link = io.link.clone();
+        let never_connected = {
+            let mut out = link.lock();
+            out.state = State::Closed;
+            out.stream = None;
+            out.queue.clear();
+            out.queued = 0;
+            out.control.clear();
+            let pending = matches!(out.connect, ConnectStatus::Pending);
+            if pending {
+                out.connect = ConnectStatus::Failed(match &reason {
+                    CloseReason::Error(e) => e.clone(),
+                    CloseReason::Timeout => Error::Timeout {
+                        operation: "handshake",
+                        after: self.net.config.handshake_timeout,
+                    },
+                    _ => Error::Closed,
+                });
+                link.connect_changed.notify_all();
+            }
+            pending
+        };
+        if let Some(server) = &io.server {
+            server.conns.lock().remove(&link.connection_id());
+        }
+        match link.role {
+            Role::Client(client) if io.was_open => {
+                self.emit(EventKind::ServerClose { client, reason })
+            }
+            Role::Client(client) if never_connected => {
+                let error = match reason {
+                    CloseReason::Error(e) => e,
+                    CloseReason::Timeout => Error::Timeout {
+                        operation: "handshake",
+                        after: self.net.config.handshake_timeout,
+                    },
+                    _ => Error::Closed,
+                };
+                self.emit(EventKind::Connected {
+                    client,
+                    result: Err(error),
+                });
+            }
+            Role::Accepted(server) if io.was_open => self.emit(EventKind::ClientClose {
+                connection: link.connection_id(),
+                server,
+                reason,
+            }),
+            _ => {}
+        }
+    }
+
+    // ------------------------------------------------------------ time
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((when, t))) = self.timers.peek().copied() {
+            if when > now {
+                break;
+            }
+            self.timers.pop();
+            if self.listeners.contains_key(&t) {
+                self.accept(t); // back-off over
+                continue;
+            }
+            let Some(io) = self.links.get(&t) else {
+                continue;
+            };
+            if io.deadline != Some(when) {
+                continue; // superseded
+            }
+            match io.phase {
+                Phase::Connecting | Phase::Handshake => {
+                    let after = self.net.config.handshake_timeout;
+                    let object = object_of(&io.link);
+                    self.emit(EventKind::Error {
+                        object,
+                        error: Error::Timeout {
+                            operation: "handshake",
+                            after,
+                        },
+                    });
+                    self.finish(t, CloseReason::Timeout);
+                }
+                Phase::Closing => self.finish(t, CloseReason::ClosedLocally),
+                Phase::Open => {}
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ shutdown
+
+    fn begin_shutdown(&mut self, deadline: Instant) {
+        self.shutdown = Some(deadline);
+        let servers: Vec<usize> = self.listeners.keys().copied().collect();
+        for t in servers {
+            self.close_server(t);
+        }
+        let links: Vec<usize> = self.links.keys().copied().collect();
+        for t in links {
+            self.close_locally(t);
+        }
+    }
+
+    fn finish_shutdown(&mut self) {
+        self.finish_shutdown_with(CloseReason::ClosedLocally);
+    }
+
+    fn finish_shutdown_with(&mut self, reason: CloseReason) {
+        let links: Vec<usize> = self.links.keys().copied().collect();
+        for t in links {
+            self.finish(t, reason.clone());
+        }
+        self.listeners.clear();
+        // Clients created but never started (their Connect command arrived
+        // after shutdown began) are failed by handle_commands.
+        self.handle_commands();
+        self.flush_events();
+        self.net.ring.wake_waiters();
+    }
+}
+
+fn object_of(link: &Link) -> ObjectId {
+    match link.role {
+        Role::Accepted(_) => ObjectId::Connection(link.connection_id()),
+        Role::Client(id) => ObjectId::Client(id),
+    }
+}
+
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    // EMFILE (24): process limit; ENFILE (23): system limit.
+    matches!(e.raw_os_error(), Some(23 | 24))
+}

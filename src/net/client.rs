@@ -1,0 +1,94 @@
+//! [`Client`]: a connection to a server.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::args;
+use super::ids::ClientId;
+use super::link::Link;
+use super::send_error::SendError;
+use crate::error::Error;
+use crate::value::Value;
+
+/// A client connection (the seed's `network.Client`). Created at once; a
+/// [`Connected`](crate::EventKind::Connected) event reports how connecting
+/// went. Dropping it disconnects, after flushing what was queued.
+pub struct Client {
+    pub(crate) link: Arc<Link>,
+}
+
+impl Client {
+    /// This client's id (events name it by this).
+    pub fn id(&self) -> ClientId {
+        ClientId(self.link.id)
+    }
+
+    /// The process-unique socket id (the seed's `GetSocket()`).
+    pub fn socket_id(&self) -> u64 {
+        self.link.id
+    }
+
+    /// The server's port once connected, `None` before.
+    pub fn port(&self) -> Option<u16> {
+        self.link.lock().peer_port
+    }
+
+    /// The server's IP address, as text.
+    pub fn address(&self) -> String {
+        self.link.peer.ip().to_string()
+    }
+
+    /// Queues `value` for the server. Before the connection is up, messages
+    /// wait in the queue; once closed, sends fail with [`SendError::Closed`].
+    pub fn send(&self, value: &Value) -> Result<(), SendError> {
+        let frame = self.link.net.encode(value)?;
+        self.link.send_frame(frame)
+    }
+
+    /// Sends any `Serialize` type, converted with [`to_value`](crate::to_value).
+    pub fn send_serialized<T: serde::Serialize + ?Sized>(
+        &self,
+        message: &T,
+    ) -> Result<(), SendError> {
+        self.send(&crate::to_value(message)?)
+    }
+
+    /// Blocks until connected (returning roughly how long connecting took,
+    /// from the client's creation), until connecting fails, or until
+    /// `timeout` passes. The seed's default is 2 s; valid 0.25 s ..= 10 s.
+    pub fn wait_for_connect(&self, timeout: Duration) -> Result<Duration, Error> {
+        self.link.wait_connected(args::connect_timeout(timeout)?)
+    }
+
+    /// Disconnects after flushing what was queued.
+    pub fn disconnect(&self) {
+        self.link.request_close();
+    }
+
+    /// True while connected.
+    pub fn is_connected(&self) -> bool {
+        self.link.is_open()
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.link.queued_bytes()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.link.request_close();
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id())
+            .field("server", &self.link.peer)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}

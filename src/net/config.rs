@@ -1,0 +1,127 @@
+//! [`Config`]: everything a [`Network`](crate::Network) can be tuned by.
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::proto::Limits;
+
+/// What happens when the event ring is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverflowPolicy {
+    /// The seed's behaviour: the oldest events are overwritten, and a
+    /// [`Dropped`](crate::EventKind::Dropped) event counts them.
+    #[default]
+    Overwrite,
+    /// Nothing is lost: while the ring is full the IO thread stops reading
+    /// sockets (TCP flow control slows the senders) and stops accepting;
+    /// connect, close and error events of known connections are held until
+    /// there is room.
+    Lossless,
+}
+
+/// Network configuration. Start from `Config::default()` and change fields;
+/// [`Network::with_config`](crate::Network::with_config) validates it and
+/// names the first bad field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Event ring slots (default 2000, as in the seed).
+    pub event_capacity: usize,
+    /// Event ring byte budget for received packets (default 64 MiB).
+    pub event_bytes: usize,
+    /// What a full ring does (default: overwrite the oldest, as the seed).
+    pub overflow: OverflowPolicy,
+    /// Frame size and nesting limits, both directions.
+    pub limits: Limits,
+    /// Outgoing bytes a connection may have queued (default 8 MiB). An empty
+    /// queue always accepts one message up to the maximum frame size.
+    pub send_queue_bytes: usize,
+    /// Time a new connection has to finish its preamble/handshake (default 10 s).
+    pub handshake_timeout: Duration,
+    /// Time a closing connection has to flush what was queued (default 5 s).
+    pub linger: Duration,
+    /// Set TCP_NODELAY on every connection (default true: Nagle's algorithm
+    /// costs tens of milliseconds per round trip).
+    pub nodelay: bool,
+    /// TCP keepalive idle time; `None` turns keepalive off (default 60 s).
+    pub keepalive: Option<Duration>,
+    /// Listen backlog for servers (default 1024; the kernel caps it at somaxconn).
+    pub listen_backlog: u32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            event_capacity: 2000,
+            event_bytes: 64 * 1024 * 1024,
+            overflow: OverflowPolicy::Overwrite,
+            limits: Limits::default(),
+            send_queue_bytes: 8 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            linger: Duration::from_secs(5),
+            nodelay: true,
+            keepalive: Some(Duration::from_secs(60)),
+            listen_backlog: 1024,
+        }
+    }
+}
+
+fn invalid(argument: &'static str, expected: &'static str, got: impl ToString) -> Error {
+    Error::InvalidArgument {
+        argument,
+        expected,
+        got: got.to_string(),
+    }
+}
+
+impl Config {
+    /// Checks every field; the error names the first one out of range.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.limits.validate()?;
+        if !(1..=10_000_000).contains(&self.event_capacity) {
+            return Err(invalid(
+                "event_capacity",
+                "1..=10000000 events",
+                self.event_capacity,
+            ));
+        }
+        if self.event_bytes < self.limits.max_frame_size {
+            return Err(invalid(
+                "event_bytes",
+                "at least limits.max_frame_size",
+                self.event_bytes,
+            ));
+        }
+        if self.send_queue_bytes == 0 {
+            return Err(invalid("send_queue_bytes", "at least 1 byte", 0));
+        }
+        let sane = Duration::from_millis(1)..=Duration::from_secs(3600);
+        if !sane.contains(&self.handshake_timeout) {
+            return Err(invalid(
+                "handshake_timeout",
+                "1 ms ..= 1 hour",
+                format!("{:?}", self.handshake_timeout),
+            ));
+        }
+        if self.linger > Duration::from_secs(3600) {
+            return Err(invalid(
+                "linger",
+                "at most 1 hour",
+                format!("{:?}", self.linger),
+            ));
+        }
+        if let Some(k) = self.keepalive
+            && !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&k)
+        {
+            return Err(invalid(
+                "keepalive",
+                "1 s ..= 1 day, or None",
+                format!("{k:?}"),
+            ));
+        }
+        if !(1..=65_535).contains(&self.listen_backlog) {
+            return Err(invalid("listen_backlog", "1..=65535", self.listen_backlog));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,108 @@
+//! [`Connection`]: the owning handle of a connection a server accepted.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::ids::{ConnectionId, ServerId};
+use super::link::{Link, Role};
+use super::send_error::SendError;
+use crate::value::Value;
+
+/// A connection accepted by a server (the seed's `ClientConnection`), handed
+/// out once by the [`Connect`](crate::EventKind::Connect) event.
+///
+/// It **owns** the connection: clones share ownership, and when the last one
+/// is dropped the connection closes (after flushing what was queued), as the
+/// seed's object closes when garbage-collected. Keep one (for example in a
+/// map keyed by [`Connection::id`]) for as long as the connection should live.
+#[derive(Clone)]
+pub struct Connection(Arc<Owner>);
+
+struct Owner {
+    link: Arc<Link>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.link.request_close();
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(link: Arc<Link>) -> Connection {
+        Connection(Arc::new(Owner { link }))
+    }
+
+    fn link(&self) -> &Link {
+        &self.0.link
+    }
+
+    /// This connection's id (events name it by this).
+    pub fn id(&self) -> ConnectionId {
+        self.link().connection_id()
+    }
+
+    /// The server that accepted it.
+    pub fn server_id(&self) -> ServerId {
+        match self.link().role {
+            Role::Accepted(server) => server,
+            // Connections are only made for accepted links.
+            Role::Client(_) => ServerId(0),
+        }
+    }
+
+    /// The process-unique socket id (the seed's `GetSocket()`).
+    pub fn socket_id(&self) -> u64 {
+        self.link().id
+    }
+
+    /// The peer's port.
+    pub fn port(&self) -> u16 {
+        self.link().peer.port()
+    }
+
+    /// The peer's IP address, as text.
+    pub fn address(&self) -> String {
+        self.link().peer.ip().to_string()
+    }
+
+    /// Queues `value` for this connection.
+    pub fn send(&self, value: &Value) -> Result<(), SendError> {
+        let frame = self.link().net.encode(value)?;
+        self.link().send_frame(frame)
+    }
+
+    /// Sends any `Serialize` type, converted with [`to_value`](crate::to_value).
+    pub fn send_serialized<T: serde::Serialize + ?Sized>(
+        &self,
+        message: &T,
+    ) -> Result<(), SendError> {
+        self.send(&crate::to_value(message)?)
+    }
+
+    /// Closes the connection after flushing what was queued (other clones
+    /// then see it closed).
+    pub fn disconnect(&self) {
+        self.link().request_close();
+    }
+
+    /// True until the connection closes or starts closing.
+    pub fn is_open(&self) -> bool {
+        self.link().is_open()
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.link().queued_bytes()
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id())
+            .field("server", &self.server_id())
+            .field("peer", &self.link().peer)
+            .finish()
+    }
+}

@@ -1,0 +1,127 @@
+//! [`Event`]s: what the IO threads report to the application.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::connection::Connection;
+use super::ids::{ClientId, ConnectionId, ObjectId, ServerId};
+use crate::error::Error;
+use crate::value::Value;
+
+/// Something that happened on the network, in the order the IO thread saw it.
+#[derive(Debug)]
+pub struct Event {
+    /// When the IO thread saw it.
+    pub time: Instant,
+    /// The same moment on the wall clock.
+    pub wall_time: SystemTime,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// Seconds since the Unix epoch, with a fraction (the seed's `.Timestamp`).
+    pub fn timestamp(&self) -> f64 {
+        self.wall_time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs_f64()
+    }
+}
+
+/// Who sent a received packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A connection accepted by one of our servers.
+    Connection(ConnectionId),
+    /// The server one of our clients is connected to.
+    Client(ClientId),
+}
+
+/// Why a connection closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer closed the connection cleanly.
+    ClosedByPeer,
+    /// This side closed it: `disconnect`, dropping the last handle, or shutdown.
+    ClosedLocally,
+    /// An error ended it; the error says which.
+    Error(Error),
+    /// A time limit passed (for example the handshake timeout).
+    Timeout,
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::ClosedByPeer => f.write_str("closed by peer"),
+            CloseReason::ClosedLocally => f.write_str("closed locally"),
+            CloseReason::Error(e) => write!(f, "error: {e}"),
+            CloseReason::Timeout => f.write_str("timed out"),
+        }
+    }
+}
+
+/// The kinds of [`Event`]. The seed's codes are named beside each.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// `EVENT_CONNECT`: a server accepted a connection and it is ready.
+    /// `connection` is the owning handle: keep it (or a clone), or the
+    /// connection closes when the last one is dropped.
+    Connect {
+        /// The owning handle of the new connection.
+        connection: Connection,
+        /// The server that accepted it.
+        server: ServerId,
+    },
+    /// `EVENT_CONNECTED`: a client's connection attempt finished.
+    Connected {
+        /// Which client.
+        client: ClientId,
+        /// Success, or why it failed.
+        result: Result<(), Error>,
+    },
+    /// `EVENT_RECEIVE`: a packet arrived.
+    Receive {
+        /// Where it came from.
+        from: Source,
+        /// The table (or other value) that was sent.
+        packet: Value,
+    },
+    /// `EVENT_SERVER_CLOSE`: a client's connection to its server closed.
+    ServerClose {
+        /// Which client.
+        client: ClientId,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// `EVENT_CLIENT_CLOSE`: a connection accepted by a server closed.
+    ClientClose {
+        /// Which connection.
+        connection: ConnectionId,
+        /// The server it belonged to.
+        server: ServerId,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// `EVENT_ERROR`: something went wrong with an object.
+    Error {
+        /// Which object.
+        object: ObjectId,
+        /// What went wrong (its `Display` is the seed's `.Errors` text).
+        error: Error,
+    },
+    /// The ring was full and this many of the oldest events were overwritten
+    /// (Lua sees `EVENT_ERROR` with a nil `.Object`).
+    Dropped {
+        /// How many events were lost.
+        count: u64,
+    },
+    /// A send queue that refused a message ([`SendError::QueueFull`](crate::SendError::QueueFull))
+    /// has drained completely: sending can resume.
+    Drained {
+        /// Which client or connection.
+        object: ObjectId,
+    },
+}

@@ -1,0 +1,140 @@
+//! [`Server`]: accepts connections and sends to them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::ids::{ConnectionId, ServerId};
+use super::link::Link;
+use super::send_error::SendError;
+use super::shared::{Command, NetShared};
+use crate::value::Value;
+
+pub(crate) struct ServerShared {
+    pub(crate) id: ServerId,
+    pub(crate) local: SocketAddr,
+    /// Open connections (after their handshake), by id. These references do
+    /// not keep a connection open: the `Connection` handles do.
+    pub(crate) conns: Mutex<HashMap<ConnectionId, Arc<Link>>>,
+}
+
+/// A listening server (the seed's `network.Server`). Dropping it stops
+/// accepting and closes its connections, after flushing what they had queued.
+pub struct Server {
+    pub(crate) shared: Arc<ServerShared>,
+    pub(crate) net: Arc<NetShared>,
+}
+
+impl Server {
+    /// This server's id, as events name it.
+    pub fn id(&self) -> ServerId {
+        self.shared.id
+    }
+
+    /// The process-unique socket id (the seed's `GetSocket()`).
+    pub fn socket_id(&self) -> u64 {
+        self.shared.id.0
+    }
+
+    /// The port it listens on (the real one when it was created with port 0).
+    pub fn port(&self) -> u16 {
+        self.shared.local.port()
+    }
+
+    /// The IP address it listens on, as text.
+    pub fn address(&self) -> String {
+        self.shared.local.ip().to_string()
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.shared.conns.lock().len()
+    }
+
+    /// Ids of the open connections.
+    pub fn connections(&self) -> Vec<ConnectionId> {
+        self.shared.conns.lock().keys().copied().collect()
+    }
+
+    fn link(&self, id: ConnectionId) -> Option<Arc<Link>> {
+        self.shared.conns.lock().get(&id).cloned()
+    }
+
+    /// Sends `value` to one connection.
+    pub fn send_to(&self, id: ConnectionId, value: &Value) -> Result<(), SendError> {
+        let frame = self.net.encode(value)?;
+        self.link(id).ok_or(SendError::Closed)?.send_frame(frame)
+    }
+
+    /// Sends `value` to each listed connection; returns how many accepted it
+    /// (the seed's `server:Send`). The value is encoded once.
+    pub fn send(&self, value: &Value, to: &[ConnectionId]) -> usize {
+        let Ok(frame) = self.net.encode(value) else {
+            return 0;
+        };
+        to.iter()
+            .filter_map(|id| self.link(*id))
+            .filter(|link| link.send_frame(frame.clone()).is_ok())
+            .count()
+    }
+
+    /// Sends `value` to every open connection; returns how many accepted it.
+    /// The value is encoded once for all of them.
+    pub fn broadcast(&self, value: &Value) -> usize {
+        let Ok(frame) = self.net.encode(value) else {
+            return 0;
+        };
+        let links: Vec<Arc<Link>> = self.shared.conns.lock().values().cloned().collect();
+        links
+            .iter()
+            .filter(|link| link.send_frame(frame.clone()).is_ok())
+            .count()
+    }
+
+    /// Sends any `Serialize` type, converted with [`to_value`](crate::to_value).
+    pub fn send_serialized<T: serde::Serialize + ?Sized>(
+        &self,
+        id: ConnectionId,
+        message: &T,
+    ) -> Result<(), SendError> {
+        self.send_to(id, &crate::to_value(message)?)
+    }
+
+    /// Closes each listed connection after flushing what it had queued;
+    /// returns how many were open.
+    pub fn disconnect(&self, ids: &[ConnectionId]) -> usize {
+        ids.iter()
+            .filter_map(|id| self.link(*id))
+            .map(|link| link.request_close())
+            .count()
+    }
+
+    /// Bytes queued for one connection and not yet written.
+    pub fn queued_bytes(&self, id: ConnectionId) -> Option<usize> {
+        self.link(id).map(|l| l.queued_bytes())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.net.command(Command::CloseServer(self.shared.id));
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("id", &self.shared.id)
+            .field("local", &self.shared.local)
+            .field("connections", &self.connection_count())
+            .finish()
+    }
+}

@@ -1,0 +1,135 @@
+//! [`NetShared`]: what the handles and the IO thread share, and the commands
+//! handles send to the IO thread.
+
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::config::Config;
+use super::ids::ServerId;
+use super::link::Link;
+use super::ring::Ring;
+use super::server::ServerShared;
+use crate::error::Error;
+use crate::proto::encode_message_to_vec;
+use crate::value::Value;
+
+/// Work for the IO thread.
+pub(crate) enum Command {
+    /// Start accepting on this listener.
+    Listen(Arc<ServerShared>, mio::net::TcpListener),
+    /// Start connecting this client link.
+    Connect(Arc<Link>),
+    /// This link's queue went from empty to non-empty (or a direct write failed).
+    Flush(u64),
+    /// Close this link after flushing (bounded by the linger time).
+    Close(u64),
+    /// Stop this server and close its connections.
+    CloseServer(ServerId),
+    /// The lossless ring has room again: resume reading and accepting.
+    Resume,
+    /// Close everything, flushing until `deadline`, then stop the thread.
+    Shutdown(Instant),
+}
+
+#[derive(Default)]
+struct IoThread {
+    handle: Option<JoinHandle<()>>,
+    started: bool,
+    shut_down: bool,
+}
+
+pub(crate) struct NetShared {
+    pub(crate) config: Config,
+    pub(crate) ring: Ring,
+    commands: Mutex<Vec<Command>>,
+    waker: OnceLock<mio::Waker>,
+    io: Mutex<IoThread>,
+}
+
+impl NetShared {
+    pub(crate) fn new(config: Config) -> Arc<NetShared> {
+        let ring = Ring::new(config.event_capacity, config.event_bytes, config.overflow);
+        let shared = Arc::new(NetShared {
+            config,
+            ring,
+            commands: Mutex::new(Vec::new()),
+            waker: OnceLock::new(),
+            io: Mutex::new(IoThread::default()),
+        });
+        // A weak reference: the ring must not keep the network alive.
+        let weak = Arc::downgrade(&shared);
+        shared.ring.set_resume(Some(Arc::new(move || {
+            if let Some(net) = weak.upgrade() {
+                net.command(Command::Resume);
+            }
+        })));
+        shared
+    }
+
+    /// Starts the IO thread on first use.
+    pub(crate) fn ensure_running(self: &Arc<Self>) -> Result<(), Error> {
+        let mut io = self.io.lock();
+        if io.shut_down {
+            return Err(Error::Shutdown);
+        }
+        if io.started {
+            return Ok(());
+        }
+        let poll = mio::Poll::new().map_err(|e| Error::io("create poller", &e))?;
+        let waker = mio::Waker::new(poll.registry(), crate::io::WAKER)
+            .map_err(|e| Error::io("create waker", &e))?;
+        let _ = self.waker.set(waker);
+        let shared = self.clone();
+        let handle = std::thread::Builder::new()
+            .name("tablenet-io".into())
+            .spawn(move || crate::io::run(poll, shared))
+            .map_err(|e| Error::io("spawn IO thread", &e))?;
+        io.handle = Some(handle);
+        io.started = true;
+        Ok(())
+    }
+
+    /// Queues a command, waking the IO thread if the queue was empty.
+    pub(crate) fn command(&self, command: Command) {
+        let was_empty = {
+            let mut commands = self.commands.lock();
+            let was_empty = commands.is_empty();
+            commands.push(command);
+            was_empty
+        };
+        if was_empty && let Some(waker) = self.waker.get() {
+            // A failed wake leaves the command queued for the next poll.
+            let _ = waker.wake();
+        }
+    }
+
+    pub(crate) fn take_commands(&self) -> Vec<Command> {
+        std::mem::take(&mut *self.commands.lock())
+    }
+
+    /// Encodes a value as one frame, once, for any number of receivers.
+    pub(crate) fn encode(&self, value: &Value) -> Result<Bytes, Error> {
+        encode_message_to_vec(value, &self.config.limits).map(Bytes::from)
+    }
+
+    /// Starts shutting down without waiting. Returns the IO thread to join.
+    pub(crate) fn begin_shutdown(&self, deadline: Instant) -> Option<JoinHandle<()>> {
+        let handle = {
+            let mut io = self.io.lock();
+            if io.shut_down {
+                return None;
+            }
+            io.shut_down = true;
+            io.handle.take()
+        };
+        if handle.is_some() {
+            self.command(Command::Shutdown(deadline));
+        }
+        self.ring.wake_waiters();
+        handle
+    }
+}
