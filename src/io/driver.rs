@@ -48,8 +48,10 @@ pub(crate) struct Driver {
     /// Lossless policy: links and listeners paused while the ring is full.
     paused_links: Vec<usize>,
     paused_accept: bool,
-    /// Lossless policy: events the ring can still take before we must ask it.
+    /// Lossless policy: events and packet bytes the ring can still take
+    /// before we must ask it again.
     room: usize,
+    room_bytes: usize,
     shutdown: Option<Instant>,
     preamble: Vec<u8>,
 }
@@ -70,6 +72,7 @@ impl Driver {
             paused_links: Vec::new(),
             paused_accept: false,
             room: 0,
+            room_bytes: 0,
             shutdown: None,
             preamble,
         }
@@ -191,29 +194,26 @@ impl Driver {
 
     // ------------------------------------------------------------ lossless room
 
-    /// Lossless policy: true when one more data event fits in the ring.
-    fn has_room(&mut self) -> bool {
+    /// Lossless policy: true when one more event holding `bytes` of packet
+    /// fits in the ring. Always true under Overwrite.
+    fn has_room(&mut self, bytes: usize) -> bool {
         if self.net.ring.policy() == OverflowPolicy::Overwrite {
             return true;
         }
-        if self.room > 0 {
+        if self.room > 0 && self.room_bytes >= bytes {
             return true;
         }
-        // Hand over what we produced, then ask the ring.
+        // Hand over what we produced, then ask the ring how much fits.
         self.flush_events();
-        if self.net.ring.pause_if_full() {
-            return false;
-        }
-        // Re-check after a few events, not after every one.
-        self.room = 16;
-        true
+        (self.room, self.room_bytes) = self.net.ring.room_or_pause(bytes);
+        self.room > 0 && self.room_bytes >= bytes
     }
 
     // ------------------------------------------------------------ accepting
 
     fn accept(&mut self, t: usize) {
         for _ in 0..ACCEPT_BUDGET {
-            if !self.has_room() {
+            if !self.has_room(0) {
                 self.paused_accept = true;
                 return;
             }
@@ -357,10 +357,13 @@ impl Driver {
             out.connect = ConnectStatus::Failed(error.clone());
             link.connect_changed.notify_all();
         }
-        self.emit(EventKind::Error {
-            object: ObjectId::Client(client),
-            error: error.clone(),
-        });
+        // Closed: the application dropped or disconnected it; no error to report.
+        if error != Error::Closed {
+            self.emit(EventKind::Error {
+                object: ObjectId::Client(client),
+                error: error.clone(),
+            });
+        }
         self.emit(EventKind::Connected {
             client,
             result: Err(error),
@@ -399,6 +402,15 @@ impl Driver {
         if io.phase == Phase::Connecting {
             if writable || readable {
                 self.finish_connect(t);
+                // Edge-triggered: the server's preamble may have come with
+                // the same notification, and no new edge will announce it.
+                if self
+                    .links
+                    .get(&t)
+                    .is_some_and(|io| io.phase == Phase::Handshake)
+                {
+                    self.read(t);
+                }
             }
             return;
         }
@@ -458,6 +470,16 @@ impl Driver {
 
     /// Reads what arrived, up to the budget, and decodes it.
     fn read(&mut self, t: usize) {
+        // Frames left undecoded by a lossless pause come first: the socket
+        // may have nothing new to say.
+        if self
+            .links
+            .get(&t)
+            .is_some_and(|io| io.decoder.buffered() > 0)
+            && !self.process(t)
+        {
+            return;
+        }
         let mut total = 0;
         loop {
             let Some(io) = self.links.get_mut(&t) else {
@@ -521,7 +543,13 @@ impl Driver {
         }
         let limits = self.net.config.limits;
         loop {
-            if !self.has_room() {
+            let Some(io) = self.links.get(&t) else {
+                return false;
+            };
+            // Check for room before taking the frame out, so a paused link
+            // keeps it buffered.
+            let size = io.decoder.next_frame_len().unwrap_or(0);
+            if !self.has_room(size) {
                 self.paused_links.push(t);
                 return false;
             }
@@ -552,6 +580,7 @@ impl Driver {
                     p.bytes = size;
                     self.pending.push(p);
                     self.room = self.room.saturating_sub(1);
+                    self.room_bytes = self.room_bytes.saturating_sub(size);
                 }
                 Err(e) => {
                     self.fail(t, e);
@@ -616,8 +645,7 @@ impl Driver {
         match io.phase {
             Phase::Closing => self.finish(t, CloseReason::ClosedLocally),
             Phase::Connecting | Phase::Handshake => {
-                let buffered = io.decoder.buffered();
-                self.fail(t, ProtocolError::TruncatedStream { buffered }.into());
+                self.fail(t, ProtocolError::ClosedDuringHandshake.into());
             }
             Phase::Open if io.decoder.buffered() > 0 => {
                 let buffered = io.decoder.buffered();

@@ -147,16 +147,31 @@ impl Ring {
         }
     }
 
-    /// Lossless policy: true (and remembers to resume the IO thread later)
-    /// when the ring has no room for more data. Always false under Overwrite.
-    pub(crate) fn pause_if_full(&self) -> bool {
+    /// Lossless policy: how many more events, and packet bytes, fit now.
+    /// When an event of `bytes` does not fit, also remembers to resume the IO
+    /// thread once the application makes room. An empty ring always takes
+    /// one event (a frame is never larger than the budget). Unlimited under
+    /// Overwrite.
+    pub(crate) fn room_or_pause(&self, bytes: usize) -> (usize, usize) {
         if self.policy == OverflowPolicy::Overwrite {
-            return false;
+            return (usize::MAX, usize::MAX);
         }
         let mut st = self.state.lock();
-        let full = st.events.len() >= self.capacity || st.bytes >= self.byte_budget;
-        st.paused |= full;
-        full
+        let events = self.capacity.saturating_sub(st.events.len());
+        let room_bytes = if st.events.is_empty() {
+            self.byte_budget.max(bytes)
+        } else {
+            self.byte_budget.saturating_sub(st.bytes)
+        };
+        st.paused |= events == 0 || room_bytes < bytes;
+        (events, room_bytes)
+    }
+
+    /// Lossless policy: true (and remembers to resume the IO thread later)
+    /// when the ring has no room for more data. Always false under Overwrite.
+    #[cfg(test)]
+    pub(crate) fn pause_if_full(&self) -> bool {
+        self.room_or_pause(0).0 == 0
     }
 
     /// Takes every queued event, oldest first, without blocking.

@@ -208,6 +208,14 @@ impl FrameDecoder {
         }
     }
 
+    /// Length (kind byte and body) of the next frame if it has fully arrived,
+    /// without taking it out.
+    pub fn next_frame_len(&self) -> Option<usize> {
+        let pending = self.pending();
+        let len = u32::from_le_bytes(*pending.first_chunk::<LENGTH_PREFIX>()?) as usize;
+        (pending.len() >= LENGTH_PREFIX + len).then_some(len)
+    }
+
     /// Takes the next complete frame, if one has fully arrived.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, Error> {
         let pending = self.pending();
