@@ -172,6 +172,9 @@ pub enum ProtocolError {
     /// This side has a key, and the peer talks only plain.
     #[error("a key is configured here, and the peer has none (it talks unencrypted)")]
     PeerHasNoKey,
+    /// The peer closed the connection before the preamble exchange finished.
+    #[error("the peer closed the connection during the handshake")]
+    ClosedDuringHandshake,
     /// The peer closed the stream in the middle of a frame or the preamble.
     #[error("stream ended in the middle of a frame ({buffered} bytes pending)")]
     TruncatedStream {

@@ -1,39 +1,59 @@
 //! tablenet: exchange Lua-like value tables over TCP.
 //!
-//! A message is a [`Value`], usually a [`Table`]: the basic Lua types (nil,
-//! boolean, integer, float, byte string, table) with Lua's rules for keys.
-//! Build one with [`table!`], convert your own types with [`to_value`] and
-//! [`from_value`], and put it on the wire with the sans-IO codec in [`proto`].
+//! A [`Network`] runs a background IO thread. Servers and clients made from it
+//! send [`Value`]s (usually [`Table`]s: the basic Lua types with Lua's key
+//! rules), and everything that happens comes back as [`Event`]s that your own
+//! loop drains with [`Network::poll_events`] or [`Network::wait_events`].
 //!
 //! ```
-//! use tablenet::proto::{FrameDecoder, Limits, encode_message_to_vec};
-//! use tablenet::{Value, table};
+//! use std::time::Duration;
+//! use tablenet::{EventKind, Network, table};
 //!
-//! let limits = Limits::default();
-//! let message = table! { "OpCode" => 10, "Data" => "From server" };
-//! let bytes = encode_message_to_vec(&message.into(), &limits)?;
+//! let net = Network::new();
+//! let server = net.server("127.0.0.1", 0, None)?; // port 0: the OS chooses
+//! let client = net.client("127.0.0.1", server.port(), None)?;
+//! client.wait_for_connect(Duration::from_secs(2))?;
+//! client.send(&table! { "OpCode" => 10, "Data" => "From server" }.into())?;
 //!
-//! let mut decoder = FrameDecoder::new(&limits);
-//! decoder.push(&bytes);
-//! let frame = decoder.next_frame()?.expect("one whole frame was pushed");
-//! let received = frame.decode_value(&limits)?;
-//! assert_eq!(received["Data"].as_str(), Some("From server"));
-//! # Ok::<(), tablenet::Error>(())
+//! let mut connections = Vec::new(); // Connect hands out the owning handle: keep it
+//! 'outer: loop {
+//!     for event in net.wait_events(Duration::from_secs(5)) {
+//!         match event.kind {
+//!             EventKind::Connect { connection, .. } => connections.push(connection),
+//!             EventKind::Receive { packet, .. } => {
+//!                 assert_eq!(packet["Data"].as_str(), Some("From server"));
+//!                 break 'outer;
+//!             }
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//! net.shutdown(Duration::from_secs(1));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! How a message travels (the IO layer arrives with the networking core):
+//! How a message travels:
 //!
 //! ```text
-//!  sender                                   receiver
-//!  Value --encode_message--> frame bytes    socket bytes --FrameDecoder::push-->
-//!        (once per message,   (shared by     next_frame --decode_value--> Value
-//!         limits checked)      all peers)    (limits checked before allocating)
+//!  your thread                     IO thread (one per Network, any number of sockets)
+//!  ───────────                     ─────────
+//!  send(&value)
+//!   └ encode once ──> frame ──┬──> written at once if the connection is idle
+//!                             └──> queued; IO thread writes many frames per syscall
+//!
+//!                                  socket ──> FrameDecoder ──> decode_value
+//!                                                                   │
+//!  poll_events() / wait_events() <── event ring (2000 slots) <─ Receive/Connect/...
 //! ```
 //!
-//! Everything in [`proto`] is pure code over byte buffers: no sockets,
-//! threads or clocks, so it is tested and fuzzed in memory. Untrusted bytes
+//! The protocol core in [`proto`] is pure code over byte buffers (no sockets,
+//! threads or clocks), so it is tested and fuzzed in memory. Untrusted bytes
 //! give an [`Error`], never a panic, a stack overflow or an allocation larger
 //! than the input justifies.
+//!
+//! Values: build tables with [`table!`], convert your own types with
+//! [`to_value`] and [`from_value`]. The wire format is specified in
+//! `docs/PROTOCOL.md`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -148,7 +148,11 @@ impl Link {
                 limit,
             });
         }
-        if out.state == State::Open && out.queue.is_empty() && self.idle(&out) {
+        if out.state == State::Open
+            && out.queue.is_empty()
+            && out.control.is_empty()
+            && self.idle(&out)
+        {
             match self.write_direct(&mut out, &frame) {
                 Ok(written) if written == len => return Ok(()),
                 Ok(written) => {
