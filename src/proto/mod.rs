@@ -22,6 +22,7 @@
 mod frame;
 mod limits;
 mod preamble;
+pub mod secure;
 mod wire;
 
 pub use frame::{

@@ -1,0 +1,110 @@
+//! The pre-shared key: parsed from hex, zeroized on drop, never printed.
+
+use std::fmt;
+use std::str::FromStr;
+
+use zeroize::Zeroize;
+
+use crate::error::Error;
+
+/// What a valid key looks like, for [`Error::InvalidArgument`].
+const EXPECTED: &str = "32 or 64 hex digits (128- or 256-bit key)";
+
+/// A pre-shared key of 128 or 256 bits.
+///
+/// The bytes are overwritten with zeros when the key is dropped, and
+/// [`Debug`](fmt::Debug) shows only the key's size, never its bytes:
+///
+/// ```
+/// use tablenet::proto::secure::SecretKey;
+///
+/// let key = SecretKey::from_hex("0C03EA65238DD2C25EB87CE563868098")?;
+/// assert_eq!(key.bits(), 128);
+/// assert_eq!(format!("{key:?}"), "SecretKey(128 bits)");
+/// # Ok::<(), tablenet::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct SecretKey {
+    /// The key in the first `len` bytes; the rest stay zero.
+    bytes: [u8; 32],
+    /// 16 or 32.
+    len: usize,
+}
+
+impl SecretKey {
+    /// Parses a key from 32 hex digits (a 128-bit key) or 64 hex digits (a
+    /// 256-bit key), upper or lower case.
+    ///
+    /// Any other length is refused, and so is a character that is not a hex
+    /// digit; the error names the character and its position (counted from
+    /// 1). The error never repeats the key's digits.
+    pub fn from_hex(hex: &str) -> Result<SecretKey, Error> {
+        let mut key = SecretKey {
+            bytes: [0; 32],
+            len: 0,
+        };
+        let mut digits = 0usize;
+        for (index, c) in hex.chars().enumerate() {
+            let Some(nibble) = c.to_digit(16) else {
+                return Err(invalid(format!(
+                    "non-hex character {c:?} at position {}",
+                    index + 1
+                )));
+            };
+            // to_digit(16) is at most 15.
+            let nibble = u8::try_from(nibble).unwrap_or_default();
+            if let Some(byte) = key.bytes.get_mut(digits / 2) {
+                *byte |= if digits.is_multiple_of(2) {
+                    nibble << 4
+                } else {
+                    nibble
+                };
+            }
+            digits += 1;
+        }
+        if digits != 32 && digits != 64 {
+            return Err(invalid(format!("{digits} hex digits")));
+        }
+        key.len = digits / 2;
+        Ok(key)
+    }
+
+    /// The key's size in bits: 128 or 256.
+    pub fn bits(&self) -> usize {
+        self.len * 8
+    }
+
+    /// The key's bytes.
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+fn invalid(got: String) -> Error {
+    Error::InvalidArgument {
+        argument: "key",
+        expected: EXPECTED,
+        got,
+    }
+}
+
+impl FromStr for SecretKey {
+    type Err = Error;
+
+    /// Same as [`SecretKey::from_hex`].
+    fn from_str(hex: &str) -> Result<SecretKey, Error> {
+        SecretKey::from_hex(hex)
+    }
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey({} bits)", self.bits())
+    }
+}
