@@ -142,8 +142,12 @@ impl Ring {
         // Dropped outside the lock: an overwritten Connect event's handle
         // closes its connection, and a large packet takes time to free.
         drop(overwritten);
-        if became_ready && let Some(hook) = self.hook.lock().clone() {
-            hook();
+        if became_ready {
+            // Cloned first: the hook may itself set or clear the hook.
+            let hook = self.hook.lock().clone();
+            if let Some(hook) = hook {
+                hook();
+            }
         }
     }
 
@@ -214,10 +218,11 @@ impl Ring {
         }
         out.extend(st.events.drain(..).map(|(e, _)| e));
         st.bytes = 0;
-        if std::mem::take(&mut st.paused)
-            && let Some(resume) = self.resume.lock().clone()
-        {
-            resume();
+        if std::mem::take(&mut st.paused) {
+            let resume = self.resume.lock().clone();
+            if let Some(resume) = resume {
+                resume();
+            }
         }
         out
     }

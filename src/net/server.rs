@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use super::ids::{ConnectionId, ServerId};
 use super::link::Link;
 use super::send_error::SendError;
-use super::shared::{Command, NetShared};
+use super::shared::{Command, Keying, NetShared};
 use crate::value::Value;
 
 pub(crate) struct ServerShared {
@@ -19,6 +19,8 @@ pub(crate) struct ServerShared {
     /// Open connections (after their handshake), by id. These references do
     /// not keep a connection open: the `Connection` handles do.
     pub(crate) conns: Mutex<HashMap<ConnectionId, Arc<Link>>>,
+    /// The key its connections must use, if encrypted.
+    pub(crate) keying: Option<Arc<Keying>>,
 }
 
 /// A listening server (the seed's `network.Server`). Dropping it stops
@@ -109,11 +111,11 @@ impl Server {
     }
 
     /// Closes each listed connection after flushing what it had queued;
-    /// returns how many were open.
+    /// returns how many were open (not already closing).
     pub fn disconnect(&self, ids: &[ConnectionId]) -> usize {
         ids.iter()
             .filter_map(|id| self.link(*id))
-            .map(|link| link.request_close())
+            .filter(|link| link.request_close())
             .count()
     }
 
