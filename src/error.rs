@@ -70,6 +70,16 @@ pub enum Error {
     /// The network was shut down.
     #[error("the network has been shut down")]
     Shutdown,
+    /// The encrypted channel failed: wrong key, a tampered or replayed frame,
+    /// a cipher mismatch...
+    #[error("{0}")]
+    Secure(crate::proto::secure::SecureError),
+}
+
+impl From<crate::proto::secure::SecureError> for Error {
+    fn from(e: crate::proto::secure::SecureError) -> Self {
+        Error::Secure(e)
+    }
 }
 
 impl Error {
@@ -167,11 +177,17 @@ pub enum ProtocolError {
     #[error("malformed value: {0}")]
     Malformed(String),
     /// This side has no key, and the peer talks only encrypted.
-    #[error("the peer requires a key (encryption), and none is configured here")]
-    PeerRequiresKey,
+    #[error("the {peer} requires a key (encryption), and none is configured here")]
+    PeerRequiresKey {
+        /// `"server"` or `"client"`: who the peer is.
+        peer: &'static str,
+    },
     /// This side has a key, and the peer talks only plain.
-    #[error("a key is configured here, and the peer has none (it talks unencrypted)")]
-    PeerHasNoKey,
+    #[error("a key is configured here, and the {peer} has none (it talks unencrypted)")]
+    PeerHasNoKey {
+        /// `"server"` or `"client"`: who the peer is.
+        peer: &'static str,
+    },
     /// The peer closed the connection before the preamble exchange finished.
     #[error("the peer closed the connection during the handshake")]
     ClosedDuringHandshake,

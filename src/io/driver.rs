@@ -17,9 +17,10 @@ use crate::net::OverflowPolicy;
 use crate::net::link::{ConnectStatus, Flushed, Link, Role, State};
 use crate::net::ring::Pending;
 use crate::net::server::ServerShared;
-use crate::net::shared::{Command, NetShared};
+use crate::net::shared::{Command, Keying, NetShared};
 use crate::net::{ClientId, CloseReason, Connection, EventKind, ObjectId, Source};
-use crate::proto::{FrameDecoder, FrameKind, Preamble};
+use crate::proto::secure::{Handshake, Role as SecureRole, Sealer, TAG_LEN};
+use crate::proto::{FrameDecoder, Preamble};
 
 /// Bytes read from one link before the others get a turn.
 const READ_BUDGET: usize = 256 * 1024;
@@ -260,10 +261,12 @@ impl Driver {
         peer: std::net::SocketAddr,
     ) {
         let id = crate::net::ids_next();
+        let keying = server.keying.clone();
         let link = Arc::new(Link::new(
             id,
             Role::Accepted(server.id),
             peer,
+            keying.clone(),
             self.net.clone(),
         ));
         self.configure(&stream);
@@ -272,19 +275,49 @@ impl Driver {
             let mut out = link.lock();
             out.stream = Some(stream.clone());
             out.peer_port = Some(peer.port());
-            out.control.extend_from_slice(&self.preamble);
         }
-        let io = LinkIo {
+        let mut io = LinkIo {
             link,
             stream,
             server: Some(server),
-            decoder: FrameDecoder::new(&self.net.config.limits),
+            decoder: self.decoder(keying.as_deref()),
             phase: Phase::Handshake,
             deadline: None,
             was_open: false,
             write_shut: false,
+            handshake: None,
+            opener: None,
         };
+        let started = self.begin_handshake(&mut io, SecureRole::Server);
+        let t = token(io.link.id);
         self.start(io);
+        if let Err(e) = started {
+            self.fail(t, e);
+        }
+    }
+
+    /// A receive decoder; encrypted frames carry a tag on top of the limit.
+    fn decoder(&self, keying: Option<&Keying>) -> FrameDecoder {
+        let limits = self.net.config.limits;
+        let mut decoder = FrameDecoder::new(&limits);
+        if keying.is_some() {
+            decoder.set_max_frame_size(limits.max_frame_size + TAG_LEN);
+        }
+        decoder
+    }
+
+    /// Queues our preamble: plain, or the encrypted handshake's with a fresh salt.
+    fn begin_handshake(&self, io: &mut LinkIo, role: SecureRole) -> Result<(), Error> {
+        let mut out = io.link.lock();
+        match io.link.keying.as_deref() {
+            None => out.control.extend_from_slice(&self.preamble),
+            Some(keying) => {
+                let handshake = Handshake::with_random_salt(role, &keying.key, keying.suite)?;
+                handshake.preamble().encode(&mut out.control)?;
+                io.handshake = Some(handshake);
+            }
+        }
+        Ok(())
     }
 
     /// Sets the per-connection socket options. Failures only cost performance.
@@ -335,15 +368,18 @@ impl Driver {
         self.configure(&stream);
         let stream = Arc::new(stream);
         link.lock().stream = Some(stream.clone());
+        let decoder = self.decoder(link.keying.as_deref());
         let io = LinkIo {
             link,
             stream,
             server: None,
-            decoder: FrameDecoder::new(&self.net.config.limits),
+            decoder,
             phase: Phase::Connecting,
             deadline: None,
             was_open: false,
             write_shut: false,
+            handshake: None,
+            opener: None,
         };
         self.start(io);
     }
@@ -389,8 +425,15 @@ impl Driver {
             return;
         }
         io.phase = Phase::Handshake;
-        io.link.lock().control.extend_from_slice(&self.preamble);
-        self.flush(t);
+        let Some(mut io) = self.links.remove(&t) else {
+            return;
+        };
+        let started = self.begin_handshake(&mut io, SecureRole::Client);
+        self.links.insert(t, io);
+        match started {
+            Ok(()) => self.flush(t),
+            Err(e) => self.fail(t, e),
+        }
     }
 
     // ------------------------------------------------------------ link events
@@ -526,14 +569,62 @@ impl Driver {
             return false;
         };
         if io.phase == Phase::Handshake {
-            match io.decoder.next_preamble() {
+            let peer = match io.link.role {
+                Role::Accepted(_) => "client",
+                Role::Client(_) => "server",
+            };
+            let preamble = match io.decoder.next_preamble() {
                 Ok(None) => return true,
-                Ok(Some(preamble)) => {
-                    if preamble.encrypted() {
-                        self.fail(t, ProtocolError::PeerRequiresKey.into());
+                Ok(Some(preamble)) => preamble,
+                Err(e) => {
+                    self.fail(t, e);
+                    return false;
+                }
+            };
+            match (io.handshake.as_mut(), preamble.encrypted()) {
+                (None, false) => self.open(t, None),
+                (None, true) => {
+                    self.fail(t, ProtocolError::PeerRequiresKey { peer }.into());
+                    return false;
+                }
+                (Some(_), false) => {
+                    self.fail(t, ProtocolError::PeerHasNoKey { peer }.into());
+                    return false;
+                }
+                (Some(handshake), true) => match handshake.receive_preamble(&preamble) {
+                    Ok(confirm) => {
+                        io.link.lock().control.extend_from_slice(&confirm);
+                        io.phase = Phase::Confirm;
+                        self.flush(t);
+                    }
+                    Err(e) => {
+                        self.fail(t, e.into());
                         return false;
                     }
-                    self.open(t);
+                },
+            }
+        }
+        let Some(io) = self.links.get_mut(&t) else {
+            return false;
+        };
+        if io.phase == Phase::Confirm {
+            let LinkIo {
+                decoder, handshake, ..
+            } = io;
+            let confirmed = match (decoder.next_raw_frame(), handshake.as_mut()) {
+                (Ok(None), _) => return true,
+                (Ok(Some((prefix, payload))), Some(handshake)) => handshake
+                    .receive_confirm(prefix, payload)
+                    .map_err(Error::from),
+                (Ok(Some(_)), None) => Err(Error::Closed),
+                (Err(e), _) => Err(e),
+            };
+            match confirmed {
+                Ok(session) => {
+                    let (sealer, opener) = session.into_parts();
+                    io.opener = Some(opener);
+                    io.handshake = None;
+                    self.open(t, Some(sealer));
                 }
                 Err(e) => {
                     self.fail(t, e);
@@ -558,13 +649,9 @@ impl Driver {
             };
             let closing = io.phase == Phase::Closing;
             let link = io.link.clone();
-            let decoded = match io.decoder.next_frame() {
+            let decoded = match io.next_message(&limits) {
                 Ok(None) => return true,
-                Ok(Some(frame)) => match frame.kind {
-                    FrameKind::Message => {
-                        frame.decode_value(&limits).map(|v| (v, frame.body.len()))
-                    }
-                },
+                Ok(Some(message)) => Ok(message),
                 Err(e) => Err(e),
             };
             match decoded {
@@ -590,8 +677,9 @@ impl Driver {
         }
     }
 
-    /// The peer's preamble arrived and fits: the link is usable.
-    fn open(&mut self, t: usize) {
+    /// The handshake finished: the link is usable. `sealer` is set for
+    /// encrypted links.
+    fn open(&mut self, t: usize, sealer: Option<Sealer>) {
         let Some(io) = self.links.get_mut(&t) else {
             return;
         };
@@ -600,6 +688,18 @@ impl Driver {
         io.deadline = None;
         let link = io.link.clone();
         let server = io.server.clone();
+        let sealed = match sealer {
+            Some(sealer) => link.lock().start_sealing(sealer),
+            None => Ok(()),
+        };
+        if let Err(e) = sealed {
+            let error = match e {
+                crate::net::SendError::Unsendable(e) => e,
+                other => Error::Convert(other.to_string()),
+            };
+            self.fail(t, error);
+            return;
+        }
         let closing = {
             let mut out = link.lock();
             let closing = out.state == State::Closing;
@@ -644,7 +744,7 @@ impl Driver {
         };
         match io.phase {
             Phase::Closing => self.finish(t, CloseReason::ClosedLocally),
-            Phase::Connecting | Phase::Handshake => {
+            Phase::Connecting | Phase::Handshake | Phase::Confirm => {
                 self.fail(t, ProtocolError::ClosedDuringHandshake.into());
             }
             Phase::Open if io.decoder.buffered() > 0 => {
@@ -669,7 +769,7 @@ impl Driver {
             return;
         };
         match io.phase {
-            Phase::Connecting | Phase::Handshake => {
+            Phase::Connecting | Phase::Handshake | Phase::Confirm => {
                 io.link.lock().state = State::Closing;
                 self.finish(t, CloseReason::ClosedLocally);
             }
@@ -806,7 +906,7 @@ impl Driver {
                 continue; // superseded
             }
             match io.phase {
-                Phase::Connecting | Phase::Handshake => {
+                Phase::Connecting | Phase::Handshake | Phase::Confirm => {
                     let after = self.net.config.handshake_timeout;
                     let object = object_of(&io.link);
                     self.emit(EventKind::Error {

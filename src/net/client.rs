@@ -63,7 +63,7 @@ impl Client {
 
     /// Disconnects after flushing what was queued.
     pub fn disconnect(&self) {
-        self.link.request_close();
+        let _ = self.link.request_close();
     }
 
     /// True while connected.
@@ -79,7 +79,7 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        self.link.request_close();
+        let _ = self.link.request_close();
     }
 }
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::proto::Limits;
+use crate::proto::secure::CipherSuite;
 
 /// What happens when the event ring is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,6 +48,11 @@ pub struct Config {
     pub keepalive: Option<Duration>,
     /// Listen backlog for servers (default 1024; the kernel caps it at somaxconn).
     pub listen_backlog: u32,
+    /// Cipher for encrypted connections. `None` (the default) picks AES-GCM
+    /// by key length: AES-128-GCM for 32 hex digits, AES-256-GCM for 64.
+    /// `Some(CipherSuite::ChaCha20Poly1305)` suits machines without AES
+    /// instructions (256-bit keys only). Both sides must choose the same.
+    pub cipher: Option<CipherSuite>,
 }
 
 impl Default for Config {
@@ -62,6 +68,7 @@ impl Default for Config {
             nodelay: true,
             keepalive: Some(Duration::from_secs(60)),
             listen_backlog: 1024,
+            cipher: None,
         }
     }
 }

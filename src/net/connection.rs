@@ -24,7 +24,7 @@ struct Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.link.request_close();
+        let _ = self.link.request_close();
     }
 }
 
@@ -83,7 +83,7 @@ impl Connection {
     /// Closes the connection after flushing what was queued (other clones
     /// then see it closed).
     pub fn disconnect(&self) {
-        self.link().request_close();
+        let _ = self.link().request_close();
     }
 
     /// True until the connection closes or starts closing.

@@ -27,8 +27,9 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::ids::{ClientId, ConnectionId, ServerId};
 use super::send_error::SendError;
-use super::shared::{Command, NetShared};
+use super::shared::{Command, Keying, NetShared};
 use crate::error::Error;
+use crate::proto::secure::Sealer;
 
 /// A direct write is allowed this long after the previous one even when
 /// nothing was received in between (a sender pausing between messages).
@@ -85,6 +86,8 @@ pub(crate) struct Outgoing {
     /// Port of the peer once connected (clients) or at accept.
     pub(crate) peer_port: Option<u16>,
     pub(crate) connect: ConnectStatus,
+    /// Seals outgoing frames once an encrypted handshake has finished.
+    pub(crate) sealer: Option<Sealer>,
 }
 
 /// One connection's shared state.
@@ -94,6 +97,8 @@ pub(crate) struct Link {
     pub(crate) role: Role,
     /// Peer address (a client's target; an accepted connection's peer).
     pub(crate) peer: SocketAddr,
+    /// The key, when the connection is encrypted.
+    pub(crate) keying: Option<Arc<Keying>>,
     pub(crate) out: Mutex<Outgoing>,
     /// Signalled when `connect` leaves `Pending`.
     pub(crate) connect_changed: Condvar,
@@ -104,11 +109,18 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    pub(crate) fn new(id: u64, role: Role, peer: SocketAddr, net: Arc<NetShared>) -> Link {
+    pub(crate) fn new(
+        id: u64,
+        role: Role,
+        peer: SocketAddr,
+        keying: Option<Arc<Keying>>,
+        net: Arc<NetShared>,
+    ) -> Link {
         Link {
             id,
             role,
             peer,
+            keying,
             out: Mutex::new(Outgoing {
                 state: State::Starting,
                 stream: None,
@@ -120,6 +132,7 @@ impl Link {
                 last_direct: None,
                 peer_port: None,
                 connect: ConnectStatus::Pending,
+                sealer: None,
             }),
             connect_changed: Condvar::new(),
             received: AtomicBool::new(false),
@@ -148,6 +161,14 @@ impl Link {
                 limit,
             });
         }
+        // Sealed here, under the lock, so counter order is wire order. Before
+        // the handshake ends there is no sealer yet: the IO thread seals the
+        // queue when it opens the link.
+        let frame = match out.sealer.as_mut() {
+            Some(sealer) => seal(sealer, frame)?,
+            None => frame,
+        };
+        let len = frame.len();
         if out.state == State::Open
             && out.queue.is_empty()
             && out.control.is_empty()
@@ -214,14 +235,16 @@ impl Link {
     }
 
     /// Asks the IO thread to close this link after flushing what is queued.
-    pub(crate) fn request_close(&self) {
+    /// False when it was already closing or closed.
+    pub(crate) fn request_close(&self) -> bool {
         let mut out = self.out.lock();
         if matches!(out.state, State::Closing | State::Closed) {
-            return;
+            return false;
         }
         out.state = State::Closing;
         drop(out);
         self.net.command(Command::Close(self.id));
+        true
     }
 
     pub(crate) fn queued_bytes(&self) -> usize {
@@ -264,6 +287,18 @@ impl Link {
     }
 }
 
+/// Seals one plain frame. A frame only this send holds is sealed in place.
+fn seal(sealer: &mut Sealer, frame: Bytes) -> Result<Bytes, SendError> {
+    let mut buf = match frame.try_into_mut() {
+        Ok(unique) => Vec::from(unique),
+        Err(shared) => shared.to_vec(),
+    };
+    sealer
+        .seal_in_place(&mut buf, 0)
+        .map_err(|e| SendError::Unsendable(e.into()))?;
+    Ok(Bytes::from(buf))
+}
+
 /// Result of one flush attempt by the IO thread.
 pub(crate) enum Flushed {
     /// Everything written.
@@ -273,6 +308,20 @@ pub(crate) enum Flushed {
 }
 
 impl Outgoing {
+    /// The handshake finished: seal what was queued in plain, in order, and
+    /// keep the sealer for later sends.
+    pub(crate) fn start_sealing(&mut self, mut sealer: Sealer) -> Result<(), SendError> {
+        let queue = std::mem::take(&mut self.queue);
+        self.queued = 0;
+        for frame in queue {
+            let sealed = seal(&mut sealer, frame)?;
+            self.queued += sealed.len();
+            self.queue.push_back(sealed);
+        }
+        self.sealer = Some(sealer);
+        Ok(())
+    }
+
     /// Writes control bytes, then queued frames (only when `open`), gathering
     /// up to 64 frames per syscall.
     pub(crate) fn flush(&mut self, open: bool) -> io::Result<Flushed> {

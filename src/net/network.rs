@@ -16,7 +16,7 @@ use super::event::Event;
 use super::ids::{ServerId, next_socket_id};
 use super::link::{Link, Role};
 use super::server::{Server, ServerShared};
-use super::shared::{Command, NetShared};
+use super::shared::{Command, Keying, NetShared};
 use crate::error::Error;
 
 /// The network context (the seed's `network` module): background IO, the
@@ -105,7 +105,7 @@ impl Network {
     pub fn server(&self, address: &str, port: u16, key: Option<&str>) -> Result<Server, Error> {
         let ip = args::address(address)?;
         let port = args::server_port(port)?;
-        check_key(key)?;
+        let keying = Keying::from_argument(key, &self.shared.config)?;
         self.shared.ensure_running()?;
         let listener = listen(SocketAddr::new(ip, port), &self.shared.config)?;
         let local = listener.local_addr().map_err(|e| Error::io("bind", &e))?;
@@ -113,6 +113,7 @@ impl Network {
             id: ServerId(next_socket_id()),
             local,
             conns: Mutex::new(HashMap::new()),
+            keying,
         });
         let listener = mio::net::TcpListener::from_std(listener);
         self.shared
@@ -128,13 +129,14 @@ impl Network {
     pub fn client(&self, address: &str, port: u16, key: Option<&str>) -> Result<Client, Error> {
         let ip = args::address(address)?;
         let port = args::client_port(port)?;
-        check_key(key)?;
+        let keying = Keying::from_argument(key, &self.shared.config)?;
         self.shared.ensure_running()?;
         let id = next_socket_id();
         let link = Arc::new(Link::new(
             id,
             Role::Client(super::ids::ClientId(id)),
             SocketAddr::new(ip, port),
+            keying,
             self.shared.clone(),
         ));
         self.shared.command(Command::Connect(link.clone()));
@@ -158,19 +160,6 @@ impl fmt::Debug for Network {
         f.debug_struct("Network")
             .field("config", &self.shared.config)
             .finish_non_exhaustive()
-    }
-}
-
-/// Validates a key argument. Encryption arrives with the next release: until
-/// then a key is refused rather than silently ignored.
-fn check_key(key: Option<&str>) -> Result<(), Error> {
-    match key {
-        None => Ok(()),
-        Some(k) => Err(Error::InvalidArgument {
-            argument: "key",
-            expected: "None (encryption is not available in this build yet)",
-            got: format!("{} characters", k.len()),
-        }),
     }
 }
 

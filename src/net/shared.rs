@@ -17,6 +17,34 @@ use crate::error::Error;
 use crate::proto::encode_message_to_vec;
 use crate::value::Value;
 
+/// A pre-shared key and the cipher it is used with.
+pub(crate) struct Keying {
+    pub(crate) key: crate::proto::secure::SecretKey,
+    pub(crate) suite: crate::proto::secure::CipherSuite,
+}
+
+impl Keying {
+    /// Parses a key argument with the configured cipher; `None` for plain.
+    pub(crate) fn from_argument(
+        key: Option<&str>,
+        config: &Config,
+    ) -> Result<Option<Arc<Keying>>, Error> {
+        let Some(hex) = key else {
+            return Ok(None);
+        };
+        let key = crate::proto::secure::SecretKey::from_hex(hex)?;
+        let suite = config
+            .cipher
+            .unwrap_or_else(|| crate::proto::secure::CipherSuite::for_key(&key));
+        suite.check_key(&key).map_err(|e| Error::InvalidArgument {
+            argument: "key",
+            expected: "a key as long as the configured cipher needs",
+            got: e.to_string(),
+        })?;
+        Ok(Some(Arc::new(Keying { key, suite })))
+    }
+}
+
 /// Work for the IO thread.
 pub(crate) enum Command {
     /// Start accepting on this listener.

@@ -84,6 +84,10 @@ pub fn encode_message_to_vec(value: &Value, limits: &Limits) -> Result<Vec<u8>, 
     Ok(out)
 }
 
+/// A frame's length prefix and its uninterpreted payload, borrowed mutably
+/// from the decoder's buffer (see [`FrameDecoder::next_raw_frame`]).
+pub type RawFrame<'a> = ([u8; LENGTH_PREFIX], &'a mut [u8]);
+
 /// One frame, borrowed from the decoder's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame<'a> {
@@ -163,10 +167,9 @@ impl FrameDecoder {
     /// no receive memory.
     pub fn release_idle_memory(&mut self) {
         if self.start == self.end {
-            *self = FrameDecoder::new(&Limits {
-                max_frame_size: self.max_frame_size,
-                ..Limits::default()
-            });
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
         }
     }
 
@@ -214,6 +217,38 @@ impl FrameDecoder {
         let pending = self.pending();
         let len = u32::from_le_bytes(*pending.first_chunk::<LENGTH_PREFIX>()?) as usize;
         (pending.len() >= LENGTH_PREFIX + len).then_some(len)
+    }
+
+    /// Takes the next complete frame without interpreting it: its length
+    /// prefix and its payload, mutable so a sealed payload can be opened in
+    /// place. For encrypted connections, whose payload is ciphertext.
+    pub fn next_raw_frame(&mut self) -> Result<Option<RawFrame<'_>>, Error> {
+        let pending = self.pending();
+        let Some(prefix) = pending.first_chunk::<LENGTH_PREFIX>().copied() else {
+            return Ok(None);
+        };
+        let len = u32::from_le_bytes(prefix) as usize;
+        if len > self.max_frame_size {
+            return Err(Error::FrameTooLarge {
+                size: len as u64,
+                limit: self.max_frame_size,
+            });
+        }
+        if pending.len() < LENGTH_PREFIX + len {
+            return Ok(None);
+        }
+        let at = self.start + LENGTH_PREFIX;
+        self.start = at + len;
+        Ok(self
+            .buf
+            .get_mut(at..at + len)
+            .map(|payload| (prefix, payload)))
+    }
+
+    /// Changes the largest frame accepted from now on (an encrypted
+    /// connection's frames carry a 16-byte tag on top of the limit).
+    pub fn set_max_frame_size(&mut self, max_frame_size: usize) {
+        self.max_frame_size = max_frame_size;
     }
 
     /// Takes the next complete frame, if one has fully arrived.
