@@ -139,9 +139,13 @@ impl NetShared {
         std::mem::take(&mut *self.commands.lock())
     }
 
-    /// Encodes a value as one frame, once, for any number of receivers.
+        /// Encodes a value as one frame, once, for any number of receivers.
     pub(crate) fn encode(&self, value: &Value) -> Result<Bytes, Error> {
-        encode_message_to_vec(value, &self.config.limits).map(Bytes::from)
+        let mut frame = encode_message_to_vec(value, &self.config.limits)?;
+        // Room for an encryption tag, so sealing in place never reallocates
+        // (and copies) a large frame.
+        frame.reserve(crate::proto::secure::TAG_LEN);
+        Ok(Bytes::from(frame))
     }
 
     /// Starts shutting down without waiting. Returns the IO thread to join.
