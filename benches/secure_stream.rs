@@ -23,7 +23,9 @@ fn stream(key: Option<&str>) -> f64 {
     let client = client_net
         .client("127.0.0.1", server.port(), key)
         .expect("client");
-    client.wait_for_connect(Duration::from_secs(5)).expect("connect");
+    client
+        .wait_for_connect(Duration::from_secs(5))
+        .expect("connect");
     let message: Value = table! { "Blob" => vec![0xA5u8; PAYLOAD] }.into();
 
     let sender = std::thread::spawn(move || {
@@ -35,7 +37,10 @@ fn stream(key: Option<&str>) -> f64 {
                 // Back off until the queue has drained; never spin.
                 Err(SendError::QueueFull { .. }) => loop {
                     let events = client_net.wait_events(Duration::from_secs(5));
-                    if events.iter().any(|e| matches!(e.kind, EventKind::Drained { .. })) {
+                    if events
+                        .iter()
+                        .any(|e| matches!(e.kind, EventKind::Drained { .. }))
+                    {
                         break;
                     }
                 },

@@ -139,7 +139,7 @@ impl NetShared {
         std::mem::take(&mut *self.commands.lock())
     }
 
-        /// Encodes a value as one frame, once, for any number of receivers.
+    /// Encodes a value as one frame, once, for any number of receivers.
     pub(crate) fn encode(&self, value: &Value) -> Result<Bytes, Error> {
         let mut frame = encode_message_to_vec(value, &self.config.limits)?;
         // Room for an encryption tag, so sealing in place never reallocates
