@@ -124,7 +124,7 @@ pub enum ProtocolError {
     BadMagic {
         /// The first bytes received (up to four).
         found: Vec<u8>,
-        /// A guess at what the peer speaks instead, such as " : an HTTP request".
+        /// A guess at what the peer speaks instead, such as ": looks like HTTP".
         hint: &'static str,
     },
     /// The peer speaks a protocol version this build does not.

@@ -19,7 +19,7 @@ use crate::net::ring::Pending;
 use crate::net::server::ServerShared;
 use crate::net::shared::{Command, Keying, NetShared};
 use crate::net::{ClientId, CloseReason, Connection, EventKind, ObjectId, Source};
-use crate::proto::secure::{Handshake, Role as SecureRole, Sealer, TAG_LEN};
+use crate::proto::secure::{CONFIRM_FRAME_LEN, Handshake, Role as SecureRole, Sealer, TAG_LEN};
 use crate::proto::{FrameDecoder, Preamble};
 
 /// Bytes read from one link before the others get a turn.
@@ -595,6 +595,11 @@ impl Driver {
                     Ok(confirm) => {
                         io.link.lock().control.extend_from_slice(&confirm);
                         io.phase = Phase::Confirm;
+                        // Until the peer proves it has the key, accept no frame
+                        // but its key confirmation: nobody without the key can
+                        // make us buffer more than 53 bytes.
+                        io.decoder
+                            .set_max_frame_size(CONFIRM_FRAME_LEN - crate::proto::LENGTH_PREFIX);
                         self.flush(t);
                     }
                     Err(e) => {
@@ -624,6 +629,8 @@ impl Driver {
                     let (sealer, opener) = session.into_parts();
                     io.opener = Some(opener);
                     io.handshake = None;
+                    let limit = self.net.config.limits.max_frame_size + TAG_LEN;
+                    io.decoder.set_max_frame_size(limit);
                     self.open(t, Some(sealer));
                 }
                 Err(e) => {
