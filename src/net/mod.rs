@@ -24,3 +24,20 @@ pub use send_error::SendError;
 pub use server::Server;
 
 pub(crate) use ids::next_socket_id as ids_next;
+
+#[cfg(test)]
+mod tests {
+    /// The contract: every handle can be shared between threads and printed.
+    #[test]
+    fn handles_are_send_sync_debug() {
+        fn check<T: Send + Sync + std::fmt::Debug>() {}
+        check::<super::Network>();
+        check::<super::Server>();
+        check::<super::Client>();
+        check::<super::Connection>();
+        check::<super::Event>();
+        check::<super::Config>();
+        check::<super::SendError>();
+        check::<crate::Error>();
+    }
+}
