@@ -5,7 +5,8 @@
 //! client                                              server
 //!   preamble: flags 01, ext = suite, client salt  ->
 //!                       <-  preamble: flags 01, ext = suite, server salt
-//!   (both derive: salt = client salt || server salt, ikm = the key)
+//!   (both derive: salt = client salt || server salt, ikm = the key,
+//!    info = direction label || suite byte)
 //!   confirm frame, client-to-server key, counter 0 ->
 //!                       <-  confirm frame, server-to-client key, counter 0
 //! ```
@@ -39,10 +40,16 @@ pub const CONFIRM_KIND: u8 = 0x02;
 pub const CONFIRM_FRAME_LEN: usize = LENGTH_PREFIX + 1 + TRANSCRIPT_LEN + TAG_LEN;
 /// Bytes in the transcript hash (SHA-256).
 const TRANSCRIPT_LEN: usize = 32;
-/// HKDF info for the client-to-server key.
-const INFO_CLIENT_TO_SERVER: &[u8] = b"tablenet v1 client to server";
-/// HKDF info for the server-to-client key.
-const INFO_SERVER_TO_CLIENT: &[u8] = b"tablenet v1 server to client";
+/// Bytes in a direction's label, the ASCII start of its HKDF info.
+const INFO_LABEL_LEN: usize = 28;
+/// Bytes in a direction's HKDF info: its label, then the suite byte.
+const INFO_LEN: usize = INFO_LABEL_LEN + 1;
+/// The label of the client-to-server key's HKDF info: the info is these 28
+/// bytes then the suite byte (see [`hkdf_info`]).
+const INFO_CLIENT_TO_SERVER: &[u8; INFO_LABEL_LEN] = b"tablenet v1 client to server";
+/// The label of the server-to-client key's HKDF info: the info is these 28
+/// bytes then the suite byte (see [`hkdf_info`]).
+const INFO_SERVER_TO_CLIENT: &[u8; INFO_LABEL_LEN] = b"tablenet v1 server to client";
 
 /// Which end of the connection this side is. The client's salt comes first
 /// in the key derivation, and each role seals with its own direction's key.
@@ -226,8 +233,8 @@ impl Handshake {
             Cipher::new(self.suite, okm)
                 .map_err(|_| SecureError::Misuse("internal: cipher key length"))
         };
-        let client_to_server = derive(INFO_CLIENT_TO_SERVER)?;
-        let server_to_client = derive(INFO_SERVER_TO_CLIENT)?;
+        let client_to_server = derive(&hkdf_info(INFO_CLIENT_TO_SERVER, self.suite))?;
+        let server_to_client = derive(&hkdf_info(INFO_SERVER_TO_CLIENT, self.suite))?;
         let (seal_key, open_key) = match self.role {
             Role::Client => (client_to_server, server_to_client),
             Role::Server => (server_to_client, client_to_server),
@@ -297,6 +304,16 @@ impl fmt::Debug for Handshake {
             .field("state", &state)
             .finish_non_exhaustive()
     }
+}
+
+/// A direction's HKDF info: its 28-byte label, then the suite byte (29
+/// bytes). Binding the suite separates the domains: the same key and salts
+/// never give the same session keys under two ciphers.
+fn hkdf_info(label: &[u8; INFO_LABEL_LEN], suite: CipherSuite) -> [u8; INFO_LEN] {
+    let mut info = [0; INFO_LEN];
+    info[..INFO_LABEL_LEN].copy_from_slice(label);
+    info[INFO_LABEL_LEN] = suite.to_byte();
+    info
 }
 
 /// An encrypted preamble's extension.

@@ -8,8 +8,9 @@
 //!   (`[suite byte][salt]`, flags bit 0 set).
 //! - Per-direction session keys come from HKDF-SHA256 (salt = the client's
 //!   salt then the server's, input key = the pre-shared key, info
-//!   `tablenet v1 client to server` / `tablenet v1 server to client`), so
-//!   every connection has new keys.
+//!   `tablenet v1 client to server` / `tablenet v1 server to client` followed
+//!   by the suite byte, 29 bytes), so every connection has new keys, and the
+//!   same key never gives the same session keys under two cipher suites.
 //! - Each side's first frame is a key confirmation over both preambles, so a
 //!   wrong key or an altered preamble fails the handshake, not the first
 //!   message.
@@ -108,3 +109,5 @@ pub enum SecureError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectors;
