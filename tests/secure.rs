@@ -869,7 +869,7 @@ fn raw_peers_with_foreign_or_malformed_bytes_are_refused() {
                 b.extend_from_slice(&u32::MAX.to_le_bytes());
                 b
             }),
-                        &["exceeds the maximum frame size"],
+            &["exceeds the maximum frame size"],
         ),
         (
             // Below the application frame limit, but no key confirmation is
