@@ -1,5 +1,7 @@
 mod util;
 
+use util::{CONNECT_TIMEOUT, client_close, closed_port, connect, listen, receive, server_close};
+
 // Loopback tests of the network's events: each kind, ordering, selective
 // sends, the frame size limit, timestamps and IPv6.
 
@@ -10,70 +12,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tablenet::proto::{LENGTH_PREFIX, Limits, encode_message_to_vec};
 use tablenet::{
     Client, ClientId, CloseReason, Config, Connection, ConnectionId, Error, Event, EventKind,
-    Network, ObjectId, SendError, Server, ServerId, Source, Value, table,
+    Network, ObjectId, SendError, Server, Source, Value, table,
 };
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn listen(net: &Network) -> Server {
-    net.server("127.0.0.1", 0, None).unwrap()
-}
-
-/// Connects a client of `client_net` to `server` (of `server_net`) and
-/// returns it with the server side's owning handle.
-fn connect(server_net: &Network, client_net: &Network, server: &Server) -> (Client, Connection) {
-    let client = client_net
-        .client(&server.address(), server.port(), None)
-        .unwrap();
-    client.wait_for_connect(CONNECT_TIMEOUT).unwrap();
-    let conn = util::accept(server_net);
-    (client, conn)
-}
 
 /// A network whose ring holds `capacity` events.
 fn net_with_capacity(capacity: usize) -> Network {
     let mut cfg = Config::default();
     cfg.event_capacity = capacity;
     Network::with_config(cfg).unwrap()
-}
-
-/// Waits for the one `Receive` expected next and returns it.
-fn receive(net: &Network) -> (Source, Value) {
-    let (ev, _) = util::wait_for(net, |e| matches!(e.kind, EventKind::Receive { .. }));
-    match ev.kind {
-        EventKind::Receive { from, packet } => (from, packet),
-        _ => unreachable!(),
-    }
-}
-
-/// Waits for the `ServerClose` of `client` and returns its reason.
-fn server_close(net: &Network, client: ClientId) -> CloseReason {
-    let (ev, _) = util::wait_for(
-        net,
-        |e| matches!(&e.kind, EventKind::ServerClose { client: c, .. } if *c == client),
-    );
-    match ev.kind {
-        EventKind::ServerClose { reason, .. } => reason,
-        _ => unreachable!(),
-    }
-}
-
-/// Waits for the `ClientClose` of `connection` and returns its server and reason.
-fn client_close(net: &Network, connection: ConnectionId) -> (ServerId, CloseReason) {
-    let (ev, _) = util::wait_for(
-        net,
-        |e| matches!(&e.kind, EventKind::ClientClose { connection: c, .. } if *c == connection),
-    );
-    match ev.kind {
-        EventKind::ClientClose { server, reason, .. } => (server, reason),
-        _ => unreachable!(),
-    }
-}
-
-/// A port on 127.0.0.1 that nothing listens on (it was free a moment ago).
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 fn seq_of(packet: &Value) -> i64 {

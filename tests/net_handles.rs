@@ -1,5 +1,7 @@
 mod util;
 
+use util::{CONNECT_TIMEOUT, client_close, closed_port, connect, listen, receive, server_close};
+
 // Loopback tests of the handles: every method of Server, Client and
 // Connection, closing by drop, wait_for_connect, argument checks, sends after
 // close, sends before connect, and Network::shutdown.
@@ -19,23 +21,8 @@ use std::time::{Duration, Instant};
 use tablenet::proto::{FrameDecoder, Limits, Preamble, encode_message_to_vec};
 use tablenet::{
     Client, ClientId, CloseReason, Config, Connection, ConnectionId, Error, EventKind, Network,
-    ObjectId, SendError, Server, ServerId, Source, Value, table,
+    ObjectId, SendError, ServerId, Source, Value, table,
 };
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn listen(net: &Network) -> Server {
-    net.server("127.0.0.1", 0, None).unwrap()
-}
-
-/// Connects a client of `client_net` to `server` (of `server_net`) and
-/// returns it with the server side's owning handle.
-fn connect(server_net: &Network, client_net: &Network, server: &Server) -> (Client, Connection) {
-    let client = client_net.client("127.0.0.1", server.port(), None).unwrap();
-    client.wait_for_connect(CONNECT_TIMEOUT).unwrap();
-    let conn = util::accept(server_net);
-    (client, conn)
-}
 
 /// Takes `n` `Connect` events, keeping every owning handle.
 fn accept_n(net: &Network, n: usize) -> Vec<Connection> {
@@ -48,36 +35,6 @@ fn accept_n(net: &Network, n: usize) -> Vec<Connection> {
         .collect()
 }
 
-fn receive(net: &Network) -> (Source, Value) {
-    let (ev, _) = util::wait_for(net, |e| matches!(e.kind, EventKind::Receive { .. }));
-    match ev.kind {
-        EventKind::Receive { from, packet } => (from, packet),
-        _ => unreachable!(),
-    }
-}
-
-fn server_close(net: &Network, client: ClientId) -> CloseReason {
-    let (ev, _) = util::wait_for(
-        net,
-        |e| matches!(&e.kind, EventKind::ServerClose { client: c, .. } if *c == client),
-    );
-    match ev.kind {
-        EventKind::ServerClose { reason, .. } => reason,
-        _ => unreachable!(),
-    }
-}
-
-fn client_close(net: &Network, connection: ConnectionId) -> (ServerId, CloseReason) {
-    let (ev, _) = util::wait_for(
-        net,
-        |e| matches!(&e.kind, EventKind::ClientClose { connection: c, .. } if *c == connection),
-    );
-    match ev.kind {
-        EventKind::ClientClose { server, reason, .. } => (server, reason),
-        _ => unreachable!(),
-    }
-}
-
 /// Polls `cond` until it holds, failing at the deadline. For states that no
 /// event announces (such as a connection count).
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
@@ -86,12 +43,6 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(2));
     }
-}
-
-/// A port on 127.0.0.1 that nothing listens on (it was free a moment ago).
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 fn preamble() -> Vec<u8> {

@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use tablenet::{Event, EventKind, Network};
+use tablenet::{
+    Client, ClientId, CloseReason, Connection, ConnectionId, Event, EventKind, Network, Server,
+    ServerId, Source, Value,
+};
 
 /// Default deadline for anything a test waits for.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -60,4 +63,67 @@ pub fn accept(net: &Network) -> tablenet::Connection {
         EventKind::Connect { connection, .. } => connection,
         _ => unreachable!(),
     }
+}
+
+/// How long a test's client waits to connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A plain server on 127.0.0.1, port chosen by the OS.
+pub fn listen(net: &Network) -> Server {
+    net.server("127.0.0.1", 0, None).unwrap()
+}
+
+/// Connects a plain client on `client_net` to `server` and returns it with
+/// the server side's owning `Connection` (taken from `server_net`).
+pub fn connect(
+    server_net: &Network,
+    client_net: &Network,
+    server: &Server,
+) -> (Client, Connection) {
+    let client = client_net
+        .client(&server.address(), server.port(), None)
+        .unwrap();
+    client.wait_for_connect(CONNECT_TIMEOUT).unwrap();
+    (client, accept(server_net))
+}
+
+/// Waits for the one `Receive` expected next and returns it.
+pub fn receive(net: &Network) -> (Source, Value) {
+    let (ev, _) = wait_for(net, |e| matches!(e.kind, EventKind::Receive { .. }));
+    match ev.kind {
+        EventKind::Receive { from, packet } => (from, packet),
+        _ => unreachable!(),
+    }
+}
+
+/// Waits for the `ServerClose` of `client` and returns its reason.
+pub fn server_close(net: &Network, client: ClientId) -> CloseReason {
+    let (ev, _) = wait_for(
+        net,
+        |e| matches!(&e.kind, EventKind::ServerClose { client: c, .. } if *c == client),
+    );
+    match ev.kind {
+        EventKind::ServerClose { reason, .. } => reason,
+        _ => unreachable!(),
+    }
+}
+
+/// Waits for the `ClientClose` of `connection` and returns its server and reason.
+pub fn client_close(net: &Network, connection: ConnectionId) -> (ServerId, CloseReason) {
+    let (ev, _) = wait_for(
+        net,
+        |e| matches!(&e.kind, EventKind::ClientClose { connection: c, .. } if *c == connection),
+    );
+    match ev.kind {
+        EventKind::ClientClose { server, reason, .. } => (server, reason),
+        _ => unreachable!(),
+    }
+}
+
+/// A loopback port that nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    port
 }
