@@ -64,6 +64,14 @@ pub enum Error {
         /// The limit that passed.
         after: Duration,
     },
+    /// A server at its connection limit refused a new connection.
+    #[error("refused a connection from {peer}: the server is at its limit of {limit} connections")]
+    ConnectionLimit {
+        /// The refused peer's address.
+        peer: std::net::SocketAddr,
+        /// `Config::max_connections`.
+        limit: usize,
+    },
     /// The connection, client or server is closed.
     #[error("closed")]
     Closed,
@@ -187,6 +195,15 @@ pub enum ProtocolError {
     PeerHasNoKey {
         /// `"server"` or `"client"`: who the peer is.
         peer: &'static str,
+    },
+    /// The peer refused the connection and said why (for example a server at
+    /// its connection limit).
+    #[error("the {peer} refused the connection: {reason}")]
+    Refused {
+        /// `"server"` or `"client"`: who refused.
+        peer: &'static str,
+        /// The reason it gave.
+        reason: String,
     },
     /// The peer closed the connection before the preamble exchange finished.
     #[error("the peer closed the connection during the handshake")]

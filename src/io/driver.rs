@@ -34,6 +34,8 @@ struct ListenerIo {
     listener: TcpListener,
     /// Accepting paused (out of descriptors) until then.
     backoff_until: Option<Instant>,
+    /// Accepted connections still alive (handshaking or open).
+    active: usize,
 }
 
 pub(crate) struct Driver {
@@ -174,6 +176,7 @@ impl Driver {
                 server,
                 listener,
                 backoff_until: None,
+                active: 0,
             },
         );
         // Connections may already wait in the backlog.
@@ -260,6 +263,19 @@ impl Driver {
         stream: TcpStream,
         peer: std::net::SocketAddr,
     ) {
+        let limit = self.net.config.max_connections;
+        let full = match self.listeners.get_mut(&token(server.id.0)) {
+            Some(l) if l.active >= limit => true,
+            Some(l) => {
+                l.active += 1;
+                false
+            }
+            None => false,
+        };
+        if full {
+            self.refuse(server, stream, peer, limit);
+            return;
+        }
         let id = crate::net::ids_next();
         let keying = server.keying.clone();
         let link = Arc::new(Link::new(
@@ -287,6 +303,7 @@ impl Driver {
             write_shut: false,
             handshake: None,
             opener: None,
+            counted: true,
         };
         let started = self.begin_handshake(&mut io, SecureRole::Server);
         let t = token(io.link.id);
@@ -294,6 +311,63 @@ impl Driver {
         if let Err(e) = started {
             self.fail(t, e);
         }
+    }
+
+    /// Refuses a connection over the server's limit: sends a refusal preamble
+    /// with the reason, then closes gracefully (so the client reads why,
+    /// instead of a reset), within a short linger.
+    fn refuse(
+        &mut self,
+        server: Arc<ServerShared>,
+        stream: TcpStream,
+        peer: std::net::SocketAddr,
+        limit: usize,
+    ) {
+        let error = Error::ConnectionLimit { peer, limit };
+        self.emit(EventKind::Error {
+            object: ObjectId::Server(server.id),
+            error,
+        });
+        let id = crate::net::ids_next();
+        let link = Arc::new(Link::new(
+            id,
+            Role::Accepted(server.id),
+            peer,
+            None,
+            self.net.clone(),
+        ));
+        let stream = Arc::new(stream);
+        {
+            let mut out = link.lock();
+            out.state = State::Closing;
+            out.stream = Some(stream.clone());
+            let reason = format!("server full ({limit} connections)");
+            // A refusal has a short extension; encoding it cannot fail.
+            let _ = Preamble::refusal(&reason).encode(&mut out.control);
+        }
+        let t = token(id);
+        let io = LinkIo {
+            link,
+            stream,
+            server: None,
+            decoder: FrameDecoder::new(&self.net.config.limits),
+            phase: Phase::Closing,
+            deadline: None,
+            was_open: false,
+            write_shut: false,
+            handshake: None,
+            opener: None,
+            counted: false,
+        };
+        if io.register(self.poll.registry()).is_err() {
+            return; // dropping the stream closes it
+        }
+        let deadline = Instant::now() + self.net.config.linger.min(Duration::from_secs(2));
+        self.timers.push(Reverse((deadline, t)));
+        let mut io = io;
+        io.deadline = Some(deadline);
+        self.links.insert(t, io);
+        self.flush(t);
     }
 
     /// A receive decoder; encrypted frames carry a tag on top of the limit.
@@ -380,6 +454,7 @@ impl Driver {
             write_shut: false,
             handshake: None,
             opener: None,
+            counted: false,
         };
         self.start(io);
     }
@@ -568,6 +643,12 @@ impl Driver {
         let Some(io) = self.links.get_mut(&t) else {
             return false;
         };
+        if io.phase == Phase::Closing && !io.was_open {
+            // Refused or abandoned before the handshake: what the peer says
+            // no longer matters; read only to see its end of stream.
+            io.decoder.clear();
+            return true;
+        }
         if io.phase == Phase::Handshake {
             let peer = match io.link.role {
                 Role::Accepted(_) => "client",
@@ -581,6 +662,10 @@ impl Driver {
                     return false;
                 }
             };
+            if let Some(reason) = preamble.refused() {
+                self.fail(t, ProtocolError::Refused { peer, reason }.into());
+                return false;
+            }
             match (io.handshake.as_mut(), preamble.encrypted()) {
                 (None, false) => self.open(t, None),
                 (None, true) => {
@@ -865,6 +950,11 @@ impl Driver {
         };
         if let Some(server) = &io.server {
             server.conns.lock().remove(&link.connection_id());
+            if io.counted
+                && let Some(l) = self.listeners.get_mut(&token(server.id.0))
+            {
+                l.active = l.active.saturating_sub(1);
+            }
         }
         match link.role {
             Role::Client(client) if io.was_open => {

@@ -47,6 +47,8 @@ pub(crate) struct LinkIo {
     pub(crate) handshake: Option<Handshake>,
     /// Opens the peer's sealed frames once the handshake has finished.
     pub(crate) opener: Option<Opener>,
+    /// Counts against its server's connection limit.
+    pub(crate) counted: bool,
 }
 
 impl LinkIo {

@@ -48,6 +48,10 @@ pub struct Config {
     pub keepalive: Option<Duration>,
     /// Listen backlog for servers (default 1024; the kernel caps it at somaxconn).
     pub listen_backlog: u32,
+    /// Connections one server holds at most, counting those still in their
+    /// handshake (default 10,000). Further ones are refused at once: the
+    /// client is told why, and the server reports an `Error` event.
+    pub max_connections: usize,
     /// Cipher for encrypted connections. `None` (the default) picks AES-GCM
     /// by key length: AES-128-GCM for 32 hex digits, AES-256-GCM for 64.
     /// `Some(CipherSuite::ChaCha20Poly1305)` suits machines without AES
@@ -68,6 +72,7 @@ impl Default for Config {
             nodelay: true,
             keepalive: Some(Duration::from_secs(60)),
             listen_backlog: 1024,
+            max_connections: 10_000,
             cipher: None,
         }
     }
@@ -125,6 +130,9 @@ impl Config {
                 "1 s ..= 1 day, or None",
                 format!("{k:?}"),
             ));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("max_connections", "at least 1", 0));
         }
         if !(1..=65_535).contains(&self.listen_backlog) {
             return Err(invalid("listen_backlog", "1..=65535", self.listen_backlog));

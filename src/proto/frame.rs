@@ -163,6 +163,12 @@ impl FrameDecoder {
         self.end = (self.end + n).min(self.buf.len());
     }
 
+    /// Discards everything received and not yet taken out.
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
     /// Frees the buffer when nothing is pending, so an idle connection holds
     /// no receive memory.
     pub fn release_idle_memory(&mut self) {

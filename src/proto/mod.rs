@@ -29,7 +29,7 @@ pub use frame::{
     Frame, FrameDecoder, FrameKind, LENGTH_PREFIX, RawFrame, encode_message, encode_message_to_vec,
 };
 pub use limits::Limits;
-pub use preamble::{FLAG_ENCRYPTED, MAGIC, MAX_EXTENSION, Preamble, VERSION};
+pub use preamble::{FLAG_ENCRYPTED, FLAG_REFUSED, MAGIC, MAX_EXTENSION, Preamble, VERSION};
 pub use wire::decode_value;
 
 #[cfg(test)]

@@ -9,7 +9,8 @@
 //!
 //! The magic and the version byte are fixed for all versions, so any two
 //! builds can tell each other which version they speak. `flags` bit 0 says
-//! the sender is configured with a key; `ext` carries the encryption
+//! the sender is configured with a key; bit 1 that it refuses the connection
+//! (`ext` then holds the reason). Otherwise `ext` carries the encryption
 //! handshake's opening message (empty in plain mode).
 
 use crate::error::{Error, ProtocolError};
@@ -20,6 +21,10 @@ pub const MAGIC: [u8; 4] = *b"TBLN";
 pub const VERSION: u8 = 1;
 /// Flag bit: the sender has a key and will only talk encrypted.
 pub const FLAG_ENCRYPTED: u8 = 0x01;
+/// Flag bit: the sender refuses the connection (for example a server at its
+/// connection limit); the extension holds the reason as UTF-8 text, and the
+/// sender closes the connection after the preamble.
+pub const FLAG_REFUSED: u8 = 0x02;
 /// Longest extension a preamble may carry.
 pub const MAX_EXTENSION: usize = 1024;
 /// Bytes before the extension.
@@ -46,9 +51,29 @@ impl Preamble {
         }
     }
 
+    /// A preamble that refuses the connection, giving `reason` (cut to
+    /// [`MAX_EXTENSION`] bytes at a character boundary).
+    pub fn refusal(reason: &str) -> Preamble {
+        let mut end = reason.len().min(MAX_EXTENSION);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        Preamble {
+            version: VERSION,
+            flags: FLAG_REFUSED,
+            extension: reason.as_bytes().get(..end).unwrap_or_default().to_vec(),
+        }
+    }
+
     /// True when the sender is configured with a key.
     pub fn encrypted(&self) -> bool {
         self.flags & FLAG_ENCRYPTED != 0
+    }
+
+    /// The reason, when the sender refuses the connection.
+    pub fn refused(&self) -> Option<String> {
+        (self.flags & FLAG_REFUSED != 0)
+            .then(|| String::from_utf8_lossy(&self.extension).into_owned())
     }
 
     /// Appends the preamble's bytes to `out`.
@@ -118,7 +143,7 @@ pub fn decode(input: &[u8]) -> Result<Option<(Preamble, usize)>, Error> {
         return Ok(None);
     };
     let [_, _, _, _, _, flags, len_lo, len_hi] = *fixed;
-    if flags & !FLAG_ENCRYPTED != 0 {
+    if flags & !(FLAG_ENCRYPTED | FLAG_REFUSED) != 0 {
         return Err(ProtocolError::UnknownFlags { flags }.into());
     }
     let len = usize::from(u16::from_le_bytes([len_lo, len_hi]));

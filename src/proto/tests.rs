@@ -583,3 +583,30 @@ fn protocol_md_test_vectors() {
         assert!(decode(&unhex(bad)).is_err(), "{bad} must be refused");
     }
 }
+
+#[test]
+fn refusal_preamble_carries_its_reason_and_matches_the_doc() {
+    let mut bytes = Vec::new();
+    Preamble::refusal("server full (2 connections)")
+        .encode(&mut bytes)
+        .unwrap();
+    let hex = bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        include_str!("../../docs/PROTOCOL.md").contains(&hex),
+        "doc lacks {hex}"
+    );
+    let mut d = FrameDecoder::new(&limits());
+    d.push(&bytes);
+    let p = d.next_preamble().unwrap().unwrap();
+    assert_eq!(p.refused().as_deref(), Some("server full (2 connections)"));
+    assert!(!p.encrypted());
+    // A reason longer than the extension limit is cut at a character boundary.
+    let long = "é".repeat(600);
+    let p = Preamble::refusal(&long);
+    assert!(p.extension.len() <= MAX_EXTENSION);
+    assert!(std::str::from_utf8(&p.extension).is_ok());
+}
