@@ -11,7 +11,7 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::{SockRef, TcpKeepalive};
 
 use super::WAKER;
-use super::link_io::{LinkIo, Phase, token};
+use super::link_io::{Incoming, LinkIo, Phase, token};
 use crate::error::{Error, ProtocolError};
 use crate::net::OverflowPolicy;
 use crate::net::link::{ConnectStatus, Flushed, Link, Role, State};
@@ -20,7 +20,7 @@ use crate::net::server::ServerShared;
 use crate::net::shared::{Command, Keying, NetShared};
 use crate::net::{ClientId, CloseReason, Connection, EventKind, ObjectId, Source};
 use crate::proto::secure::{CONFIRM_FRAME_LEN, Handshake, Role as SecureRole, Sealer, TAG_LEN};
-use crate::proto::{FrameDecoder, Preamble};
+use crate::proto::{FrameDecoder, FrameKind, Preamble, control_frame};
 
 /// Bytes read from one link before the others get a turn.
 const READ_BUDGET: usize = 256 * 1024;
@@ -304,6 +304,9 @@ impl Driver {
             handshake: None,
             opener: None,
             counted: true,
+            last_rx: Instant::now(),
+            last_message: Instant::now(),
+            pinged: false,
         };
         let started = self.begin_handshake(&mut io, SecureRole::Server);
         let t = token(io.link.id);
@@ -358,6 +361,9 @@ impl Driver {
             handshake: None,
             opener: None,
             counted: false,
+            last_rx: Instant::now(),
+            last_message: Instant::now(),
+            pinged: false,
         };
         if io.register(self.poll.registry()).is_err() {
             return; // dropping the stream closes it
@@ -455,6 +461,9 @@ impl Driver {
             handshake: None,
             opener: None,
             counted: false,
+            last_rx: Instant::now(),
+            last_message: Instant::now(),
+            pinged: false,
         };
         self.start(io);
     }
@@ -741,14 +750,23 @@ impl Driver {
             };
             let closing = io.phase == Phase::Closing;
             let link = io.link.clone();
-            let decoded = match io.next_message(&limits) {
+            let decoded = match io.next_incoming(&limits) {
                 Ok(None) => return true,
-                Ok(Some(message)) => Ok(message),
+                Ok(Some(incoming)) => {
+                    io.last_rx = Instant::now();
+                    io.pinged = false;
+                    Ok(incoming)
+                }
                 Err(e) => Err(e),
             };
             match decoded {
                 Ok(_) if closing => {} // closing locally: discard
-                Ok((packet, size)) => {
+                Ok(Incoming::Ping) => send_control(&link, FrameKind::Pong),
+                Ok(Incoming::Pong) => {}
+                Ok(Incoming::Message(packet, size)) => {
+                    if let Some(io) = self.links.get_mut(&t) {
+                        io.last_message = io.last_rx;
+                    }
                     link.received
                         .store(true, std::sync::atomic::Ordering::Relaxed);
                     let from = match link.role {
@@ -778,6 +796,13 @@ impl Driver {
         io.phase = Phase::Open;
         io.was_open = true;
         io.deadline = None;
+        let now = Instant::now();
+        io.last_rx = now;
+        io.last_message = now;
+        if let Some(next) = next_liveness_check(io, &self.net.config) {
+            io.deadline = Some(next);
+            self.timers.push(Reverse((next, t)));
+        }
         let link = io.link.clone();
         let server = io.server.clone();
         let sealed = match sealer {
@@ -1016,8 +1041,48 @@ impl Driver {
                     self.finish(t, CloseReason::Timeout);
                 }
                 Phase::Closing => self.finish(t, CloseReason::ClosedLocally),
-                Phase::Open => {}
+                Phase::Open => self.check_liveness(t),
             }
+        }
+    }
+
+    /// Heartbeat and idle timeout of an open link: ping a quiet peer, close a
+    /// silent or idle one, and schedule the next check.
+    fn check_liveness(&mut self, t: usize) {
+        let config = &self.net.config;
+        let (heartbeat, idle) = (config.heartbeat, config.idle_timeout);
+        let Some(io) = self.links.get_mut(&t) else {
+            return;
+        };
+        let now = Instant::now();
+        let expired = match (heartbeat, idle) {
+            (Some(limit), _) if now.duration_since(io.last_rx) >= limit => {
+                Some(("heartbeat", limit))
+            }
+            (_, Some(limit)) if now.duration_since(io.last_message) >= limit => {
+                Some(("idle timeout", limit))
+            }
+            _ => None,
+        };
+        if let Some((operation, after)) = expired {
+            let object = object_of(&io.link);
+            self.emit(EventKind::Error {
+                object,
+                error: Error::Timeout { operation, after },
+            });
+            self.finish(t, CloseReason::Timeout);
+            return;
+        }
+        if let Some(limit) = heartbeat
+            && !io.pinged
+            && now.duration_since(io.last_rx) >= limit / 3
+        {
+            io.pinged = true;
+            send_control(&io.link, FrameKind::Ping);
+        }
+        if let Some(next) = next_liveness_check(io, &self.net.config) {
+            io.deadline = Some(next);
+            self.timers.push(Reverse((next, t)));
         }
     }
 
@@ -1051,6 +1116,26 @@ impl Driver {
         self.flush_events();
         self.net.ring.wake_waiters();
     }
+}
+
+/// When an open link's heartbeat or idle timeout next needs a look.
+fn next_liveness_check(io: &LinkIo, config: &crate::net::Config) -> Option<Instant> {
+    let heartbeat = config.heartbeat.map(|limit| {
+        // Ping after a third of the limit in silence; give up at the limit.
+        let wait = if io.pinged { limit } else { limit / 3 };
+        io.last_rx + wait
+    });
+    let idle = config.idle_timeout.map(|limit| io.last_message + limit);
+    match (heartbeat, idle) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Sends an empty control frame (sealed on encrypted links). A full send
+/// queue skips it: that peer is not reading, and its silence will tell.
+fn send_control(link: &Link, kind: FrameKind) {
+    let _ = link.send_frame(bytes::Bytes::copy_from_slice(&control_frame(kind)));
 }
 
 fn object_of(link: &Link) -> ObjectId {

@@ -31,6 +31,24 @@ pub(crate) enum Phase {
     Closing,
 }
 
+/// One frame from the peer, as the IO thread acts on it.
+pub(crate) enum Incoming {
+    /// An application message and its size on the wire.
+    Message(Value, usize),
+    /// A heartbeat probe to answer.
+    Ping,
+    /// A heartbeat answer.
+    Pong,
+}
+
+fn incoming(kind: FrameKind, body: &[u8], limits: &Limits) -> Result<Incoming, Error> {
+    match kind {
+        FrameKind::Message => Ok(Incoming::Message(decode_value(body, limits)?, body.len())),
+        FrameKind::Ping => Ok(Incoming::Ping),
+        FrameKind::Pong => Ok(Incoming::Pong),
+    }
+}
+
 pub(crate) struct LinkIo {
     pub(crate) link: Arc<Link>,
     pub(crate) stream: Arc<TcpStream>,
@@ -49,21 +67,22 @@ pub(crate) struct LinkIo {
     pub(crate) opener: Option<Opener>,
     /// Counts against its server's connection limit.
     pub(crate) counted: bool,
+    /// When the peer last sent any frame (heartbeats count).
+    pub(crate) last_rx: Instant,
+    /// When the peer last sent a message (for the idle timeout).
+    pub(crate) last_message: Instant,
+    /// A ping is out and unanswered.
+    pub(crate) pinged: bool,
 }
 
 impl LinkIo {
-    /// Takes the next application message, if one has fully arrived: its
-    /// value and its size on the wire. Opens sealed frames in place.
-    pub(crate) fn next_message(
-        &mut self,
-        limits: &Limits,
-    ) -> Result<Option<(Value, usize)>, Error> {
+    /// Takes the next frame, if one has fully arrived, opening sealed frames
+    /// in place and decoding messages.
+    pub(crate) fn next_incoming(&mut self, limits: &Limits) -> Result<Option<Incoming>, Error> {
         let Some(opener) = self.opener.as_mut() else {
             return match self.decoder.next_frame()? {
                 None => Ok(None),
-                Some(frame) => match frame.kind {
-                    FrameKind::Message => Ok(Some((frame.decode_value(limits)?, frame.body.len()))),
-                },
+                Some(frame) => incoming(frame.kind, frame.body, limits).map(Some),
             };
         };
         let Some((prefix, payload)) = self.decoder.next_raw_frame()? else {
@@ -71,9 +90,7 @@ impl LinkIo {
         };
         let plain = opener.open_in_place(prefix, payload)?;
         let (&kind, body) = plain.split_first().ok_or(ProtocolError::EmptyFrame)?;
-        match FrameKind::from_byte(kind)? {
-            FrameKind::Message => Ok(Some((decode_value(body, limits)?, body.len()))),
-        }
+        incoming(FrameKind::from_byte(kind)?, body, limits).map(Some)
     }
 
     pub(crate) fn register(&self, registry: &Registry) -> std::io::Result<()> {

@@ -48,6 +48,15 @@ pub struct Config {
     pub keepalive: Option<Duration>,
     /// Listen backlog for servers (default 1024; the kernel caps it at somaxconn).
     pub listen_backlog: u32,
+    /// Dead-peer detection (default off). With `Some(limit)`, a connection
+    /// that has received nothing for a third of `limit` sends a small ping
+    /// (which any tablenet peer answers); one silent for the whole `limit` is
+    /// closed with reason `Timeout`, so a peer that vanished without closing
+    /// (cable pulled, machine frozen) is noticed. A few seconds suits most uses.
+    pub heartbeat: Option<Duration>,
+    /// Closes connections from which no message arrived for this long (pings
+    /// do not count), with reason `Timeout` (default off).
+    pub idle_timeout: Option<Duration>,
     /// Connections one server holds at most, counting those still in their
     /// handshake (default 10,000). Further ones are refused at once: the
     /// client is told why, and the server reports an `Error` event.
@@ -73,6 +82,8 @@ impl Default for Config {
             keepalive: Some(Duration::from_secs(60)),
             listen_backlog: 1024,
             max_connections: 10_000,
+            heartbeat: None,
+            idle_timeout: None,
             cipher: None,
         }
     }
@@ -130,6 +141,17 @@ impl Config {
                 "1 s ..= 1 day, or None",
                 format!("{k:?}"),
             ));
+        }
+        let timeout_range = Duration::from_millis(30)..=Duration::from_secs(86_400);
+        for (name, value) in [
+            ("heartbeat", self.heartbeat),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if let Some(v) = value
+                && !timeout_range.contains(&v)
+            {
+                return Err(invalid(name, "30 ms ..= 1 day, or None", format!("{v:?}")));
+            }
         }
         if self.max_connections == 0 {
             return Err(invalid("max_connections", "at least 1", 0));

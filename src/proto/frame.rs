@@ -26,6 +26,10 @@ pub const LENGTH_PREFIX: usize = 4;
 pub enum FrameKind {
     /// One application message: the body is an encoded [`Value`].
     Message,
+    /// A heartbeat probe (empty body): the receiver answers with `Pong`.
+    Ping,
+    /// The answer to a `Ping` (empty body).
+    Pong,
 }
 
 impl FrameKind {
@@ -33,6 +37,8 @@ impl FrameKind {
     pub const fn to_byte(self) -> u8 {
         match self {
             FrameKind::Message => 0x01,
+            FrameKind::Ping => 0x03,
+            FrameKind::Pong => 0x04,
         }
     }
 
@@ -40,6 +46,9 @@ impl FrameKind {
     pub fn from_byte(kind: u8) -> Result<FrameKind, ProtocolError> {
         match kind {
             0x01 => Ok(FrameKind::Message),
+            0x03 => Ok(FrameKind::Ping),
+            0x04 => Ok(FrameKind::Pong),
+            // 0x02 is the key confirmation, which only the handshake reads.
             kind => Err(ProtocolError::UnknownFrameKind { kind }),
         }
     }
@@ -75,6 +84,11 @@ pub fn encode_message(value: &Value, limits: &Limits, out: &mut Vec<u8>) -> Resu
         slot.copy_from_slice(&prefix.to_le_bytes());
     }
     Ok(())
+}
+
+/// A complete frame with an empty body, such as `Ping` or `Pong`.
+pub fn control_frame(kind: FrameKind) -> [u8; LENGTH_PREFIX + 1] {
+    [1, 0, 0, 0, kind.to_byte()]
 }
 
 /// Encodes `value` as one complete `Message` frame in a new buffer.

@@ -26,7 +26,8 @@ pub mod secure;
 mod wire;
 
 pub use frame::{
-    Frame, FrameDecoder, FrameKind, LENGTH_PREFIX, RawFrame, encode_message, encode_message_to_vec,
+    Frame, FrameDecoder, FrameKind, LENGTH_PREFIX, RawFrame, control_frame, encode_message,
+    encode_message_to_vec,
 };
 pub use limits::Limits;
 pub use preamble::{FLAG_ENCRYPTED, FLAG_REFUSED, MAGIC, MAX_EXTENSION, Preamble, VERSION};
