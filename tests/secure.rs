@@ -831,7 +831,7 @@ fn raw_peers_with_foreign_or_malformed_bytes_are_refused() {
             "unknown flags",
             Box::new(|_| {
                 let mut p = encrypted_preamble(1, [0x5A; 32]);
-                p[5] = 0x03;
+                p[5] = 0x05; // bit 2 is undefined (bit 1 is a refusal)
                 p
             }),
             &["unknown flags"],

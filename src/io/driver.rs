@@ -433,8 +433,12 @@ impl Driver {
             self.fail_unstarted(&link, Error::Shutdown);
             return;
         }
-        if link.lock().state != State::Starting {
-            // Disconnected before the IO thread got to it.
+        let abandoned = {
+            let out = link.lock();
+            out.state != State::Starting && out.queue.is_empty()
+        };
+        if abandoned {
+            // Disconnected before the IO thread got to it, with nothing to send.
             self.fail_unstarted(&link, Error::Closed);
             return;
         }
@@ -887,8 +891,17 @@ impl Driver {
         };
         match io.phase {
             Phase::Connecting | Phase::Handshake | Phase::Confirm => {
-                io.link.lock().state = State::Closing;
-                self.finish(t, CloseReason::ClosedLocally);
+                let queued = {
+                    let mut out = io.link.lock();
+                    out.state = State::Closing;
+                    !out.queue.is_empty()
+                };
+                // Messages were queued before the handshake ended: they are
+                // sent first (the handshake keeps its deadline; `open` sees
+                // the closing state and closes after flushing).
+                if !queued {
+                    self.finish(t, CloseReason::ClosedLocally);
+                }
             }
             Phase::Closing => {}
             Phase::Open => {
