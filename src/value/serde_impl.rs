@@ -254,37 +254,37 @@ mod tests {
             Ok(format!("bool {v}"))
         }
         fn serialize_i8(self, _: i8) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_i16(self, _: i16) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_i32(self, _: i32) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_i64(self, v: i64) -> Result<String, Error> {
             Ok(format!("i64 {v}"))
         }
         fn serialize_u8(self, _: u8) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_u16(self, _: u16) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_u32(self, _: u32) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_u64(self, _: u64) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_f32(self, _: f32) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_f64(self, v: f64) -> Result<String, Error> {
             Ok(format!("f64 {v:?}"))
         }
         fn serialize_char(self, _: char) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_str(self, v: &str) -> Result<String, Error> {
             Ok(format!("str {v:?}"))
@@ -293,16 +293,16 @@ mod tests {
             Ok(format!("bytes {v:?}"))
         }
         fn serialize_none(self) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_unit(self) -> Result<String, Error> {
             Ok("unit".into())
         }
         fn serialize_unit_struct(self, _: &'static str) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_unit_variant(
             self,
@@ -310,14 +310,14 @@ mod tests {
             _: u32,
             _: &'static str,
         ) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_newtype_struct<T: Serialize + ?Sized>(
             self,
             _: &'static str,
             _: &T,
         ) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_newtype_variant<T: Serialize + ?Sized>(
             self,
@@ -326,7 +326,7 @@ mod tests {
             _: &'static str,
             _: &T,
         ) -> Result<String, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_seq(self, len: Option<usize>) -> Result<Compound, Error> {
             assert!(len.is_some());
@@ -336,10 +336,10 @@ mod tests {
             })
         }
         fn serialize_tuple(self, _: usize) -> Result<Unused, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Unused, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_tuple_variant(
             self,
@@ -348,7 +348,7 @@ mod tests {
             _: &'static str,
             _: usize,
         ) -> Result<Unused, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_map(self, len: Option<usize>) -> Result<Compound, Error> {
             assert!(len.is_some());
@@ -358,7 +358,7 @@ mod tests {
             })
         }
         fn serialize_struct(self, _: &'static str, _: usize) -> Result<Unused, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
         fn serialize_struct_variant(
             self,
@@ -367,7 +367,7 @@ mod tests {
             _: &'static str,
             _: usize,
         ) -> Result<Unused, Error> {
-            unimplemented!()
+            unreachable!("these tests never serialize this type")
         }
     }
 
