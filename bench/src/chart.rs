@@ -1,0 +1,121 @@
+//! The SVG chart: for every figure, how tablenet compares with each baseline,
+//! on a log scale where right of 1 means tablenet is better (throughputs:
+//! tablenet / baseline; times and memory: baseline / tablenet).
+
+use std::path::Path;
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::common::{Figure, fmt_num, ratio};
+
+const RAW_COLOR: RGBColor = RGBColor(0x2b, 0x6c, 0xb0);
+const MIO_COLOR: RGBColor = RGBColor(0xdd, 0x84, 0x52);
+
+/// How much better tablenet is than the baseline (>1: better).
+fn advantage(f: &Figure, baseline: Option<f64>) -> Option<f64> {
+    let r = ratio(f.tablenet, baseline)?;
+    let a = if f.higher_is_better() { r } else { 1.0 / r };
+    (a.is_finite() && a > 0.0).then_some(a)
+}
+
+/// Draws the chart to `path`.
+pub fn draw(figures: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let rows: Vec<(&Figure, Option<f64>, Option<f64>)> = figures
+        .iter()
+        .map(|f| (f, advantage(f, f.raw), advantage(f, f.message_io)))
+        .filter(|(_, a, b)| a.is_some() || b.is_some())
+        .collect();
+    if rows.is_empty() {
+        return Err("no figure has a baseline to compare with".into());
+    }
+    let (lo, hi) = rows
+        .iter()
+        .flat_map(|(_, a, b)| [*a, *b])
+        .flatten()
+        .fold((0.5f64, 2.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = (lo / 4.0, hi * 4.0); // room for the value labels
+
+    let label_width = 330u32;
+    let height = 90 + 44 * rows.len() as u32;
+    let root = SVGBackend::new(path, (1100, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let n = rows.len() as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "tablenet against raw TCP + bincode and message-io (right of 1: tablenet better)",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .margin_left(label_width)
+        .x_label_area_size(36)
+        .build_cartesian_2d((lo..hi).log_scale(), 0f64..n)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_desc(
+            "advantage: tablenet/baseline for throughput, baseline/tablenet for time and memory",
+        )
+        .x_label_formatter(&|v| format!("{}x", (*v * 1e6).round() / 1e6))
+        .draw()?;
+
+    for (i, (f, raw, mio)) in rows.iter().enumerate() {
+        let top = n - i as f64;
+        for (j, (value, color)) in [(raw, RAW_COLOR), (mio, MIO_COLOR)].into_iter().enumerate() {
+            let Some(v) = value else { continue };
+            let y0 = top - 0.15 - 0.35 * (j as f64 + 1.0);
+            let y1 = y0 + 0.33;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(1.0f64.min(*v), y0), (1.0f64.max(*v), y1)],
+                color.filled(),
+            )))?;
+            let (x, anchor) = if *v >= 1.0 {
+                (*v * 1.05, Pos::new(HPos::Left, VPos::Center))
+            } else {
+                (*v / 1.05, Pos::new(HPos::Right, VPos::Center))
+            };
+            chart.draw_series(std::iter::once(Text::new(
+                format!("{}x", fmt_num(*v)),
+                (x, (y0 + y1) / 2.0),
+                ("sans-serif", 12).into_font().color(&BLACK).pos(anchor),
+            )))?;
+        }
+        let (_, py) = chart.backend_coord(&(lo, top - 0.5));
+        let label = format!("{} {} ({})", f.scenario, f.metric, f.unit);
+        root.draw_text(
+            &label,
+            &("sans-serif", 13)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Right, VPos::Center)),
+            (label_width as i32 - 8, py),
+        )?;
+    }
+    chart.draw_series(LineSeries::new(
+        [(1.0, 0.0), (1.0, n)],
+        BLACK.stroke_width(1),
+    ))?;
+    // Legend.
+    for (k, (name, color)) in [
+        ("vs raw TCP + bincode", RAW_COLOR),
+        ("vs message-io 0.19", MIO_COLOR),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = 20 + 220 * k as i32;
+        let y = height as i32 - 22;
+        root.draw(&Rectangle::new(
+            [(x, y - 6), (x + 14, y + 6)],
+            color.filled(),
+        ))?;
+        root.draw_text(
+            name,
+            &("sans-serif", 13).into_font().color(&BLACK),
+            (x + 20, y - 7),
+        )?;
+    }
+    root.present()?;
+    Ok(())
+}

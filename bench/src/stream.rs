@@ -1,0 +1,359 @@
+//! `stream`: one client sends the seed's table N times; the server application
+//! decodes every one. msgs/s from the first send to the last receive.
+//! Also `large`: the same with 64 KiB byte strings, plain and AES-256-GCM.
+
+use std::io::{BufReader, BufWriter, Write};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use message_io::network::{NetEvent, Transport};
+use message_io::node::{self, NodeEvent};
+use tablenet::{EventKind, Value};
+
+use crate::common::*;
+use crate::sides::*;
+
+/// One repetition's outcome: messages delivered to the receiving
+/// application and the time from the first send to the last receive.
+#[derive(Debug, Clone, Copy)]
+pub struct Transfer {
+    pub msgs: u64,
+    pub secs: f64,
+}
+
+impl Transfer {
+    pub fn per_sec(&self) -> f64 {
+        self.msgs as f64 / self.secs
+    }
+}
+
+/// What to send: tablenet's value, the baselines' value, and how many.
+#[derive(Clone)]
+pub struct Workload {
+    pub value: Value,
+    pub plain: Plain,
+    pub count: u64,
+    /// A repetition stops sending at this age (then reports what it did).
+    pub cap: Duration,
+}
+
+/// tablenet: two networks (client application and server application, each
+/// with its IO thread), lossless ring, server drains with `wait_events`.
+pub fn tablenet_stream(w: &Workload, key: Option<&str>) -> Transfer {
+    let server_net = lossless_network();
+    let client_net = lossless_network();
+    let server = server_net.server("127.0.0.1", 0, key).expect("server");
+    let client = client_net
+        .client("127.0.0.1", server.port(), key)
+        .expect("client");
+    client
+        .wait_for_connect(Duration::from_secs(5))
+        .expect("connect");
+    let mut conns = accept(&server_net, 1, Duration::from_secs(5));
+
+    let (value, count, cap) = (w.value.clone(), w.count, w.cap);
+    let sender = thread::spawn(move || {
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while sent < count {
+            if sent.is_multiple_of(1024) && start.elapsed() > cap {
+                break;
+            }
+            send_lossless(&client_net, &value, |v| client.send(v));
+            sent += 1;
+        }
+        send_lossless(&client_net, &end_value(), |v| client.send(v));
+        (start, sent, client, client_net)
+    });
+
+    let mut received = 0u64;
+    let end = 'outer: loop {
+        let events = server_net.wait_events(Duration::from_secs(10));
+        assert!(!events.is_empty(), "tablenet stream stalled");
+        for event in events {
+            match event.kind {
+                EventKind::Receive { packet, .. } => {
+                    if is_end_value(&packet) {
+                        break 'outer Instant::now();
+                    }
+                    std::hint::black_box(&packet);
+                    received += 1;
+                }
+                EventKind::Connect { connection, .. } => conns.push(connection),
+                EventKind::ClientClose { reason, .. } => panic!("closed early: {reason}"),
+                _ => {}
+            }
+        }
+    };
+    let (start, sent, client, client_net) = sender.join().expect("sender");
+    assert_eq!(received, sent, "every table arrived");
+    drop(client);
+    drop(conns);
+    client_net.shutdown(Duration::from_secs(2));
+    server_net.shutdown(Duration::from_secs(2));
+    Transfer {
+        msgs: received,
+        secs: (end - start).as_secs_f64(),
+    }
+}
+
+/// Raw TCP: blocking std streams, TCP_NODELAY, buffered writer and reader,
+/// length-prefixed bincode frames; the receiver decodes every frame.
+pub fn raw_stream(w: &Workload) -> Transfer {
+    let listener = raw_listener(1024);
+    let addr = listener.local_addr().expect("addr");
+    let receiver = thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut reader = BufReader::with_capacity(64 * 1024, stream);
+        let mut buf = Vec::new();
+        let mut received = 0u64;
+        loop {
+            let v = read_frame(&mut reader, &mut buf)
+                .expect("read")
+                .expect("end marker before EOF");
+            if v.is_end() {
+                return (Instant::now(), received);
+            }
+            std::hint::black_box(&v);
+            received += 1;
+        }
+    });
+    let stream = raw_connect(addr);
+    let mut writer = BufWriter::with_capacity(64 * 1024, stream);
+    let mut scratch = Vec::new();
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < w.count {
+        if sent.is_multiple_of(1024) && start.elapsed() > w.cap {
+            break;
+        }
+        write_frame(&mut writer, &w.plain, &mut scratch).expect("write");
+        sent += 1;
+    }
+    write_frame(&mut writer, &end_plain(), &mut scratch).expect("write");
+    writer.flush().expect("flush");
+    let (end, received) = receiver.join().expect("receiver");
+    assert_eq!(received, sent);
+    Transfer {
+        msgs: received,
+        secs: (end - start).as_secs_f64(),
+    }
+}
+
+/// message-io 0.19, FramedTcp, as shipped (no TCP_NODELAY: it offers no
+/// option). The server application decodes in its event callback.
+pub fn message_io_stream(w: &Workload) -> Transfer {
+    let (server_handler, server_listener) = node::split::<()>();
+    let (_, addr) = server_handler
+        .network()
+        .listen(Transport::FramedTcp, "127.0.0.1:0")
+        .expect("listen");
+    let (done_tx, done_rx) = mpsc::channel();
+    let mut received = 0u64;
+    let server_task = server_listener.for_each_async(move |event| {
+        if let NodeEvent::Network(NetEvent::Message(_, data)) = event {
+            let v = decode_body(data);
+            if v.is_end() {
+                let _ = done_tx.send((Instant::now(), received));
+            } else {
+                std::hint::black_box(&v);
+                received += 1;
+            }
+        }
+    });
+    let _server = MioNode::new(server_handler, server_task);
+
+    let (client_handler, client_listener) = node::split::<()>();
+    let (endpoint, _) = client_handler
+        .network()
+        .connect(Transport::FramedTcp, addr)
+        .expect("connect");
+    let (conn_tx, conn_rx) = mpsc::channel();
+    let client_task = client_listener.for_each_async(move |event| {
+        if let NodeEvent::Network(NetEvent::Connected(_, ok)) = event {
+            let _ = conn_tx.send(ok);
+        }
+    });
+    let client = MioNode::new(client_handler, client_task);
+    assert!(
+        conn_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("Connected event"),
+        "message-io connect failed"
+    );
+
+    let mut body = Vec::new();
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < w.count {
+        if sent.is_multiple_of(1024) && start.elapsed() > w.cap {
+            break;
+        }
+        encode_body(&w.plain, &mut body);
+        client.send(endpoint, &body);
+        sent += 1;
+    }
+    encode_body(&end_plain(), &mut body);
+    client.send(endpoint, &body);
+    let (end, received) = done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("message-io end marker");
+    assert_eq!(received, sent);
+    Transfer {
+        msgs: received,
+        secs: (end - start).as_secs_f64(),
+    }
+}
+
+fn describe(t: &Transfer) -> String {
+    format!(
+        "{} msgs/s ({} msgs in {:.2} s)",
+        fmt_si(t.per_sec()),
+        t.msgs,
+        t.secs
+    )
+}
+
+/// The `stream` scenario.
+pub fn run_stream(opts: &Opts) -> Vec<Figure> {
+    let w = Workload {
+        value: seed_value(),
+        plain: seed_plain(),
+        count: opts.pick(2_000_000, 300_000),
+        cap: opts.pick(Duration::from_secs(6), Duration::from_secs(2)),
+    };
+    let mut sides = [
+        Side::new("tablenet", || tablenet_stream(&w, None)),
+        Side::new("raw", || raw_stream(&w)),
+        Side::new("message_io", || message_io_stream(&w)),
+    ];
+    let r = alternate("stream", opts, &mut sides, describe);
+    let rates: Vec<Vec<f64>> = r
+        .iter()
+        .map(|v| v.iter().map(Transfer::per_sec).collect())
+        .collect();
+    let counts: Vec<String> = sides
+        .iter()
+        .zip(&r)
+        .map(|(s, v)| {
+            let min = v.iter().map(|t| t.msgs).min().unwrap_or(0);
+            format!("{}>={min}", s.name)
+        })
+        .collect();
+    let figures = vec![Figure::new(
+        "stream",
+        "throughput",
+        "msgs_per_s",
+        Some(median(&rates[0])),
+        Some(median(&rates[1])),
+        Some(median(&rates[2])),
+    )];
+    let notes = vec![
+        format!(
+            "one client -> server, {} tables {{OpCode=10, Data=\"From server\"}} per rep (a rep stops sending after {:?}); {} reps each, alternating; medians",
+            w.count, w.cap, opts.reps
+        ),
+        format!("tables delivered per rep: {}", counts.join(", ")),
+        "tablenet: lossless ring, server drains with wait_events; raw: std TcpStream + TCP_NODELAY + BufWriter/BufReader + bincode; message-io: FramedTcp as shipped (no TCP_NODELAY option)".into(),
+        reps_line("tablenet", &rates[0], "msgs/s"),
+        reps_line("raw", &rates[1], "msgs/s"),
+        reps_line("message_io", &rates[2], "msgs/s"),
+    ];
+    report(
+        "stream: msgs/s, first send to last receive (higher is better; goal >= 0.5 x raw, >= 4 x message-io)",
+        &notes,
+        &figures,
+    );
+    figures
+}
+
+/// Payload MB/s of a transfer of 64 KiB tables.
+fn mb_per_s(t: &Transfer, payload: usize) -> f64 {
+    t.msgs as f64 * payload as f64 / t.secs / 1e6
+}
+
+/// The `large` scenario: 64 KiB byte strings, plain and AES-256-GCM.
+pub fn run_large(opts: &Opts) -> Vec<Figure> {
+    const PAYLOAD: usize = 64 * 1024;
+    let w = Workload {
+        value: blob_value(PAYLOAD),
+        plain: blob_plain(PAYLOAD),
+        count: opts.pick(20_000, 4_000),
+        cap: opts.pick(Duration::from_secs(5), Duration::from_secs(2)),
+    };
+    let mut sides = [
+        Side::new("tablenet", || tablenet_stream(&w, None)),
+        Side::new("tablenet_aes", || tablenet_stream(&w, Some(AES256_KEY))),
+        Side::new("raw", || raw_stream(&w)),
+        Side::new("message_io", || message_io_stream(&w)),
+    ];
+    let describe = |t: &Transfer| {
+        format!(
+            "{:.0} MB/s ({} tables in {:.2} s)",
+            mb_per_s(t, PAYLOAD),
+            t.msgs,
+            t.secs
+        )
+    };
+    let r = alternate("large", opts, &mut sides, describe);
+    let mbs: Vec<Vec<f64>> = r
+        .iter()
+        .map(|v| v.iter().map(|t| mb_per_s(t, PAYLOAD)).collect())
+        .collect();
+    let m: Vec<f64> = mbs.iter().map(|v| median(v)).collect();
+    let counts: Vec<String> = sides
+        .iter()
+        .zip(&r)
+        .map(|(s, v)| {
+            let min = v.iter().map(|t| t.msgs).min().unwrap_or(0);
+            format!("{}>={min}", s.name)
+        })
+        .collect();
+    let figures = vec![
+        Figure::new(
+            "large",
+            "throughput_64k_plain",
+            "MB_per_s",
+            Some(m[0]),
+            Some(m[2]),
+            Some(m[3]),
+        ),
+        // The baselines have no encryption: they do not apply here.
+        Figure::new(
+            "large",
+            "throughput_64k_aes256gcm",
+            "MB_per_s",
+            Some(m[1]),
+            None,
+            None,
+        ),
+        Figure::new(
+            "large",
+            "aes256gcm_over_plain",
+            "ratio",
+            ratio(Some(m[1]), Some(m[0])),
+            None,
+            None,
+        ),
+    ];
+    let notes = vec![
+        format!(
+            "one client -> server, {} tables {{Blob=<64 KiB byte string>}} per rep (stops after {:?}); {} reps each, alternating; MB/s of Blob payload",
+            w.count, w.cap, opts.reps
+        ),
+        format!("tables delivered per rep: {}", counts.join(", ")),
+        "baselines are unencrypted, so they print '-' on the AES-256-GCM line; aes256gcm_over_plain = tablenet AES / tablenet plain (goal >= 0.5)".into(),
+        reps_line("tablenet", &mbs[0], "MB/s"),
+        reps_line("tablenet_aes", &mbs[1], "MB/s"),
+        reps_line("raw", &mbs[2], "MB/s"),
+        reps_line("message_io", &mbs[3], "MB/s"),
+    ];
+    report(
+        "large: MB/s of 64 KiB tables (higher is better; goal plain >= 0.5 x raw, AES-256-GCM >= 0.5 x plain)",
+        &notes,
+        &figures,
+    );
+    figures
+}
