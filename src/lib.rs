@@ -69,6 +69,8 @@
 mod bridge;
 mod error;
 mod io;
+#[cfg(feature = "lua")]
+pub mod lua;
 mod net;
 pub mod proto;
 mod stack;

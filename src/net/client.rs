@@ -57,6 +57,7 @@ impl Client {
     /// Blocks until connected (returning roughly how long connecting took,
     /// from the client's creation), until connecting fails, or until
     /// `timeout` passes. The seed's default is 2 s; valid 0.25 s ..= 10 s.
+    /// Once the connection has closed it fails with [`Error::Closed`].
     pub fn wait_for_connect(&self, timeout: Duration) -> Result<Duration, Error> {
         self.link.wait_connected(args::connect_timeout(timeout)?)
     }

@@ -260,6 +260,12 @@ impl Link {
         let deadline = Instant::now() + timeout;
         let mut out = self.out.lock();
         loop {
+            if out.state == State::Closed
+                && let ConnectStatus::Connected(_) = out.connect
+            {
+                // It was connected, and is no more.
+                return Err(Error::Closed);
+            }
             match &out.connect {
                 ConnectStatus::Connected(took) => return Ok(*took),
                 ConnectStatus::Failed(e) => return Err(e.clone()),
