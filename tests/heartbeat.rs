@@ -126,3 +126,25 @@ fn idle_timeout_closes_quiet_connections_but_not_busy_ones() {
     assert!(busy_conn.is_open());
     drop(quiet);
 }
+
+#[test]
+fn a_ping_with_a_body_is_refused() {
+    let net = Network::new();
+    let server = net.server("127.0.0.1", 0, None).unwrap();
+    let mut raw = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    raw.write_all(b"TBLN\x01\x00\x00\x00").unwrap();
+    let _conn = util::accept(&net);
+    raw.write_all(&[2, 0, 0, 0, 3, 0xFF]).unwrap();
+    let (ev, rest) = util::wait_for(&net, |e| matches!(e.kind, EventKind::Error { .. }));
+    let EventKind::Error { error, .. } = ev.kind else {
+        unreachable!()
+    };
+    assert!(error.to_string().contains("must be empty"), "{error}");
+    // The close usually comes in the same batch as the error.
+    if !rest
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::ClientClose { .. }))
+    {
+        util::wait_for(&net, |e| matches!(e.kind, EventKind::ClientClose { .. }));
+    }
+}

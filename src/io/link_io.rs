@@ -44,6 +44,13 @@ pub(crate) enum Incoming {
 fn incoming(kind: FrameKind, body: &[u8], limits: &Limits) -> Result<Incoming, Error> {
     match kind {
         FrameKind::Message => Ok(Incoming::Message(decode_value(body, limits)?, body.len())),
+        FrameKind::Ping | FrameKind::Pong if !body.is_empty() => {
+            Err(ProtocolError::Malformed(format!(
+                "a {kind:?} frame carries {} bytes; it must be empty",
+                body.len()
+            ))
+            .into())
+        }
         FrameKind::Ping => Ok(Incoming::Ping),
         FrameKind::Pong => Ok(Incoming::Pong),
     }

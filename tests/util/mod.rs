@@ -12,8 +12,10 @@ use tablenet::{
 /// Default deadline for anything a test waits for.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-/// Collects events until `pred` matches one (returned with everything seen
-/// before it), or panics with what was seen at the deadline.
+/// Collects events until `pred` matches one, or panics with what was seen at
+/// the deadline. Returns the match and every other event taken meanwhile,
+/// before it and after it in the same batch: look there before waiting for
+/// an event that may have come with the match.
 pub fn wait_for(net: &Network, mut pred: impl FnMut(&Event) -> bool) -> (Event, Vec<Event>) {
     let deadline = Instant::now() + DEADLINE;
     let mut seen = Vec::new();

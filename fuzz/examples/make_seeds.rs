@@ -1,0 +1,415 @@
+//! Writes the committed seed corpus, `fuzz/seeds/<target>/`, from the test
+//! vectors of docs/PROTOCOL.md and from valid encodings made by the library
+//! itself. Deterministic: running it again gives the same files.
+//!
+//! ```text
+//! cd fuzz && cargo run --example make_seeds
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use tablenet::proto::secure::Role;
+use tablenet::proto::{Limits, Preamble, encode_message_to_vec};
+use tablenet::{Table, Value, table};
+use tablenet_fuzz::{SUITES, fixed_sessions, handshake, peer_of, split_frame};
+
+/// Hex vectors found in docs/PROTOCOL.md.
+struct Doc {
+    /// Section 4: value encodings (frame bodies), valid and invalid.
+    bodies: Vec<Vec<u8>>,
+    /// Section 2: whole frames given as hex lines in code blocks.
+    frames: Vec<Vec<u8>>,
+    /// Section 5.8: (suite name, vector name) -> bytes.
+    secure: BTreeMap<(String, String), Vec<u8>>,
+}
+
+fn parse_hex(cell: &str) -> Option<Vec<u8>> {
+    let cell = cell.trim();
+    if cell.is_empty() {
+        return None;
+    }
+    cell.split(' ')
+        .map(|pair| {
+            (pair.len() == 2)
+                .then(|| u8::from_str_radix(pair, 16).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// The text between backticks in a table row's cells.
+fn code_cells(row: &str) -> Vec<&str> {
+    row.split('|')
+        .map(str::trim)
+        .filter_map(|c| c.strip_prefix('`')?.strip_suffix('`'))
+        .collect()
+}
+
+fn read_doc(path: &Path) -> Doc {
+    let text = fs::read_to_string(path).expect("docs/PROTOCOL.md");
+    let mut doc = Doc {
+        bodies: Vec::new(),
+        frames: Vec::new(),
+        secure: BTreeMap::new(),
+    };
+    let mut section = "";
+    let mut in_code = false;
+    for line in text.lines() {
+        if line.starts_with("## ") || line.starts_with("### ") {
+            section = line;
+        }
+        if line.starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            if section.starts_with("## 2.")
+                && let Some(bytes) = parse_hex(line)
+            {
+                doc.frames.push(bytes);
+            }
+            continue;
+        }
+        if !line.starts_with('|') {
+            continue;
+        }
+        if section.starts_with("## 4.") {
+            // The value column (Lua) is skipped unless it also reads as hex,
+            // which only adds a harmless seed.
+            doc.bodies
+                .extend(code_cells(line).into_iter().filter_map(parse_hex));
+        } else if section.starts_with("### 5.8") {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if let [_, suite, name, bytes, ..] = cells[..]
+                && let Some(bytes) = bytes
+                    .strip_prefix('`')
+                    .and_then(|b| b.strip_suffix('`'))
+                    .and_then(parse_hex)
+            {
+                doc.secure
+                    .insert((suite.to_string(), name.to_string()), bytes);
+            }
+        }
+    }
+    assert!(doc.bodies.len() >= 20, "section 4 vectors not found");
+    assert!(!doc.frames.is_empty(), "section 2 frame not found");
+    assert_eq!(doc.secure.len(), 27, "section 5.8 vectors not found");
+    doc
+}
+
+struct Out {
+    root: PathBuf,
+}
+
+impl Out {
+    fn write(&self, target: &str, name: &str, bytes: &[u8]) {
+        let dir = self.root.join(target);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+fn frame_of(body: &[u8]) -> Vec<u8> {
+    let mut f = ((body.len() + 1) as u32).to_le_bytes().to_vec();
+    f.push(0x01);
+    f.extend_from_slice(body);
+    f
+}
+
+fn plain_preamble() -> Vec<u8> {
+    let mut p = Vec::new();
+    Preamble::plain().encode(&mut p).unwrap();
+    p
+}
+
+fn nested(depth: usize) -> Value {
+    let mut v = Value::Table(Table::new());
+    for _ in 1..depth {
+        v = Value::Table(Table::from_sequence(vec![v]));
+    }
+    v
+}
+
+fn sample_values() -> Vec<(&'static str, Value)> {
+    vec![
+        ("seed_table", table! { "OpCode" => 10, "Data" => "From server" }.into()),
+        (
+            "mixed",
+            table! {
+                1 => "one", 2 => 2.5, 3 => true, "neg" => -300, "nan" => f64::NAN,
+                "bytes" => Value::from(&b"\x00\xff\x80"[..]), "t" => table! { "x" => Value::Nil, "y" => 0 },
+            }
+            .into(),
+        ),
+        (
+            "holes",
+            Table::from_sequence(vec![1.into(), Value::Nil, 3.into(), Value::Nil, 5.into()]).into(),
+        ),
+        ("depth_8", nested(8)),
+        ("big_int", Value::Integer(i64::MIN)),
+        ("inf", Value::Number(f64::NEG_INFINITY)),
+        ("long_string", Value::from(vec![b'a'; 300])),
+    ]
+}
+
+fn main() {
+    let fuzz_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let doc = read_doc(&fuzz_dir.join("../docs/PROTOCOL.md"));
+    let root = fuzz_dir.join("seeds");
+    if root.exists() {
+        fs::remove_dir_all(&root).unwrap();
+    }
+    let out = Out { root };
+    let limits = Limits::default();
+
+    // ---- decode_value: frame bodies.
+    let mut bodies: Vec<(String, Vec<u8>)> = doc
+        .bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (format!("doc_{i:02}"), b.clone()))
+        .collect();
+    for (name, v) in sample_values() {
+        let frame = encode_message_to_vec(&v, &limits).unwrap();
+        bodies.push((format!("lib_{name}"), frame[5..].to_vec()));
+    }
+    // Over the default depth limit (129 tables), and a non-shortest varint.
+    let too_deep = encode_message_to_vec(
+        &nested(129),
+        &Limits {
+            max_depth: 200,
+            ..limits
+        },
+    )
+    .unwrap();
+    bodies.push(("too_deep_129".into(), too_deep[5..].to_vec()));
+    bodies.push(("long_varint".into(), vec![0x02, 0xfb, 0x14, 0x00]));
+    for (name, body) in &bodies {
+        out.write("decode_value", name, body);
+    }
+
+    // ---- decode_frame: [config][n][sizes][stream].
+    let preamble = plain_preamble();
+    let mut refusal = Vec::new();
+    Preamble::refusal("server full: 10000 connections")
+        .encode(&mut refusal)
+        .unwrap();
+    let seed_frame = &doc.frames[0];
+    let mut all_frames = Vec::new();
+    for (_, body) in bodies.iter().take(19) {
+        all_frames.extend(frame_of(body));
+    }
+    let streams: Vec<(&str, Vec<u8>)> = vec![
+        ("preamble_seed", cat(&[&preamble, seed_frame])),
+        ("preamble_many", cat(&[&preamble, &all_frames])),
+        ("frames_only", all_frames.clone()),
+        ("empty_frame", cat(&[&preamble, &[0, 0, 0, 0]])),
+        ("kind_02", cat(&[&preamble, &[2, 0, 0, 0, 2, 0]])),
+        ("too_large", cat(&[&preamble, &[0xff, 0xff, 0xff, 0x7f, 1]])),
+        (
+            "ping_pong",
+            cat(&[&preamble, &[1, 0, 0, 0, 3, 1, 0, 0, 0, 4], seed_frame]),
+        ),
+        ("refusal", refusal.clone()),
+        ("http", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        ("version_2", b"TBLN\x02\x00\x00\x00".to_vec()),
+    ];
+    let configs: &[(&str, u8, &[u8])] = &[
+        ("whole", 0x41, &[]),
+        ("bytewise", 0x41, &[1]),
+        ("chunks", 0x45, &[3, 7, 0, 64]),
+        ("raw", 0x0b, &[5, 2]),
+        ("small_limit", 0x71, &[13]),
+    ];
+    for (sname, stream) in &streams {
+        for (cname, config, sizes) in configs {
+            let mut input = vec![*config, sizes.len() as u8];
+            input.extend_from_slice(sizes);
+            input.extend_from_slice(stream);
+            out.write("decode_frame", &format!("{sname}_{cname}"), &input);
+        }
+    }
+
+    // ---- handshake and open_frame: the documented vectors, cross-checked
+    // against what the library computes.
+    let doc_suites = [
+        ("AES-128-GCM", 0usize),
+        ("AES-256-GCM", 1),
+        ("ChaCha20-Poly1305", 2),
+    ];
+    for (name, index) in doc_suites {
+        let get = |v: &str| doc.secure[&(name.to_string(), v.to_string())].clone();
+        let (key_hex, suite) = SUITES[index];
+        let client = handshake(Role::Client, key_hex, suite).unwrap();
+        let mut p = Vec::new();
+        client.preamble().encode(&mut p).unwrap();
+        assert_eq!(p, get("client preamble"), "{name}: client preamble");
+    }
+    let message_payloads: Vec<Vec<u8>> = vec![
+        cat(&[&[0x01], &bodies[0].1]),
+        cat(&[&[0x01], &seed_frame[5..]]),
+        vec![0x01, 0x05, 0x00, 0x00],
+        vec![],
+        vec![0x02, 0x00],
+        vec![0x01, 0x06],
+        vec![0x03],
+        vec![0x04],
+    ];
+    for index in 0..4 {
+        let (key_hex, suite) = SUITES[index];
+        for role in [Role::Client, Role::Server] {
+            let peer = peer_of(role);
+            let mut ours = handshake(role, key_hex, suite).unwrap();
+            let mut theirs = handshake(peer, key_hex, suite).unwrap();
+            let mut peer_preamble = Vec::new();
+            theirs.preamble().encode(&mut peer_preamble).unwrap();
+            let _ = ours.receive_preamble(&theirs.preamble()).unwrap();
+            let their_confirm = theirs.receive_preamble(&ours.preamble()).unwrap();
+            if index < 3 {
+                let (name, _) = doc_suites[index];
+                let who = if peer == Role::Client {
+                    "client"
+                } else {
+                    "server"
+                };
+                let get = |v: &str| doc.secure[&(name.to_string(), v.to_string())].clone();
+                assert_eq!(peer_preamble, get(&format!("{who} preamble")));
+                assert_eq!(their_confirm, get(&format!("{who} confirmation")));
+            }
+            let (_, mut their_session) = fixed_sessions(role, key_hex, suite).unwrap();
+            let mut sealed = Vec::new();
+            for payload in &message_payloads[..3] {
+                their_session.sealer().seal(payload, &mut sealed).unwrap();
+            }
+            if index < 3 && peer == Role::Client {
+                let (name, _) = doc_suites[index];
+                let frame1 =
+                    doc.secure[&(name.to_string(), "client frame 1 (01 00)".to_string())].clone();
+                let (_, mut s) = fixed_sessions(role, key_hex, suite).unwrap();
+                let mut one = Vec::new();
+                s.sealer().seal(&[0x01, 0x00], &mut one).unwrap();
+                assert_eq!(one, frame1, "{name}: client frame 1");
+            }
+            let role_bit = u8::from(role == Role::Client);
+            let tag = format!(
+                "suite{index}_{}",
+                if role == Role::Client {
+                    "client"
+                } else {
+                    "server"
+                }
+            );
+
+            // handshake: [config][peer preamble][peer confirmation][frames]
+            let config = role_bit | ((index as u8) << 1);
+            out.write(
+                "handshake",
+                &format!("{tag}_full"),
+                &cat(&[&[config], &peer_preamble, &their_confirm, &sealed]),
+            );
+            if index == 0 {
+                out.write(
+                    "handshake",
+                    &format!("{tag}_preamble_only"),
+                    &cat(&[&[config], &peer_preamble]),
+                );
+            }
+
+            // open_frame raw: [config][frames sealed by the peer from counter 1]
+            let config = (index as u8) | (role_bit << 2);
+            let (_, mut s) = fixed_sessions(role, key_hex, suite).unwrap();
+            let mut stream = Vec::new();
+            for payload in &message_payloads {
+                s.sealer().seal(payload, &mut stream).unwrap();
+            }
+            out.write(
+                "open_frame",
+                &format!("{tag}_raw"),
+                &cat(&[&[config], &stream]),
+            );
+            if index == 0 {
+                let (prefix, _) = split_frame(&stream).unwrap();
+                out.write(
+                    "open_frame",
+                    &format!("{tag}_raw_small_limit"),
+                    &cat(&[
+                        &[config | 0x10],
+                        &stream[..4 + u32::from_le_bytes(prefix) as usize],
+                    ]),
+                );
+            }
+        }
+    }
+    // handshake, other cases: a key too short for its suite, plain mode.
+    out.write(
+        "handshake",
+        "key_too_short",
+        &cat(&[&[4 << 1], &plain_preamble()]),
+    );
+    out.write(
+        "handshake",
+        "plain_seed",
+        &cat(&[&[0x10], &preamble, seed_frame]),
+    );
+    out.write(
+        "handshake",
+        "plain_many",
+        &cat(&[&[0x10], &preamble, &all_frames]),
+    );
+    out.write("handshake", "plain_refusal", &cat(&[&[0x10], &refusal]));
+    out.write(
+        "handshake",
+        "plain_got_encrypted",
+        &cat(&[
+            &[0x10],
+            &doc.secure[&("AES-128-GCM".to_string(), "client preamble".to_string())],
+        ]),
+    );
+    out.write(
+        "handshake",
+        "encrypted_got_plain",
+        &cat(&[&[0x00], &preamble, seed_frame]),
+    );
+
+    // open_frame seal-then-tamper: [config|8][k][len, payload]*[pos lo, pos hi, xor]*
+    for (name, ops) in [
+        ("intact", &[][..]),
+        ("flip_tag", &[40, 0, 1][..]),
+        ("flip_prefix", &[0, 0, 0x80][..]),
+        ("flip_second", &[60, 0, 4][..]),
+        ("flip_twice", &[10, 0, 1, 10, 0, 1][..]),
+    ] {
+        let mut input = vec![0x08, 3];
+        for p in &message_payloads[..3] {
+            input.push(p.len() as u8);
+            input.extend_from_slice(p);
+        }
+        input.extend_from_slice(ops);
+        out.write("open_frame", &format!("tamper_{name}"), &input);
+    }
+
+    // ---- roundtrip: raw bytes for arbitrary::Unstructured.
+    out.write("roundtrip", "zeros", &[0; 64]);
+    out.write("roundtrip", "counting", &(0..=255u8).collect::<Vec<_>>());
+    out.write("roundtrip", "tables", &[0x06; 128]);
+    out.write(
+        "roundtrip",
+        "mixed",
+        &(0..512u32)
+            .map(|i| (i * 37 % 251) as u8)
+            .collect::<Vec<_>>(),
+    );
+    out.write(
+        "roundtrip",
+        "small_limits",
+        &[0x00, 0x01, 0x00, 0x02, 0x06, 0x06, 0x06, 0x05, 0x03],
+    );
+
+    println!("seeds written to {}", out.root.display());
+}

@@ -1,0 +1,72 @@
+//! `tablenet::proto::decode_value` on arbitrary bytes: a Message frame's
+//! body, as it comes from a peer. Any input must give a value or an error,
+//! never a panic, a stack overflow or an allocation out of proportion.
+//!
+//! On success it also checks that the codec is consistent: the value
+//! re-encodes and decodes to the same value (floats by bit pattern), the
+//! canonical encoding is a fixed point, and the depth limit is exact.
+
+#![no_main]
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+
+use libfuzzer_sys::fuzz_target;
+use tablenet::Error;
+use tablenet::proto::{Limits, decode_value, encode_message_to_vec};
+use tablenet_fuzz::{check_table_invariants, depth, same};
+
+/// A `fmt::Write` that only counts, so formatting is exercised without
+/// keeping the text.
+struct Count(usize);
+
+impl std::fmt::Write for Count {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let limits = Limits::default();
+    let Ok(value) = black_box(decode_value(data, &limits)) else {
+        return;
+    };
+    if let tablenet::Value::Table(t) = &value {
+        check_table_invariants(t);
+    }
+    let mut sink = Count(0);
+    write!(sink, "{value} {value:?}").expect("formatting a value cannot fail");
+    black_box(sink.0);
+
+    // Canonical re-encoding decodes to the same value, and is a fixed point.
+    let frame = encode_message_to_vec(&value, &limits).expect("a decoded value re-encodes");
+    let body = &frame[5..];
+    let again = decode_value(body, &limits).expect("a canonical encoding decodes");
+    assert!(same(&value, &again), "{value:?} re-decoded as {again:?}");
+    let frame2 = encode_message_to_vec(&again, &limits).expect("re-encodes");
+    assert_eq!(frame, frame2, "the canonical encoding is not a fixed point");
+
+    // The depth limit is exact: the value's own depth passes, one less fails.
+    let d = depth(&value);
+    if d >= 1 {
+        let exact = Limits {
+            max_depth: d,
+            ..limits
+        };
+        assert!(
+            decode_value(data, &exact).is_ok(),
+            "depth {d} refused at limit {d}"
+        );
+        let less = Limits {
+            max_depth: d - 1,
+            ..limits
+        };
+        if d >= 2 {
+            match decode_value(data, &less) {
+                Err(Error::TooDeep { limit }) => assert_eq!(limit, d - 1),
+                other => panic!("depth {d} at limit {}: {other:?}", d - 1),
+            }
+        }
+    }
+});
