@@ -12,8 +12,9 @@ fn encrypted_exchange_works() {
     let client = net.client("127.0.0.1", server.port(), Some(KEY)).unwrap();
     client.send(&table! { "Data" => "secret" }.into()).unwrap(); // queued before the handshake
     client.wait_for_connect(Duration::from_secs(2)).unwrap();
-    let _conn = util::accept(&net);
-    let (ev, _) = util::wait_for(&net, |e| matches!(e.kind, EventKind::Receive { .. }));
+    // The message may come in the same batch as the Connect event: wait for
+    // the Receive and keep the other events (the Connect's handle) alive.
+    let (ev, _connect) = util::wait_for(&net, |e| matches!(e.kind, EventKind::Receive { .. }));
     let EventKind::Receive { packet, .. } = ev.kind else {
         unreachable!()
     };

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tablenet::{
@@ -12,20 +14,42 @@ use tablenet::{
 /// Default deadline for anything a test waits for.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
+thread_local! {
+    /// Events that came in the same batch after a `wait_for` match, per
+    /// network (keyed by the address of its shared config), for the next wait.
+    static BACKLOG: RefCell<HashMap<usize, VecDeque<Event>>> = RefCell::new(HashMap::new());
+}
+
+fn backlog_key(net: &Network) -> usize {
+    std::ptr::from_ref(net.config()) as usize
+}
+
+/// The next events: those kept back by an earlier `wait_for`, else a wait.
+fn next_batch(net: &Network, timeout: Duration) -> Vec<Event> {
+    let kept = BACKLOG.with(|b| b.borrow_mut().remove(&backlog_key(net)));
+    match kept {
+        Some(events) if !events.is_empty() => events.into(),
+        _ => net.wait_events(timeout),
+    }
+}
+
 /// Collects events until `pred` matches one, or panics with what was seen at
-/// the deadline. Returns the match and every other event taken meanwhile,
-/// before it and after it in the same batch: look there before waiting for
-/// an event that may have come with the match.
+/// the deadline. Returns the match and the events taken before it. Events
+/// that came after it in the same batch are kept for the next `wait_for` or
+/// `collect` on this network, so none is lost between two waits.
 pub fn wait_for(net: &Network, mut pred: impl FnMut(&Event) -> bool) -> (Event, Vec<Event>) {
     let deadline = Instant::now() + DEADLINE;
     let mut seen = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(!left.is_zero(), "deadline passed; events seen: {seen:#?}");
-        let mut batch = net.wait_events(left).into_iter();
+        let mut batch = next_batch(net, left).into_iter();
         while let Some(ev) = batch.next() {
             if pred(&ev) {
-                seen.extend(batch);
+                let rest: VecDeque<Event> = batch.collect();
+                if !rest.is_empty() {
+                    BACKLOG.with(|b| b.borrow_mut().insert(backlog_key(net), rest));
+                }
                 return (ev, seen);
             }
             seen.push(ev);
@@ -45,7 +69,7 @@ pub fn collect(net: &Network, n: usize, mut pred: impl FnMut(&Event) -> bool) ->
             "deadline passed with {} of {n} events ({others} others)",
             got.len()
         );
-        for ev in net.wait_events(left) {
+        for ev in next_batch(net, left) {
             if pred(&ev) {
                 got.push(ev);
             } else {
