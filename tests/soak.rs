@@ -211,14 +211,10 @@ fn client_thread(first: usize, count: usize, port: u16, totals: Arc<Totals>, dea
         for m in members.iter_mut().filter(|m| m.next < MESSAGES) {
             for _ in 0..16 {
                 if m.reconnected_before != m.next && reconnects_before(m.index, m.next) {
-                    // Dropping an open client flushes what it queued (the
-                    // library's promise), then closes; the next messages go
-                    // on a new connection. Only open ones are dropped: one
-                    // dropped during its handshake discards its queue (see
-                    // the faults test a_client_dropped_while_connecting_...).
-                    if !m.client.is_connected() {
-                        break;
-                    }
+                    // Dropping a client flushes what it queued (the
+                    // library's promise), then closes, even when it is still
+                    // in its handshake; the next messages go on a new
+                    // connection.
                     m.reconnected_before = m.next;
                     let old = std::mem::replace(&mut m.client, connect());
                     drop(old);
