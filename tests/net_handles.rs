@@ -35,16 +35,6 @@ fn accept_n(net: &Network, n: usize) -> Vec<Connection> {
         .collect()
 }
 
-/// Polls `cond` until it holds, failing at the deadline. For states that no
-/// event announces (such as a connection count).
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + util::DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 fn preamble() -> Vec<u8> {
     let mut out = Vec::new();
     Preamble::plain().encode(&mut out).unwrap();
@@ -192,7 +182,9 @@ fn server_methods() {
         c.wait_for_connect(CONNECT_TIMEOUT).unwrap();
     }
     let mut conns = accept_n(&net_s, 3);
-    eventually("3 connections", || server.connection_count() == 3);
+    util::wait_until("3 connections", util::DEADLINE, || {
+        server.connection_count() == 3
+    });
     let ids: Vec<ConnectionId> = conns.iter().map(Connection::id).collect();
     assert_eq!(
         server.connections().into_iter().collect::<HashSet<_>>(),
@@ -779,7 +771,9 @@ fn sends_made_before_connecting_are_delivered_in_order() {
     stream.write_all(&preamble()).unwrap();
     assert_eq!(read_messages(&mut stream, messages.len()), messages);
     client.wait_for_connect(CONNECT_TIMEOUT).unwrap();
-    eventually("the queue to drain", || client.queued_bytes() == 0);
+    util::wait_until("the queue to drain", util::DEADLINE, || {
+        client.queued_bytes() == 0
+    });
 
     // The same against a tablenet server on another network: sends right
     // after creating the client.

@@ -1,5 +1,7 @@
 mod util;
 
+use util::wait_until;
+
 // Loopback load tests: many connections, the per-connection send queue
 // limit, and the wake hook.
 
@@ -19,15 +21,6 @@ use tablenet::{
 
 /// Upper bound for any one test in this file.
 const TEST_BUDGET: Duration = Duration::from_secs(30);
-
-/// Polls `cond` every 2 ms until it holds; panics after `limit`.
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
 
 /// Takes exactly `n` events from `net`, each of which must satisfy `check`
 /// (which panics, naming the event, on anything unexpected).

@@ -1,5 +1,7 @@
 mod util;
 
+use util::wait_until;
+
 // Loopback tests of the event ring: overwrite (by slots and by bytes) and
 // lossless.
 //
@@ -28,15 +30,6 @@ use tablenet::{
 
 /// Upper bound for any one test in this file.
 const TEST_BUDGET: Duration = Duration::from_secs(30);
-
-/// Polls `cond` every 2 ms until it holds; panics after `limit`.
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
 
 /// The barrier described at the top: returns once every event the server's
 /// IO thread produced before this call is in the ring. Keep the stream

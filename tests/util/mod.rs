@@ -91,6 +91,17 @@ pub fn accept(net: &Network) -> tablenet::Connection {
     }
 }
 
+/// Polls `cond` every 2 ms until it holds, failing after `limit`. For states
+/// that no event announces (a connection count, queued bytes); wait for
+/// events with `wait_for` instead.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// How long a test's client waits to connect.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
