@@ -653,6 +653,9 @@ impl Driver {
     /// Decodes buffered bytes: the preamble, then frames. False when the
     /// link closed or was paused (stop reading it).
     fn process(&mut self, t: usize) -> bool {
+        // One clock read per batch of bytes: the frames in it were all seen
+        // now (stamps their events and the heartbeat's last sign of life).
+        let seen = Instant::now();
         let Some(io) = self.links.get_mut(&t) else {
             return false;
         };
@@ -757,7 +760,7 @@ impl Driver {
             let decoded = match io.next_incoming(&limits) {
                 Ok(None) => return true,
                 Ok(Some(incoming)) => {
-                    io.last_rx = Instant::now();
+                    io.last_rx = seen;
                     io.pinged = false;
                     Ok(incoming)
                 }
@@ -777,7 +780,7 @@ impl Driver {
                         Role::Accepted(_) => Source::Connection(link.connection_id()),
                         Role::Client(id) => Source::Client(id),
                     };
-                    let mut p = Pending::new(EventKind::Receive { from, packet });
+                    let mut p = Pending::at(EventKind::Receive { from, packet }, seen);
                     p.bytes = size;
                     self.pending.push(p);
                     self.room = self.room.saturating_sub(1);

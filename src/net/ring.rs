@@ -56,9 +56,14 @@ pub(crate) struct Pending {
 
 impl Pending {
     pub(crate) fn new(kind: EventKind) -> Pending {
+        Pending::at(kind, Instant::now())
+    }
+
+    /// An event seen at `time`.
+    pub(crate) fn at(kind: EventKind, time: Instant) -> Pending {
         Pending {
             kind,
-            time: Instant::now(),
+            time,
             bytes: 0,
         }
     }
