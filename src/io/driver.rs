@@ -14,7 +14,7 @@ use super::WAKER;
 use super::link_io::{Incoming, LinkIo, Phase, token};
 use crate::error::{Error, ProtocolError};
 use crate::net::OverflowPolicy;
-use crate::net::link::{ConnectStatus, Flushed, Link, Role, State};
+use crate::net::link::{ConnectStatus, Flushed, Link, OutFrame, Role, State};
 use crate::net::ring::Pending;
 use crate::net::server::ServerShared;
 use crate::net::shared::{Command, Keying, NetShared};
@@ -1151,7 +1151,7 @@ fn next_liveness_check(io: &LinkIo, config: &crate::net::Config) -> Option<Insta
 /// Sends an empty control frame (sealed on encrypted links). A full send
 /// queue skips it: that peer is not reading, and its silence will tell.
 fn send_control(link: &Link, kind: FrameKind) {
-    let _ = link.send_frame(bytes::Bytes::copy_from_slice(&control_frame(kind)));
+    let _ = link.send_frame(OutFrame::Borrowed(&control_frame(kind)), false);
 }
 
 fn object_of(link: &Link) -> ObjectId {

@@ -42,8 +42,9 @@ impl Client {
     /// Queues `value` for the server. Before the connection is up, messages
     /// wait in the queue; once closed, sends fail with [`SendError::Closed`].
     pub fn send(&self, value: &Value) -> Result<(), SendError> {
-        let frame = self.link.net.encode(value)?;
-        self.link.send_frame(frame)
+        let link = &self.link;
+        link.net
+            .with_frame(value, |frame| link.send_frame(frame, true))?
     }
 
     /// Sends any `Serialize` type, converted with [`to_value`](crate::to_value).

@@ -68,8 +68,9 @@ impl Connection {
 
     /// Queues `value` for this connection.
     pub fn send(&self, value: &Value) -> Result<(), SendError> {
-        let frame = self.link().net.encode(value)?;
-        self.link().send_frame(frame)
+        let link = self.link();
+        link.net
+            .with_frame(value, |frame| link.send_frame(frame, true))?
     }
 
     /// Sends any `Serialize` type, converted with [`to_value`](crate::to_value).

@@ -114,6 +114,7 @@ impl Network {
             local,
             conns: Mutex::new(HashMap::new()),
             keying,
+            last_multi_send: Mutex::new(None),
         });
         let listener = mio::net::TcpListener::from_std(listener);
         self.shared

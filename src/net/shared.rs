@@ -1,6 +1,7 @@
 //! [`NetShared`]: what the handles and the IO thread share, and the commands
 //! handles send to the IO thread.
 
+use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -10,11 +11,11 @@ use parking_lot::Mutex;
 
 use super::config::Config;
 use super::ids::ServerId;
-use super::link::Link;
+use super::link::{Link, OutFrame, SMALL_FRAME};
 use super::ring::Ring;
 use super::server::ServerShared;
 use crate::error::Error;
-use crate::proto::encode_message_to_vec;
+use crate::proto::encode_message;
 use crate::value::Value;
 
 /// A pre-shared key and the cipher it is used with.
@@ -139,13 +140,38 @@ impl NetShared {
         std::mem::take(&mut *self.commands.lock())
     }
 
-    /// Encodes a value as one frame, once, for any number of receivers.
-    pub(crate) fn encode(&self, value: &Value) -> Result<Bytes, Error> {
-        let mut frame = encode_message_to_vec(value, &self.config.limits)?;
-        // Room for an encryption tag, so sealing in place never reallocates
-        // (and copies) a large frame.
-        frame.reserve(crate::proto::secure::TAG_LEN);
-        Ok(Bytes::from(frame))
+    /// Encodes a value as one frame, once, and hands it to `send` (which
+    /// may send it to any number of links). Small frames are borrowed from a
+    /// per-thread buffer, so encoding allocates nothing; large ones are
+    /// handed over as owned bytes, never copied.
+    pub(crate) fn with_frame<R>(
+        &self,
+        value: &Value,
+        send: impl FnOnce(OutFrame<'_>) -> R,
+    ) -> Result<R, Error> {
+        thread_local! {
+            static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        let limits = &self.config.limits;
+        SCRATCH.with(|scratch| {
+            // Busy only if `send` re-entered us: use a buffer of our own.
+            let mut own = Vec::new();
+            let mut guard = scratch.try_borrow_mut().ok();
+            let buf = guard.as_deref_mut().unwrap_or(&mut own);
+            buf.clear();
+            if let Err(e) = encode_message(value, limits, buf) {
+                buf.shrink_to(SMALL_FRAME); // a failed huge value keeps nothing
+                return Err(e);
+            }
+            if buf.len() <= SMALL_FRAME {
+                return Ok(send(OutFrame::Borrowed(buf)));
+            }
+            let mut frame = std::mem::take(buf);
+            // Room for an encryption tag, so sealing in place never
+            // reallocates (and copies) a large frame.
+            frame.reserve(crate::proto::secure::TAG_LEN);
+            Ok(send(OutFrame::Shared(Bytes::from(frame))))
+        })
     }
 
     /// Starts shutting down without waiting. Returns the IO thread to join.

@@ -4,18 +4,27 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::ops::Deref;
 
+use smallvec::SmallVec;
+
+/// Strings up to this many bytes live inside the value, without a heap
+/// allocation: table keys and short texts, the common case on the wire.
+const INLINE: usize = 16;
+
 /// A Lua string: any bytes, not necessarily UTF-8.
 ///
 /// Binary payloads round-trip byte for byte, and are encoded on the wire as
 /// one length-prefixed run. [`ByteString::to_str`] gives `&str` access when
 /// the bytes are UTF-8.
+///
+/// Up to 16 bytes are stored inline (the type is as small as a `Vec<u8>`), so
+/// short keys and texts cost no allocation.
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ByteString(Vec<u8>);
+pub struct ByteString(SmallVec<[u8; INLINE]>);
 
 impl ByteString {
-    /// An empty string.
+    /// An empty string. Does not allocate.
     pub const fn new() -> Self {
-        ByteString(Vec::new())
+        ByteString(SmallVec::new_const())
     }
 
     /// The raw bytes.
@@ -35,7 +44,7 @@ impl ByteString {
 
     /// Gives back the bytes.
     pub fn into_bytes(self) -> Vec<u8> {
-        self.0
+        self.0.into_vec()
     }
 }
 
@@ -60,55 +69,56 @@ impl Borrow<[u8]> for ByteString {
 
 impl From<Vec<u8>> for ByteString {
     fn from(v: Vec<u8>) -> Self {
-        ByteString(v)
+        // Reuses the vector's buffer when it is longer than the inline room.
+        ByteString(SmallVec::from_vec(v))
     }
 }
 
 impl From<&[u8]> for ByteString {
     fn from(v: &[u8]) -> Self {
-        ByteString(v.to_vec())
+        ByteString(SmallVec::from_slice(v))
     }
 }
 
 impl<const N: usize> From<&[u8; N]> for ByteString {
     fn from(v: &[u8; N]) -> Self {
-        ByteString(v.to_vec())
+        ByteString(SmallVec::from_slice(v))
     }
 }
 
 impl From<&str> for ByteString {
     fn from(v: &str) -> Self {
-        ByteString(v.as_bytes().to_vec())
+        ByteString(SmallVec::from_slice(v.as_bytes()))
     }
 }
 
 impl From<String> for ByteString {
     fn from(v: String) -> Self {
-        ByteString(v.into_bytes())
+        ByteString::from(v.into_bytes())
     }
 }
 
 impl From<ByteString> for Vec<u8> {
     fn from(v: ByteString) -> Self {
-        v.0
+        v.into_bytes()
     }
 }
 
 impl PartialEq<str> for ByteString {
     fn eq(&self, other: &str) -> bool {
-        self.0 == other.as_bytes()
+        self.0.as_slice() == other.as_bytes()
     }
 }
 
 impl PartialEq<&str> for ByteString {
     fn eq(&self, other: &&str) -> bool {
-        self.0 == other.as_bytes()
+        self.0.as_slice() == other.as_bytes()
     }
 }
 
 impl PartialEq<[u8]> for ByteString {
     fn eq(&self, other: &[u8]) -> bool {
-        self.0 == other
+        self.0.as_slice() == other
     }
 }
 

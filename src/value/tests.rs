@@ -1295,3 +1295,19 @@ fn values_are_send_and_sync() {
     assert_send_sync::<Key>();
     assert_send_sync::<ByteString>();
 }
+
+#[test]
+fn short_strings_are_inline_and_sizes_stay_small() {
+    use std::mem::size_of;
+    // Inline storage must not make values bigger than a Vec-backed string.
+    assert_eq!(size_of::<ByteString>(), size_of::<Vec<u8>>());
+    assert!(size_of::<Value>() <= 64, "{}", size_of::<Value>());
+    // Around the inline limit, contents and conversions are exact.
+    for n in [0usize, 1, 15, 16, 17, 100] {
+        let bytes: Vec<u8> = (0..n).map(|i| i as u8).collect();
+        let s = ByteString::from(bytes.clone());
+        assert_eq!(s.as_bytes(), bytes.as_slice());
+        assert_eq!(ByteString::from(bytes.as_slice()), s);
+        assert_eq!(s.clone().into_bytes(), bytes);
+    }
+}

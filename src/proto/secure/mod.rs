@@ -110,4 +110,6 @@ pub enum SecureError {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+pub(crate) use tests::sessions;
+#[cfg(test)]
 mod vectors;

@@ -83,7 +83,7 @@ fn decode_preamble(bytes: &[u8]) -> Preamble {
 }
 
 /// A full handshake: (client session, server session).
-fn sessions(suite: CipherSuite, hex_key: &str) -> (Session, Session) {
+pub(crate) fn sessions(suite: CipherSuite, hex_key: &str) -> (Session, Session) {
     let key = key(hex_key);
     let mut pair = exchange(&key, &key, suite);
     let (prefix, payload) = split(&pair.server_confirm);
