@@ -108,7 +108,8 @@ impl Driver {
                         let readable =
                             event.is_readable() || event.is_read_closed() || event.is_error();
                         let writable = event.is_writable() || event.is_error();
-                        self.on_link_event(t, readable, writable);
+                        let closed = event.is_read_closed() || event.is_error();
+                        self.on_link_event(t, readable, writable, closed);
                     }
                 }
             }
@@ -526,7 +527,9 @@ impl Driver {
 
     // ------------------------------------------------------------ link events
 
-    fn on_link_event(&mut self, t: usize, readable: bool, writable: bool) {
+    /// `closed`: the peer's end of stream (or an error) was announced, so
+    /// reads must go on until they say so.
+    fn on_link_event(&mut self, t: usize, readable: bool, writable: bool, closed: bool) {
         let Some(io) = self.links.get(&t) else {
             return;
         };
@@ -540,7 +543,7 @@ impl Driver {
                     .get(&t)
                     .is_some_and(|io| io.phase == Phase::Handshake)
                 {
-                    self.read(t);
+                    self.read(t, true);
                 }
             }
             return;
@@ -549,7 +552,7 @@ impl Driver {
             self.flush(t);
         }
         if readable {
-            self.read(t);
+            self.read(t, closed);
         }
     }
 
@@ -562,7 +565,9 @@ impl Driver {
             if self.listeners.contains_key(&t) {
                 self.accept(t);
             } else {
-                self.read(t);
+                // Whether an end of stream was announced is not remembered
+                // here: read until the socket says it is empty.
+                self.read(t, true);
             }
         }
     }
@@ -600,7 +605,12 @@ impl Driver {
     }
 
     /// Reads what arrived, up to the budget, and decodes it.
-    fn read(&mut self, t: usize) {
+    ///
+    /// A read that fills less than the buffer emptied the socket, so unless
+    /// `to_end` asks to read on until the end of stream, we stop there
+    /// instead of paying a syscall to hear "would block": bytes arriving
+    /// later raise a new edge-triggered event (as tokio relies on too).
+    fn read(&mut self, t: usize, to_end: bool) {
         // Frames left undecoded by a lossless pause come first: the socket
         // may have nothing new to say.
         if self
@@ -617,7 +627,9 @@ impl Driver {
                 return;
             };
             let stream = io.stream.clone();
-            let result = (&*stream).read(io.decoder.read_buffer());
+            let buf = io.decoder.read_buffer();
+            let offered = buf.len();
+            let result = (&*stream).read(buf);
             match result {
                 Ok(0) => {
                     self.process(t);
@@ -629,6 +641,12 @@ impl Driver {
                     total += n;
                     if !self.process(t) {
                         return; // paused or closed
+                    }
+                    if n < offered && !to_end {
+                        if let Some(io) = self.links.get_mut(&t) {
+                            io.decoder.release_idle_memory();
+                        }
+                        return;
                     }
                     if total >= READ_BUDGET {
                         self.more_to_read.push_back(t);
