@@ -43,19 +43,20 @@ struct Plan {
 }
 
 /// tablenet: client application and server application each with their own
-/// network (IO thread); both wait with `wait_events`; the server replies with
-/// the table it received.
-fn tablenet_pingpong(p: Plan) -> Latencies {
-    let server_net = lossless_network();
-    let client_net = lossless_network();
+/// network; both wait with `wait_events`; the server replies with the table
+/// it received. `inline_io`: each network is driven by its application's
+/// thread (`Config::inline_io`) instead of an IO thread.
+fn tablenet_pingpong(p: Plan, inline_io: bool) -> Latencies {
+    let mut config = lossless_config();
+    config.inline_io = inline_io;
+    let server_net = tablenet::Network::with_config(config.clone()).expect("config");
+    let client_net = tablenet::Network::with_config(config).expect("config");
     let server = server_net.server("127.0.0.1", 0, None).expect("server");
     let client = client_net
         .client("127.0.0.1", server.port(), None)
         .expect("client");
-    client
-        .wait_for_connect(Duration::from_secs(5))
-        .expect("connect");
 
+    // Started before connecting: with inline IO only it drives the server.
     let server_app = {
         let net = server_net.clone();
         thread::spawn(move || {
@@ -82,6 +83,9 @@ fn tablenet_pingpong(p: Plan) -> Latencies {
         })
     };
 
+    client
+        .wait_for_connect(Duration::from_secs(5))
+        .expect("connect");
     let message = seed_value();
     let mut samples = Vec::with_capacity(p.trips);
     let start = Instant::now();
@@ -248,9 +252,10 @@ fn measure(opts: &Opts, label: &str) -> (Vec<Figure>, Vec<String>) {
     };
     let scenario = format!("pingpong_{label}");
     let mut sides = [
-        Side::new("tablenet", || tablenet_pingpong(fast)),
+        Side::new("tablenet", || tablenet_pingpong(fast, false)),
         Side::new("raw", || raw_pingpong(fast)),
         Side::new("message_io", || message_io_pingpong(slow)),
+        Side::new("tablenet_inline", || tablenet_pingpong(fast, true)),
     ];
     let r = alternate(&scenario, opts, &mut sides, describe);
     let med: Vec<f64> = r
@@ -282,6 +287,24 @@ fn measure(opts: &Opts, label: &str) -> (Vec<Figure>, Vec<String>) {
             Some(p99[1]),
             Some(p99[2]),
         ),
+        // The same with `Config::inline_io` (no IO thread hop); tablenet's
+        // column holds that mode, raw's is the same raw run.
+        Figure::new(
+            "pingpong",
+            &format!("rtt_median_{label}_inline_io"),
+            "us",
+            Some(med[3]),
+            Some(med[1]),
+            None,
+        ),
+        Figure::new(
+            "pingpong",
+            &format!("rtt_p99_{label}_inline_io"),
+            "us",
+            Some(p99[3]),
+            Some(p99[1]),
+            None,
+        ),
     ];
     let notes = vec![
         format!(
@@ -291,6 +314,11 @@ fn measure(opts: &Opts, label: &str) -> (Vec<Figure>, Vec<String>) {
         reps_line(
             &format!("tablenet {label}"),
             &r[0].iter().map(Latencies::median).collect::<Vec<_>>(),
+            "median us",
+        ),
+        reps_line(
+            &format!("tablenet inline_io {label}"),
+            &r[3].iter().map(Latencies::median).collect::<Vec<_>>(),
             "median us",
         ),
         reps_line(

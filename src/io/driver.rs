@@ -81,41 +81,53 @@ impl Driver {
         }
     }
 
+    /// Drives everything until the network has shut down.
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(1024);
-        loop {
-            self.handle_commands();
-            self.flush_events();
-            if let Some(deadline) = self.shutdown
-                && (self.links.is_empty() || Instant::now() >= deadline)
-            {
-                self.finish_shutdown();
-                return;
-            }
-            let timeout = self.next_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout)
-                && e.kind() != io::ErrorKind::Interrupted
-            {
-                // The poller itself failed: nothing can be driven any more.
-                self.finish_shutdown_with(CloseReason::Error(Error::io("poll", &e)));
-                return;
-            }
-            for event in events.iter() {
-                match event.token() {
-                    WAKER => {}
-                    Token(t) if self.listeners.contains_key(&t) => self.accept(t),
-                    Token(t) => {
-                        let readable =
-                            event.is_readable() || event.is_read_closed() || event.is_error();
-                        let writable = event.is_writable() || event.is_error();
-                        let closed = event.is_read_closed() || event.is_error();
-                        self.on_link_event(t, readable, writable, closed);
-                    }
+        while self.turn(&mut events, None) {}
+    }
+
+    /// One round: commands, then a poll that waits for the next socket
+    /// event, timer or command (at most `max_wait` when given), then what it
+    /// reported. The events produced are in the ring when it returns. False
+    /// once the network has shut down (nothing is left to drive).
+    pub(crate) fn turn(&mut self, events: &mut Events, max_wait: Option<Duration>) -> bool {
+        self.handle_commands();
+        self.flush_events();
+        if let Some(deadline) = self.shutdown
+            && (self.links.is_empty() || Instant::now() >= deadline)
+        {
+            self.finish_shutdown();
+            return false;
+        }
+        let timeout = match (self.next_timeout(), max_wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Err(e) = self.poll.poll(events, timeout)
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            // The poller itself failed: nothing can be driven any more.
+            self.finish_shutdown_with(CloseReason::Error(Error::io("poll", &e)));
+            return false;
+        }
+        for event in events.iter() {
+            match event.token() {
+                WAKER => {}
+                Token(t) if self.listeners.contains_key(&t) => self.accept(t),
+                Token(t) => {
+                    let readable =
+                        event.is_readable() || event.is_read_closed() || event.is_error();
+                    let writable = event.is_writable() || event.is_error();
+                    let closed = event.is_read_closed() || event.is_error();
+                    self.on_link_event(t, readable, writable, closed);
                 }
             }
-            self.continue_reads();
-            self.fire_timers();
         }
+        self.continue_reads();
+        self.fire_timers();
+        self.flush_events();
+        true
     }
 
     fn next_timeout(&self) -> Option<Duration> {

@@ -4,7 +4,7 @@
 //! by the sans-IO core in [`crate::proto`]; what it produces goes into the
 //! event ring in batches. The thread count does not grow with connections.
 
-mod driver;
+pub(crate) mod driver;
 mod link_io;
 
 use std::sync::Arc;

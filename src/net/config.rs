@@ -66,6 +66,17 @@ pub struct Config {
     /// `Some(CipherSuite::ChaCha20Poly1305)` suits machines without AES
     /// instructions (256-bit keys only). Both sides must choose the same.
     pub cipher: Option<CipherSuite>,
+    /// Drive the sockets on the application's own thread, inside
+    /// `poll_events`/`wait_events` (and `wait_for_connect`), instead of on a
+    /// background IO thread (default false). A received message then reaches
+    /// the application without a thread hop, so a round trip costs about
+    /// what raw blocking TCP costs, which matters most on a busy or single
+    /// CPU. The price: between those calls nothing moves (queued sends wait,
+    /// heartbeats pause), so call one of them every frame or tick. Drive a
+    /// network from one thread at a time; others calling `wait_events`
+    /// meanwhile just wait for the events it produces. At shutdown (or when
+    /// the last handle is dropped) a short-lived thread flushes what is left.
+    pub inline_io: bool,
 }
 
 impl Default for Config {
@@ -85,6 +96,7 @@ impl Default for Config {
             heartbeat: None,
             idle_timeout: None,
             cipher: None,
+            inline_io: false,
         }
     }
 }

@@ -236,11 +236,20 @@ impl Link {
                 ConnectStatus::Failed(e) => return Err(e.clone()),
                 ConnectStatus::Pending => {}
             }
-            if self
-                .connect_changed
-                .wait_until(&mut out, deadline)
-                .timed_out()
-            {
+            // Inline IO: this thread drives the connection forward itself.
+            let drove = self.net.config.inline_io
+                && MutexGuard::unlocked(&mut out, || {
+                    self.net
+                        .drive(deadline.saturating_duration_since(Instant::now()))
+                });
+            let timed_out = if drove {
+                Instant::now() >= deadline
+            } else {
+                self.connect_changed
+                    .wait_until(&mut out, deadline)
+                    .timed_out()
+            };
+            if timed_out {
                 return match &out.connect {
                     ConnectStatus::Connected(took) => Ok(*took),
                     ConnectStatus::Failed(e) => Err(e.clone()),

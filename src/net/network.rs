@@ -77,12 +77,18 @@ impl Network {
     /// Takes every queued event, oldest first, without blocking (the seed's
     /// `network.PollEvents()`).
     pub fn poll_events(&self) -> Vec<Event> {
+        if self.shared.config.inline_io {
+            self.shared.drive(Duration::ZERO);
+        }
         self.shared.ring.take()
     }
 
     /// Like [`poll_events`](Self::poll_events), but waits up to `timeout` for
     /// the first event. Returns an empty vector on timeout.
     pub fn wait_events(&self, timeout: Duration) -> Vec<Event> {
+        if self.shared.config.inline_io {
+            return self.shared.wait_inline(timeout);
+        }
         self.shared.ring.wait(timeout)
     }
 

@@ -4,17 +4,19 @@
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::config::Config;
+use super::event::Event;
 use super::ids::ServerId;
 use super::link::{Link, OutFrame, SMALL_FRAME};
 use super::ring::Ring;
 use super::server::ServerShared;
 use crate::error::Error;
+use crate::io::driver::Driver;
 use crate::proto::encode_message;
 use crate::value::Value;
 
@@ -44,6 +46,10 @@ impl Keying {
         })?;
         Ok(Some(Arc::new(Keying { key, suite })))
     }
+}
+
+fn io_started(io: &Mutex<IoThread>) -> bool {
+    io.lock().started
 }
 
 /// Work for the IO thread.
@@ -77,6 +83,15 @@ pub(crate) struct NetShared {
     commands: Mutex<Vec<Command>>,
     waker: OnceLock<mio::Waker>,
     io: Mutex<IoThread>,
+    /// With [`Config::inline_io`]: the reactor, driven by whichever
+    /// application thread waits for events (one at a time).
+    inline: Mutex<Option<Inline>>,
+}
+
+/// A reactor driven on application threads.
+struct Inline {
+    driver: Driver,
+    events: mio::Events,
 }
 
 impl NetShared {
@@ -88,6 +103,7 @@ impl NetShared {
             commands: Mutex::new(Vec::new()),
             waker: OnceLock::new(),
             io: Mutex::new(IoThread::default()),
+            inline: Mutex::new(None),
         });
         // A weak reference: the ring must not keep the network alive.
         let weak = Arc::downgrade(&shared);
@@ -112,6 +128,14 @@ impl NetShared {
         let waker = mio::Waker::new(poll.registry(), crate::io::WAKER)
             .map_err(|e| Error::io("create waker", &e))?;
         let _ = self.waker.set(waker);
+        if self.config.inline_io {
+            *self.inline.lock() = Some(Inline {
+                driver: Driver::new(poll, self.clone()),
+                events: mio::Events::with_capacity(1024),
+            });
+            io.started = true;
+            return Ok(());
+        }
         let shared = self.clone();
         let handle = std::thread::Builder::new()
             .name("tablenet-io".into())
@@ -174,9 +198,45 @@ impl NetShared {
         })
     }
 
-    /// Starts shutting down without waiting. Returns the IO thread to join.
+    /// Inline IO: one round of driving the reactor on this thread, waiting
+    /// at most `max_wait`. False (having done nothing) when another thread is
+    /// driving it, or there is nothing to drive (not started, shut down).
+    pub(crate) fn drive(&self, max_wait: Duration) -> bool {
+        let Some(mut guard) = self.inline.try_lock() else {
+            return false;
+        };
+        let Some(Inline { driver, events }) = guard.as_mut() else {
+            return false;
+        };
+        if !driver.turn(events, Some(max_wait)) {
+            *guard = None; // shut down
+        }
+        true
+    }
+
+    /// Inline IO: drives the reactor until events are ready or `timeout`
+    /// passes, then takes them.
+    pub(crate) fn wait_inline(&self, timeout: Duration) -> Vec<Event> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let events = self.ring.take();
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if !events.is_empty() || left.is_zero() {
+                return events;
+            }
+            if !self.drive(left) {
+                // Another thread drives: wait for what it produces.
+                return self.ring.wait(left);
+            }
+        }
+    }
+
+    /// Starts shutting down without waiting. Returns the IO thread to join
+    /// (for inline IO, a thread that finishes the flushing).
     pub(crate) fn begin_shutdown(&self, deadline: Instant) -> Option<JoinHandle<()>> {
-        let handle = {
+        let mut handle = {
             let mut io = self.io.lock();
             if io.shut_down {
                 return None;
@@ -184,8 +244,17 @@ impl NetShared {
             io.shut_down = true;
             io.handle.take()
         };
-        if handle.is_some() {
+        let inline = self.config.inline_io && io_started(&self.io);
+        if handle.is_some() || inline {
             self.command(Command::Shutdown(deadline));
+        }
+        if inline && let Some(Inline { driver, .. }) = self.inline.lock().take() {
+            // Nobody may call us again to drive what is left: a thread of
+            // its own flushes it, bounded by the deadline.
+            handle = std::thread::Builder::new()
+                .name("tablenet-io-finish".into())
+                .spawn(move || driver.run())
+                .ok();
         }
         self.ring.wake_waiters();
         handle
