@@ -5,7 +5,7 @@
 //! Each repetition runs in fresh processes, so no allocator reuse from an
 //! earlier repetition hides memory: this binary re-executes itself as
 //! `__conn-server SIDE N WAVE`, which re-executes itself as
-//! `__conn-clients SIDE PORT` (the fd limit of 20,000 cannot hold both ends
+//! `__conn-clients SIDE PORT N` (the fd limit of 20,000 cannot hold both ends
 //! of 10,000 connections in one process). The server paces the clients in
 //! waves through the client's stdin ("go K": connect until K in total),
 //! keeping fewer than `WAVE * 1.5` connections unaccepted, below every
@@ -266,7 +266,7 @@ pub fn server_main(args: &[String]) {
 fn serve(side: &str, port: u16, n: usize, wave: usize, mut accept_some: impl FnMut() -> usize) {
     let exe = std::env::current_exe().expect("own path");
     let mut child = Command::new(exe)
-        .args(["__conn-clients", side, &port.to_string()])
+        .args(["__conn-clients", side, &port.to_string(), &n.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -317,10 +317,34 @@ fn serve(side: &str, port: u16, n: usize, wave: usize, mut accept_some: impl FnM
 // ---------------------------------------------------------------------------
 // The clients process.
 
-/// Entry point of `__conn-clients SIDE PORT`.
+/// Grows this process's descriptor table to `n` slots while it has one
+/// thread. Linux doubles the table as descriptors are opened (64, 128, ..
+/// 16,384), and in a process with several threads each doubling waits for an
+/// RCU grace period (`synchronize_rcu` in `expand_fdtable`, about 10 ms each
+/// on the 2-vCPU VM). The clients process is only a load generator: raw's
+/// single-threaded clients never paid those stalls, while tablenet's and
+/// message-io's threaded ones paid six or more per repetition, which the
+/// server then waited out.
+fn reserve_descriptors(n: usize) {
+    let min = libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX);
+    // SAFETY: duplicates stderr onto the lowest free descriptor >= `min`
+    // (growing the table to cover it) and closes the duplicate at once.
+    unsafe {
+        let fd = libc::fcntl(2, libc::F_DUPFD_CLOEXEC, min);
+        if fd >= 0 {
+            libc::close(fd);
+        }
+    }
+}
+
+/// Entry point of `__conn-clients SIDE PORT N`.
 pub fn clients_main(args: &[String]) {
     let side = args.first().expect("side").as_str();
     let port: u16 = args.get(1).and_then(|s| s.parse().ok()).expect("PORT");
+    let n: usize = args.get(2).and_then(|s| s.parse().ok()).expect("N");
+    // Before any thread exists (see reserve_descriptors); a few spare slots
+    // for stdio and the poller.
+    reserve_descriptors(n + 64);
     let addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut connect: Box<dyn FnMut()> = match side {
         "tablenet" | "tablenet_aes" => {

@@ -298,6 +298,8 @@ impl Driver {
             keying.clone(),
             self.net.clone(),
         ));
+        // On Linux the accepted socket inherited the listener's options.
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
         self.configure(&stream);
         let stream = Arc::new(stream);
         {
@@ -416,7 +418,10 @@ impl Driver {
     /// Sets the per-connection socket options. Failures only cost performance.
     fn configure(&self, stream: &TcpStream) {
         let config = &self.net.config;
-        let _ = stream.set_nodelay(config.nodelay);
+        if config.nodelay {
+            // Off is the default: no call needed.
+            let _ = stream.set_nodelay(true);
+        }
         if let Some(idle) = config.keepalive {
             let _ = SockRef::from(stream).set_tcp_keepalive(&TcpKeepalive::new().with_time(idle));
         }
@@ -482,7 +487,18 @@ impl Driver {
             last_message: Instant::now(),
             pinged: false,
         };
+        let t = token(io.link.id);
         self.start(io);
+        // The TCP handshake often completes within connect (over loopback it
+        // always does): send the preamble now, not after a poll round for
+        // the writable edge. If still connecting, this changes nothing.
+        if self
+            .links
+            .get(&t)
+            .is_some_and(|io| io.phase == Phase::Connecting)
+        {
+            self.finish_connect(t);
+        }
     }
 
     /// A client link that never got a socket: report and mark it failed.
