@@ -28,7 +28,7 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -59,10 +59,8 @@ const KEY: &str = "0C03EA65238DD2C25EB87CE563868098";
 struct Ctl {
     stop_sending: AtomicBool,
     stop_pump: AtomicBool,
-    /// The test asks the pump to stop polling (lossless test)...
-    pause: AtomicBool,
-    /// ...and the pump confirms it is not polling.
-    paused: AtomicBool,
+    /// Lets the test stop the pump polling (lossless test).
+    gate: Gate,
     /// Good messages queued by the good client.
     sent: AtomicU64,
     /// Good messages the server received, in order.
@@ -91,6 +89,59 @@ impl Ctl {
     }
 }
 
+/// The test asks the pump to stop polling; the pump confirms it has stopped
+/// and sleeps until asked to go on.
+#[derive(Default)]
+struct Gate {
+    /// (the test asked for a pause, the pump is paused)
+    state: Mutex<(bool, bool)>,
+    changed: Condvar,
+}
+
+impl Gate {
+    /// Pump side: if a pause is asked for, confirms it and waits until it is
+    /// lifted or `stop` is set (checked every 50 ms).
+    fn hold(&self, stop: &AtomicBool) {
+        let mut state = self.state.lock().unwrap();
+        if !state.0 {
+            return;
+        }
+        state.1 = true;
+        self.changed.notify_all();
+        while state.0 && !stop.load(Ordering::SeqCst) {
+            state = self
+                .changed
+                .wait_timeout(state, Duration::from_millis(50))
+                .unwrap()
+                .0;
+        }
+        state.1 = false;
+    }
+
+    /// Test side: asks for a pause and waits until the pump confirms it, or
+    /// `check` fails, within `limit`.
+    fn pause(&self, limit: Duration, check: impl Fn()) {
+        let end = Instant::now() + limit;
+        let mut state = self.state.lock().unwrap();
+        state.0 = true;
+        while !state.1 {
+            check();
+            let left = end.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out waiting until the pump pauses");
+            state = self
+                .changed
+                .wait_timeout(state, left.min(Duration::from_millis(50)))
+                .unwrap()
+                .0;
+        }
+    }
+
+    fn resume(&self) {
+        self.state.lock().unwrap().0 = false;
+        self.changed.notify_all();
+    }
+}
+
 fn good_message(n: u64) -> Value {
     table! { "good" => n as i64, "text" => "a well-behaved message", "list" => table![1, 2, 3] }
         .into()
@@ -116,12 +167,7 @@ fn pump(net: Network, good: Connection, ctl: Arc<Ctl>, tx: mpsc::Sender<Event>) 
     let good_id = good.id();
     let mut expect = 0u64;
     while !ctl.stop_pump.load(Ordering::SeqCst) {
-        if ctl.pause.load(Ordering::SeqCst) {
-            ctl.paused.store(true, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(1));
-            continue;
-        }
-        ctl.paused.store(false, Ordering::SeqCst);
+        ctl.gate.hold(&ctl.stop_pump);
         for ev in net.wait_events(Duration::from_millis(5)) {
             match &ev.kind {
                 EventKind::Receive {
@@ -340,16 +386,10 @@ impl Harness {
 
     /// Waits until `cond` holds (polled every 2 ms), within `limit`.
     fn wait_until(&self, what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-        let end = Instant::now() + limit;
-        while !cond() {
+        util::wait_until(&format!("{}: {what}", self.name), limit, || {
             self.ctl.check();
-            assert!(
-                Instant::now() < end,
-                "{}: timed out waiting until {what}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
+            cond()
+        });
     }
 
     /// Waits until the server has acknowledged `more` good messages beyond
@@ -367,15 +407,11 @@ impl Harness {
     /// Stops the pump polling the server (the ring is left to fill) and
     /// waits until it has.
     fn pause(&self) {
-        self.ctl.pause.store(true, Ordering::SeqCst);
-        let ctl = &self.ctl;
-        self.wait_until("the pump pauses", WAIT, || {
-            ctl.paused.load(Ordering::SeqCst)
-        });
+        self.ctl.gate.pause(WAIT, || self.ctl.check());
     }
 
     fn resume(&self) {
-        self.ctl.pause.store(false, Ordering::SeqCst);
+        self.ctl.gate.resume();
     }
 
     /// The well-behaved client's check; returns the events not yet taken.
