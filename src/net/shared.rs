@@ -48,10 +48,6 @@ impl Keying {
     }
 }
 
-fn io_started(io: &Mutex<IoThread>) -> bool {
-    io.lock().started
-}
-
 /// Work for the IO thread.
 pub(crate) enum Command {
     /// Start accepting on this listener.
@@ -236,15 +232,15 @@ impl NetShared {
     /// Starts shutting down without waiting. Returns the IO thread to join
     /// (for inline IO, a thread that finishes the flushing).
     pub(crate) fn begin_shutdown(&self, deadline: Instant) -> Option<JoinHandle<()>> {
-        let mut handle = {
+        let (mut handle, started) = {
             let mut io = self.io.lock();
             if io.shut_down {
                 return None;
             }
             io.shut_down = true;
-            io.handle.take()
+            (io.handle.take(), io.started)
         };
-        let inline = self.config.inline_io && io_started(&self.io);
+        let inline = self.config.inline_io && started;
         if handle.is_some() || inline {
             self.command(Command::Shutdown(deadline));
         }
