@@ -270,42 +270,20 @@ fn measure(opts: &Opts, label: &str) -> (Vec<Figure>, Vec<String>) {
         .iter()
         .map(|v| v.iter().map(|l| l.sorted_us.len()).min().unwrap_or(0))
         .collect();
-    let figures = vec![
-        Figure::new(
-            "pingpong",
-            &format!("rtt_median_{label}"),
-            "us",
-            Some(med[0]),
-            Some(med[1]),
-            Some(med[2]),
-        ),
-        Figure::new(
-            "pingpong",
-            &format!("rtt_p99_{label}"),
-            "us",
-            Some(p99[0]),
-            Some(p99[1]),
-            Some(p99[2]),
-        ),
-        // The same with `Config::inline_io` (no IO thread hop); tablenet's
-        // column holds that mode, raw's is the same raw run.
-        Figure::new(
-            "pingpong",
-            &format!("rtt_median_{label}_inline_io"),
-            "us",
-            Some(med[3]),
-            Some(med[1]),
-            None,
-        ),
-        Figure::new(
-            "pingpong",
-            &format!("rtt_p99_{label}_inline_io"),
-            "us",
-            Some(p99[3]),
-            Some(p99[1]),
-            None,
-        ),
-    ];
+    let stats = [("median", &med), ("p99", &p99)];
+    let mut figures: Vec<Figure> = stats
+        .iter()
+        .map(|(stat, v)| {
+            let name = format!("rtt_{stat}_{label}");
+            Figure::new("pingpong", &name, "us", Some(v[0]), Some(v[1]), Some(v[2]))
+        })
+        .collect();
+    // The same with `Config::inline_io` (no IO thread hop); tablenet's
+    // column holds that mode, raw's is the same raw run.
+    figures.extend(stats.iter().map(|(stat, v)| {
+        let name = format!("rtt_{stat}_{label}_inline_io");
+        Figure::new("pingpong", &name, "us", Some(v[3]), Some(v[1]), None)
+    }));
     let notes = vec![
         format!(
             "{label}: round trips per rep: tablenet>={}, raw>={}, message_io>={} (message-io runs {:?} per rep instead of 20,000 trips: ~88 ms each as shipped)",
