@@ -48,9 +48,11 @@
 //!   Unix epoch, fractional), `.Object`, `.Errors`, `.Result` and `.Packet`.
 //!
 //! `bindings/lua/README.md` documents the Lua API in full, with the
-//! extensions to the seed (`network.WaitEvents`, `EVENT_DRAINED`, the
-//! `.Socket` and `.Server` event fields).
+//! extensions to the seed (`network.WaitEvents`, `network.New{options}` for
+//! another network with its own [`Config`](crate::Config), `EVENT_DRAINED`,
+//! the `.Socket` and `.Server` event fields).
 
+mod config;
 mod convert;
 mod objects;
 
@@ -122,11 +124,24 @@ pub fn create_with(lua: &Lua, network: Network) -> mlua::Result<LuaTable> {
             "this Lua state already has a tablenet network".into(),
         ));
     }
-    let by_socket = lua.create_table()?;
-    let weak_values = lua.create_table()?;
-    weak_values.raw_set("__mode", "v")?;
-    by_socket.set_metatable(Some(weak_values))?;
-    lua.set_named_registry_value(OBJECTS_KEY, by_socket)?;
+    let t = build(lua, network)?;
+    lua.set_named_registry_value(NETWORK_KEY, &t)?;
+    Ok(t)
+}
+
+/// A `network` table on `network`; every table of a state shares the
+/// state's object registry (socket ids are unique within the process).
+fn build(lua: &Lua, network: Network) -> mlua::Result<LuaTable> {
+    if lua
+        .named_registry_value::<Option<LuaTable>>(OBJECTS_KEY)?
+        .is_none()
+    {
+        let by_socket = lua.create_table()?;
+        let weak_values = lua.create_table()?;
+        weak_values.raw_set("__mode", "v")?;
+        by_socket.set_metatable(Some(weak_values))?;
+        lua.set_named_registry_value(OBJECTS_KEY, by_socket)?;
+    }
 
     let limits = ConvertLimits::for_config(network.config());
     let t = lua.create_table()?;
@@ -201,7 +216,16 @@ pub fn create_with(lua: &Lua, network: Network) -> mlua::Result<LuaTable> {
         })?,
     )?;
 
-    lua.set_named_registry_value(NETWORK_KEY, &t)?;
+    t.raw_set(
+        "New",
+        lua.create_function(|lua, options: mlua::Value| {
+            let config = config::from_lua(&options).map_err(mlua::Error::RuntimeError)?;
+            let network = Network::with_config(config).map_err(|e| {
+                mlua::Error::RuntimeError(format!("bad argument #1 to 'New' ({e})"))
+            })?;
+            build(lua, network)
+        })?,
+    )?;
     Ok(t)
 }
 

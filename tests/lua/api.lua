@@ -610,6 +610,52 @@ do
 end
 
 ---------------------------------------------------------------------------
+section("network.New (extension): another network with its own options")
+---------------------------------------------------------------------------
+fails("New{Bogus = 1}", "unknown option `Bogus`", network.New, { Bogus = 1 })
+fails("New{EventCapacity = 'x'}", "option `EventCapacity`: a non-negative integer expected, got string",
+  network.New, { EventCapacity = "x" })
+fails("New{Heartbeat = true}", "a number of seconds, or false for off", network.New, { Heartbeat = true })
+fails("New{EventCapacity = 0}", "event_capacity", network.New, { EventCapacity = 0 })
+fails("New(5)", "table of options expected, got number", network.New, 5)
+do
+  local CAPACITY, N = 100, 500
+  local lnet = network.New({ Lossless = true, InlineIo = true, EventCapacity = CAPACITY, Heartbeat = false })
+  check(lnet ~= network and type(lnet.Server) == "function", "New returns another network table")
+  check(lnet.EVENT_RECEIVE == network.EVENT_RECEIVE, "with the same constants")
+  local ls = assert(lnet.Server("127.0.0.1", 0))
+  local lc = assert(lnet.Client("127.0.0.1", ls:GetPort()))
+  check(lc:WaitForConnect(5), "its client connects (InlineIo: WaitForConnect drives the sockets)")
+  local conn
+  local deadline = os.time() + 10
+  while not conn do
+    check(os.time() <= deadline, "Connect on the new network in time")
+    for _, e in ipairs(lnet.WaitEvents(0.05)) do
+      if e.Event == lnet.EVENT_CONNECT then conn = e.Object end
+    end
+  end
+  for i = 1, N do check(lc:Send({ i = i }), "lossless send " .. i) end
+  local got, biggest, errors = 0, 0, 0
+  deadline = os.time() + 10
+  while got < N do
+    check(os.time() <= deadline, "every lossless message in time", "got " .. got)
+    local evs = lnet.WaitEvents(0.05)
+    biggest = math.max(biggest, #evs)
+    for _, e in ipairs(evs) do
+      if e.Event == lnet.EVENT_RECEIVE and rawequal(e.Object, conn) then
+        got = got + 1
+        check(e.Packet.i == got, "lossless messages arrive in order", tostring(e.Packet.i), tostring(got))
+      elseif e.Event == lnet.EVENT_ERROR then
+        errors = errors + 1
+      end
+    end
+  end
+  check(errors == 0, "nothing lost or failed under Lossless", tostring(errors))
+  check(biggest <= CAPACITY, "a poll returns at most EventCapacity events", tostring(biggest))
+  print(string.format("   (%d messages through a %d-event ring, at most %d per poll)", N, CAPACITY, biggest))
+end
+
+---------------------------------------------------------------------------
 section("network.WaitEvents (extension)")
 ---------------------------------------------------------------------------
 fails("WaitEvents(-1)", "timeout must be 0 to 86400 seconds", network.WaitEvents, -1)
