@@ -1,7 +1,7 @@
 //! The reactor loop: accept, connect, read, flush, close, time out.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::{SockRef, TcpKeepalive};
 
 use super::WAKER;
-use super::link_io::{Incoming, LinkIo, Phase, token};
+use super::link_io::{Incoming, LinkIo, Phase, TokenMap, token};
 use crate::error::{Error, ProtocolError};
 use crate::net::OverflowPolicy;
 use crate::net::link::{ConnectStatus, Flushed, Link, OutFrame, Role, State};
@@ -41,8 +41,8 @@ struct ListenerIo {
 pub(crate) struct Driver {
     poll: Poll,
     net: Arc<NetShared>,
-    listeners: HashMap<usize, ListenerIo>,
-    links: HashMap<usize, LinkIo>,
+    listeners: TokenMap<ListenerIo>,
+    links: TokenMap<LinkIo>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Events produced and not yet pushed to the ring.
     pending: Vec<Pending>,
@@ -67,8 +67,8 @@ impl Driver {
         Driver {
             poll,
             net,
-            listeners: HashMap::new(),
-            links: HashMap::new(),
+            listeners: TokenMap::default(),
+            links: TokenMap::default(),
             timers: BinaryHeap::new(),
             pending: Vec::new(),
             more_to_read: VecDeque::new(),
@@ -787,6 +787,15 @@ impl Driver {
             }
         }
         let limits = self.net.config.limits;
+        // Per batch, not per frame: the link handle and who the packets are from.
+        let Some(link) = self.links.get(&t).map(|io| io.link.clone()) else {
+            return false;
+        };
+        let from = match link.role {
+            Role::Accepted(_) => Source::Connection(link.connection_id()),
+            Role::Client(id) => Source::Client(id),
+        };
+        let mut received = false;
         loop {
             let Some(io) = self.links.get(&t) else {
                 return false;
@@ -802,12 +811,14 @@ impl Driver {
                 return false;
             };
             let closing = io.phase == Phase::Closing;
-            let link = io.link.clone();
             let decoded = match io.next_incoming(&limits) {
                 Ok(None) => return true,
                 Ok(Some(incoming)) => {
                     io.last_rx = seen;
                     io.pinged = false;
+                    if !closing && matches!(incoming, Incoming::Message(..)) {
+                        io.last_message = seen;
+                    }
                     Ok(incoming)
                 }
                 Err(e) => Err(e),
@@ -817,15 +828,14 @@ impl Driver {
                 Ok(Incoming::Ping) => send_control(&link, FrameKind::Pong),
                 Ok(Incoming::Pong) => {}
                 Ok(Incoming::Message(packet, size)) => {
-                    if let Some(io) = self.links.get_mut(&t) {
-                        io.last_message = io.last_rx;
+                    if !received {
+                        // Once per batch, before any of its events can reach
+                        // the ring: a reply to them may write directly (see
+                        // `Link::idle`).
+                        received = true;
+                        link.received
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
                     }
-                    link.received
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                    let from = match link.role {
-                        Role::Accepted(_) => Source::Connection(link.connection_id()),
-                        Role::Client(id) => Source::Client(id),
-                    };
                     let mut p = Pending::at(EventKind::Receive { from, packet }, seen);
                     p.bytes = size;
                     self.pending.push(p);

@@ -1,5 +1,7 @@
 //! The IO thread's private per-link state.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
@@ -115,6 +117,36 @@ impl LinkIo {
         let _ = registry.deregister(&mut SourceFd(&fd));
     }
 }
+
+/// A map keyed by tokens (see [`token`]).
+pub(crate) type TokenMap<V> = HashMap<usize, V, BuildHasherDefault<TokenHasher>>;
+
+/// Hashes tokens with one multiplication (Fibonacci hashing, as rustc's
+/// FxHash does). Tokens are this process's own sequential socket ids, never
+/// chosen by a peer, so SipHash's resistance to hash flooding buys nothing
+/// here, and the driver looks a link up several times per received frame.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(GOLDEN);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0 ^ n as u64).wrapping_mul(GOLDEN);
+    }
+}
+
+/// 2^64 / the golden ratio, odd: multiplying by it permutes the low bits
+/// and spreads every input bit into the high ones (hashbrown's tag bits).
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// A socket id as a mio token. Ids fit in usize on every 64-bit target; on
 /// 32-bit ones they would wrap after 4 billion sockets.
