@@ -153,3 +153,23 @@ const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 pub(crate) fn token(id: u64) -> usize {
     id as usize
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    #[test]
+    fn sequential_tokens_spread_over_buckets_and_tags() {
+        let build = BuildHasherDefault::<TokenHasher>::default();
+        let hashes: Vec<u64> = (1..=4096usize).map(|t| build.hash_one(t)).collect();
+        // hashbrown picks the bucket from the low bits and the tag byte from
+        // the top 7: sequential tokens must differ in both.
+        let buckets: HashSet<u64> = hashes.iter().map(|h| h & 4095).collect();
+        assert_eq!(buckets.len(), 4096);
+        let tags: HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+        assert_eq!(tags.len(), 128);
+    }
+}
