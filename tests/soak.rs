@@ -296,7 +296,7 @@ fn status_kib(field: &str) -> u64 {
 // ---------------------------------------------------------------- the test
 
 #[test]
-#[ignore = "soak test: about a minute in release; run with --ignored soak"]
+#[ignore = "soak test: about 20 s in release; run with --ignored soak"]
 fn soak() {
     let start = Instant::now();
     let deadline = start + TIME_LIMIT;

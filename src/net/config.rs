@@ -59,7 +59,11 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// Connections one server holds at most, counting those still in their
     /// handshake (default 10,000). Further ones are refused at once: the
-    /// client is told why, and the server reports an `Error` event.
+    /// client is told why, and the server reports an `Error` event. On
+    /// Linux, `Network::server` also grows the process's descriptor table
+    /// to this many (plus 64) slots up front, bounded by `RLIMIT_NOFILE`:
+    /// later growth would stall the IO thread for an RCU grace period per
+    /// doubling (8 bytes of kernel memory per slot).
     pub max_connections: usize,
     /// Cipher for encrypted connections. `None` (the default) picks AES-GCM
     /// by key length: AES-128-GCM for 32 hex digits, AES-256-GCM for 64.
