@@ -38,29 +38,28 @@ pub(super) fn from_lua(options: &LuaValue) -> Result<Config, String> {
                 )));
             }
         };
-        let value = &value;
         let read = Reader { name: &name };
         match name.as_str() {
             "Lossless" => {
-                config.overflow = if read.boolean(value)? {
+                config.overflow = if read.boolean(&value)? {
                     OverflowPolicy::Lossless
                 } else {
                     OverflowPolicy::Overwrite
                 }
             }
-            "InlineIo" => config.inline_io = read.boolean(value)?,
-            "NoDelay" => config.nodelay = read.boolean(value)?,
-            "EventCapacity" => config.event_capacity = read.count(value)?,
-            "EventBytes" => config.event_bytes = read.count(value)?,
-            "SendQueueBytes" => config.send_queue_bytes = read.count(value)?,
-            "MaxConnections" => config.max_connections = read.count(value)?,
-            "MaxFrameSize" => config.limits.max_frame_size = read.count(value)?,
-            "MaxDepth" => config.limits.max_depth = read.count(value)?,
-            "HandshakeTimeout" => config.handshake_timeout = read.seconds(value)?,
-            "Linger" => config.linger = read.seconds(value)?,
-            "Heartbeat" => config.heartbeat = read.optional_seconds(value)?,
-            "IdleTimeout" => config.idle_timeout = read.optional_seconds(value)?,
-            "Keepalive" => config.keepalive = read.optional_seconds(value)?,
+            "InlineIo" => config.inline_io = read.boolean(&value)?,
+            "NoDelay" => config.nodelay = read.boolean(&value)?,
+            "EventCapacity" => config.event_capacity = read.count(&value)?,
+            "EventBytes" => config.event_bytes = read.count(&value)?,
+            "SendQueueBytes" => config.send_queue_bytes = read.count(&value)?,
+            "MaxConnections" => config.max_connections = read.count(&value)?,
+            "MaxFrameSize" => config.limits.max_frame_size = read.count(&value)?,
+            "MaxDepth" => config.limits.max_depth = read.count(&value)?,
+            "HandshakeTimeout" => config.handshake_timeout = read.seconds(&value)?,
+            "Linger" => config.linger = read.seconds(&value)?,
+            "Heartbeat" => config.heartbeat = read.optional_seconds(&value)?,
+            "IdleTimeout" => config.idle_timeout = read.optional_seconds(&value)?,
+            "Keepalive" => config.keepalive = read.optional_seconds(&value)?,
             _ => return Err(bad(&format!("unknown option `{name}`; known: {OPTIONS}"))),
         }
     }
