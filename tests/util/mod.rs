@@ -57,7 +57,8 @@ pub fn wait_for(net: &Network, mut pred: impl FnMut(&Event) -> bool) -> (Event, 
     }
 }
 
-/// Collects events until `n` match `pred`.
+/// Collects events until `n` match `pred`; others before the last match
+/// are dropped, those after it in the same batch kept for the next wait.
 pub fn collect(net: &Network, n: usize, mut pred: impl FnMut(&Event) -> bool) -> Vec<Event> {
     let deadline = Instant::now() + DEADLINE;
     let mut got = Vec::new();
@@ -69,9 +70,18 @@ pub fn collect(net: &Network, n: usize, mut pred: impl FnMut(&Event) -> bool) ->
             "deadline passed with {} of {n} events ({others} others)",
             got.len()
         );
-        for ev in next_batch(net, left) {
+        let mut batch = next_batch(net, left).into_iter();
+        while let Some(ev) = batch.next() {
             if pred(&ev) {
                 got.push(ev);
+                if got.len() == n {
+                    // What came after the last match is kept, as `wait_for` does.
+                    let rest: VecDeque<Event> = batch.collect();
+                    if !rest.is_empty() {
+                        BACKLOG.with(|b| b.borrow_mut().insert(backlog_key(net), rest));
+                    }
+                    return got;
+                }
             } else {
                 others += 1;
             }
