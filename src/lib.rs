@@ -41,10 +41,17 @@
 //!   └ encode once ──> frame ──┬──> written at once if the connection is idle
 //!                             └──> queued; IO thread writes many frames per syscall
 //!
-//!                                  socket ──> FrameDecoder ──> decode_value
+//!                                  socket ──> FrameDecoder ──> message bytes
 //!                                                                   │
 //!  poll_events() / wait_events() <── event ring (2000 slots) <─ Receive/Connect/...
+//!   └ decode_value (small messages, on your thread)
 //! ```
+//!
+//! Messages up to 4 KiB are decoded by the thread that takes them out of the
+//! ring, so the IO thread only frames and the two threads share the work;
+//! larger ones are decoded on the IO thread. A message that does not decode
+//! becomes an `Error` event in its place, and its connection closes with that
+//! error right after.
 //!
 //! The protocol core in [`proto`] is pure code over byte buffers (no sockets,
 //! threads or clocks), so it is tested and fuzzed in memory. Untrusted bytes

@@ -6,6 +6,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use socket2::{SockRef, TcpKeepalive};
@@ -57,6 +58,8 @@ pub(crate) struct Driver {
     room_bytes: usize,
     shutdown: Option<Instant>,
     preamble: Vec<u8>,
+    /// Received message bodies, copied back to back (see `Incoming::Raw`).
+    batch: BytesMut,
 }
 
 impl Driver {
@@ -78,6 +81,7 @@ impl Driver {
             room_bytes: 0,
             shutdown: None,
             preamble,
+            batch: BytesMut::new(),
         }
     }
 
@@ -162,6 +166,7 @@ impl Driver {
                 Command::Close(id) => self.close_locally(token(id)),
                 Command::CloseServer(id) => self.close_server(token(id.0)),
                 Command::Resume => self.resume(),
+                Command::Fail(id, error) => self.finish(token(id), CloseReason::Error(error)),
                 Command::Shutdown(deadline) => self.begin_shutdown(deadline),
             }
         }
@@ -811,12 +816,12 @@ impl Driver {
                 return false;
             };
             let closing = io.phase == Phase::Closing;
-            let decoded = match io.next_incoming(&limits) {
+            let decoded = match io.next_incoming(&limits, &mut self.batch) {
                 Ok(None) => return true,
                 Ok(Some(incoming)) => {
                     io.last_rx = seen;
                     io.pinged = false;
-                    if !closing && matches!(incoming, Incoming::Message(..)) {
+                    if !closing && matches!(incoming, Incoming::Message(..) | Incoming::Raw(..)) {
                         io.last_message = seen;
                     }
                     Ok(incoming)
@@ -827,7 +832,7 @@ impl Driver {
                 Ok(_) if closing => {} // closing locally: discard
                 Ok(Incoming::Ping) => send_control(&link, FrameKind::Pong),
                 Ok(Incoming::Pong) => {}
-                Ok(Incoming::Message(packet, size)) => {
+                Ok(incoming @ (Incoming::Message(..) | Incoming::Raw(..))) => {
                     if !received {
                         // Once per batch, before any of its events can reach
                         // the ring: a reply to them may write directly (see
@@ -836,8 +841,17 @@ impl Driver {
                         link.received
                             .store(true, std::sync::atomic::Ordering::Relaxed);
                     }
-                    let mut p = Pending::at(EventKind::Receive { from, packet }, seen);
-                    p.bytes = size;
+                    let (p, size) = match incoming {
+                        Incoming::Raw(body, size) => {
+                            (Pending::message(from, body, seen, size), size)
+                        }
+                        Incoming::Message(packet, size) => {
+                            let mut p = Pending::at(EventKind::Receive { from, packet }, seen);
+                            p.bytes = size;
+                            (p, size)
+                        }
+                        Incoming::Ping | Incoming::Pong => unreachable!("matched above"),
+                    };
                     self.pending.push(p);
                     self.room = self.room.saturating_sub(1);
                     self.room_bytes = self.room_bytes.saturating_sub(size);

@@ -6,6 +6,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::{Bytes, BytesMut};
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -35,16 +36,41 @@ pub(crate) enum Phase {
 
 /// One frame from the peer, as the IO thread acts on it.
 pub(crate) enum Incoming {
-    /// An application message and its size on the wire.
+    /// An application message, decoded (a large one), and its size on the wire.
     Message(Value, usize),
+    /// An application message's body, to be decoded by the thread that
+    /// takes it out of the ring, and its size on the wire.
+    Raw(Bytes, usize),
     /// A heartbeat probe to answer.
     Ping,
     /// A heartbeat answer.
     Pong,
 }
 
-fn incoming(kind: FrameKind, body: &[u8], limits: &Limits) -> Result<Incoming, Error> {
+/// Bodies up to this size are decoded by the application's thread; larger
+/// ones (few, and mostly bulk bytes, a copy either way) here, which spares
+/// copying them once more into the batch buffer.
+const DEFER_DECODE_MAX: usize = 4 * 1024;
+
+/// Size of the buffers that small bodies are copied into, back to back.
+const BATCH_BYTES: usize = 16 * 1024;
+
+fn incoming(
+    kind: FrameKind,
+    body: &[u8],
+    limits: &Limits,
+    batch: &mut BytesMut,
+) -> Result<Incoming, Error> {
     match kind {
+        FrameKind::Message if body.len() <= DEFER_DECODE_MAX => {
+            // One allocation per batch buffer, shared by its bodies: the
+            // application's thread frees it with the last of them.
+            if batch.capacity() < body.len() {
+                *batch = BytesMut::with_capacity(BATCH_BYTES);
+            }
+            batch.extend_from_slice(body);
+            Ok(Incoming::Raw(batch.split().freeze(), body.len()))
+        }
         FrameKind::Message => Ok(Incoming::Message(decode_value(body, limits)?, body.len())),
         FrameKind::Ping | FrameKind::Pong if !body.is_empty() => {
             Err(ProtocolError::Malformed(format!(
@@ -87,11 +113,15 @@ pub(crate) struct LinkIo {
 impl LinkIo {
     /// Takes the next frame, if one has fully arrived, opening sealed frames
     /// in place and decoding messages.
-    pub(crate) fn next_incoming(&mut self, limits: &Limits) -> Result<Option<Incoming>, Error> {
+    pub(crate) fn next_incoming(
+        &mut self,
+        limits: &Limits,
+        batch: &mut BytesMut,
+    ) -> Result<Option<Incoming>, Error> {
         let Some(opener) = self.opener.as_mut() else {
             return match self.decoder.next_frame()? {
                 None => Ok(None),
-                Some(frame) => incoming(frame.kind, frame.body, limits).map(Some),
+                Some(frame) => incoming(frame.kind, frame.body, limits, batch).map(Some),
             };
         };
         let Some((prefix, payload)) = self.decoder.next_raw_frame()? else {
@@ -99,7 +129,7 @@ impl LinkIo {
         };
         let plain = opener.open_in_place(prefix, payload)?;
         let (&kind, body) = plain.split_first().ok_or(ProtocolError::EmptyFrame)?;
-        incoming(FrameKind::from_byte(kind)?, body, limits).map(Some)
+        incoming(FrameKind::from_byte(kind)?, body, limits, batch).map(Some)
     }
 
     pub(crate) fn register(&self, registry: &Registry) -> std::io::Result<()> {

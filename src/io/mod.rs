@@ -2,7 +2,10 @@
 //!
 //! It only moves bytes and events. Framing, preambles and values are decoded
 //! by the sans-IO core in [`crate::proto`]; what it produces goes into the
-//! event ring in batches. The thread count does not grow with connections.
+//! event ring in batches. Small messages go in undecoded (their bodies copied
+//! back to back into shared buffers) and are decoded by the application's
+//! thread as it takes them out, see `net::ring`. The thread count does not
+//! grow with connections.
 
 pub(crate) mod driver;
 mod link_io;

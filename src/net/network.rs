@@ -75,7 +75,10 @@ impl Network {
     }
 
     /// Takes every queued event, oldest first, without blocking (the seed's
-    /// `network.PollEvents()`).
+    /// `network.PollEvents()`). Received messages up to 4 KiB are decoded
+    /// here, on the calling thread; one that does not decode is an
+    /// [`EventKind::Error`](crate::EventKind::Error) in its place, and its
+    /// connection is closed with that error (its later messages dropped).
     pub fn poll_events(&self) -> Vec<Event> {
         if self.shared.config.inline_io {
             self.shared.drive(Duration::ZERO);

@@ -8,18 +8,34 @@
 //! there). Under [`OverflowPolicy::Lossless`] the IO thread asks
 //! [`Ring::pause_if_full`] before reading a socket and stops while it is
 //! full; control events are always accepted, so they are never lost.
+//!
+//! Small received messages are stored undecoded ([`Content::Message`]) and
+//! decoded by the thread that takes them, outside the lock: the IO thread
+//! then only frames, the application's thread allocates and frees the values
+//! (no cross-thread frees in the allocator), and both cores share the work.
+//! A message that does not decode becomes an `Error` event in its place; the
+//! IO thread is asked (through the fail hook) to close its link, and the
+//! link's later messages are dropped until its close event is taken.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
 use super::config::OverflowPolicy;
-use super::event::{Event, EventKind};
+use super::event::{Event, EventKind, Source};
+use super::ids::ObjectId;
+use crate::error::Error;
+use crate::proto::{Limits, decode_value};
 
 /// A callback run (on the IO thread) when events become available.
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync>;
+
+/// Asks the IO thread to close the link with this socket id for this error
+/// (a message from it did not decode).
+pub(crate) type FailHook = Arc<dyn Fn(u64, Error) + Send + Sync>;
 
 pub(crate) struct Ring {
     state: Mutex<State>,
@@ -33,10 +49,65 @@ pub(crate) struct Ring {
     hook: Mutex<Option<Hook>>,
     /// Wakes the IO thread when a paused (lossless, full) ring has room again.
     resume: Mutex<Option<Hook>>,
+    /// Closes a link whose message did not decode.
+    fail: Mutex<Option<FailHook>>,
+    /// Limits for decoding the messages taken out.
+    limits: Limits,
+    /// Socket ids of links whose message did not decode: their later
+    /// messages are dropped until their close event has been taken.
+    failed: Mutex<HashSet<u64>>,
+    /// An empty queue with capacity, swapped in when events are taken, so
+    /// taking allocates only the returned vector.
+    spare: Mutex<Slots>,
+}
+
+type Slots = VecDeque<(Instant, Content, usize)>;
+
+/// Failed links remembered at most (see [`Ring::finish`]).
+const MAX_FAILED: usize = 4096;
+
+/// What [`Ring::drain`] took out.
+struct Taken {
+    dropped: u64,
+    slots: Slots,
+}
+
+/// The socket id of a message's link.
+fn source_id(from: Source) -> u64 {
+    match from {
+        Source::Connection(c) => c.socket_id(),
+        Source::Client(c) => c.socket_id(),
+    }
+}
+
+/// A failed link's close event ends the dropping of its messages (none
+/// follow it: the IO thread removed the link).
+fn forget_closed(failed: &mut HashSet<u64>, kind: &EventKind) {
+    let id = match kind {
+        EventKind::ClientClose { connection, .. } => connection.socket_id(),
+        EventKind::ServerClose { client, .. } => client.socket_id(),
+        _ => return,
+    };
+    failed.remove(&id);
+}
+
+/// What an event slot holds.
+pub(crate) enum Content {
+    /// A finished event.
+    Event(EventKind),
+    /// A received message, decoded by the thread that takes it out (so the
+    /// IO thread only frames, and the value is allocated and freed on the
+    /// application's thread).
+    Message {
+        /// Who sent it.
+        from: Source,
+        /// Its body: the encoded value.
+        body: Bytes,
+    },
 }
 
 struct State {
-    events: VecDeque<(Event, usize)>,
+    events: Slots,
     bytes: usize,
     /// Events overwritten since the application last took events.
     dropped: u64,
@@ -48,7 +119,7 @@ struct State {
 
 /// One event as the IO thread produces it.
 pub(crate) struct Pending {
-    pub(crate) kind: EventKind,
+    pub(crate) content: Content,
     pub(crate) time: Instant,
     /// Bytes it holds against the budget (a packet's wire size, else 0).
     pub(crate) bytes: usize,
@@ -62,15 +133,29 @@ impl Pending {
     /// An event seen at `time`.
     pub(crate) fn at(kind: EventKind, time: Instant) -> Pending {
         Pending {
-            kind,
+            content: Content::Event(kind),
             time,
             bytes: 0,
+        }
+    }
+
+    /// A message still to decode, seen at `time`, `size` bytes on the wire.
+    pub(crate) fn message(from: Source, body: Bytes, time: Instant, size: usize) -> Pending {
+        Pending {
+            content: Content::Message { from, body },
+            time,
+            bytes: size,
         }
     }
 }
 
 impl Ring {
-    pub(crate) fn new(capacity: usize, byte_budget: usize, policy: OverflowPolicy) -> Ring {
+    pub(crate) fn new(
+        capacity: usize,
+        byte_budget: usize,
+        policy: OverflowPolicy,
+        limits: Limits,
+    ) -> Ring {
         Ring {
             state: Mutex::new(State {
                 events: VecDeque::with_capacity(capacity.min(4096)),
@@ -86,6 +171,10 @@ impl Ring {
             anchor: (Instant::now(), SystemTime::now()),
             hook: Mutex::new(None),
             resume: Mutex::new(None),
+            fail: Mutex::new(None),
+            limits,
+            failed: Mutex::new(HashSet::new()),
+            spare: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -95,6 +184,10 @@ impl Ring {
 
     pub(crate) fn set_resume(&self, resume: Option<Hook>) {
         *self.resume.lock() = resume;
+    }
+
+    pub(crate) fn set_fail(&self, fail: Option<FailHook>) {
+        *self.fail.lock() = fail;
     }
 
     pub(crate) fn policy(&self) -> OverflowPolicy {
@@ -118,17 +211,12 @@ impl Ring {
             let mut st = self.state.lock();
             let was_empty = st.events.is_empty() && st.dropped == 0;
             for p in batch {
-                let event = Event {
-                    time: p.time,
-                    wall_time: self.wall(p.time),
-                    kind: p.kind,
-                };
                 if self.policy == OverflowPolicy::Overwrite {
                     while !st.events.is_empty()
                         && (st.events.len() >= self.capacity
                             || st.bytes + p.bytes > self.byte_budget)
                     {
-                        if let Some((old, bytes)) = st.events.pop_front() {
+                        if let Some((_, old, bytes)) = st.events.pop_front() {
                             st.bytes -= bytes;
                             st.dropped += 1;
                             overwritten.push(old);
@@ -136,7 +224,7 @@ impl Ring {
                     }
                 }
                 st.bytes += p.bytes;
-                st.events.push_back((event, p.bytes));
+                st.events.push_back((p.time, p.content, p.bytes));
             }
             let ready = was_empty && !st.events.is_empty();
             if ready && st.waiting > 0 {
@@ -185,8 +273,8 @@ impl Ring {
 
     /// Takes every queued event, oldest first, without blocking.
     pub(crate) fn take(&self) -> Vec<Event> {
-        let mut st = self.state.lock();
-        self.drain(&mut st)
+        let taken = self.drain(&mut self.state.lock());
+        self.finish(taken)
     }
 
     /// Takes every queued event, waiting up to `timeout` for the first.
@@ -207,26 +295,93 @@ impl Ring {
                 break;
             }
         }
-        self.drain(&mut st)
+        let taken = self.drain(&mut st);
+        drop(st);
+        self.finish(taken)
     }
 
-    fn drain(&self, st: &mut parking_lot::MutexGuard<'_, State>) -> Vec<Event> {
-        let mut out = Vec::with_capacity(st.events.len() + 1);
-        if st.dropped > 0 {
-            let now = Instant::now();
-            out.push(Event {
-                time: now,
-                wall_time: self.wall(now),
-                kind: EventKind::Dropped { count: st.dropped },
-            });
-            st.dropped = 0;
-        }
-        out.extend(st.events.drain(..).map(|(e, _)| e));
+    /// Takes everything queued, under the lock; [`finish`](Self::finish)
+    /// turns it into events outside it.
+    fn drain(&self, st: &mut parking_lot::MutexGuard<'_, State>) -> Taken {
+        let dropped = std::mem::take(&mut st.dropped);
+        let spare = std::mem::take(&mut *self.spare.lock());
+        let slots = std::mem::replace(&mut st.events, spare);
         st.bytes = 0;
         if std::mem::take(&mut st.paused) {
             let resume = self.resume.lock().clone();
             if let Some(resume) = resume {
                 resume();
+            }
+        }
+        Taken { dropped, slots }
+    }
+
+    /// Turns taken slots into events, decoding messages on this (the
+    /// application's) thread. A message that does not decode becomes an
+    /// `Error` event in its place; its link is closed with that error and
+    /// its later messages are dropped.
+    fn finish(&self, taken: Taken) -> Vec<Event> {
+        let Taken { dropped, mut slots } = taken;
+        let mut out = Vec::with_capacity(slots.len() + 1);
+        if dropped > 0 {
+            let now = Instant::now();
+            out.push(Event {
+                time: now,
+                wall_time: self.wall(now),
+                kind: EventKind::Dropped { count: dropped },
+            });
+        }
+        let mut failures = Vec::new();
+        let mut failed = self.failed.lock();
+        for (time, content, _) in slots.drain(..) {
+            let kind = match content {
+                Content::Event(kind) => {
+                    if !failed.is_empty() {
+                        forget_closed(&mut failed, &kind);
+                    }
+                    kind
+                }
+                Content::Message { from, body } => {
+                    let id = source_id(from);
+                    if !failed.is_empty() && failed.contains(&id) {
+                        continue;
+                    }
+                    match decode_value(&body, &self.limits) {
+                        Ok(packet) => EventKind::Receive { from, packet },
+                        Err(error) => {
+                            // Bounded: an entry whose close event was
+                            // overwritten would otherwise stay forever (ids
+                            // are never reused, so forgetting is harmless).
+                            if failed.len() >= MAX_FAILED {
+                                failed.clear();
+                            }
+                            failed.insert(id);
+                            failures.push((id, error.clone()));
+                            EventKind::Error {
+                                object: match from {
+                                    Source::Connection(c) => ObjectId::Connection(c),
+                                    Source::Client(c) => ObjectId::Client(c),
+                                },
+                                error,
+                            }
+                        }
+                    }
+                }
+            };
+            out.push(Event {
+                time,
+                wall_time: self.wall(time),
+                kind,
+            });
+        }
+        drop(failed);
+        *self.spare.lock() = slots;
+        if !failures.is_empty() {
+            let fail = self.fail.lock().clone();
+            if let Some(fail) = fail {
+                for (id, error) in failures {
+                    fail(id, error);
+                }
             }
         }
         out
@@ -261,7 +416,7 @@ mod tests {
 
     #[test]
     fn overwrite_drops_exactly_the_oldest_and_counts_them() {
-        let ring = Ring::new(3, 1 << 20, OverflowPolicy::Overwrite);
+        let ring = Ring::new(3, 1 << 20, OverflowPolicy::Overwrite, Limits::default());
         ring.push((1..=5).map(ev));
         let got = ring.take();
         // A Dropped{2} first, then the three newest.
@@ -271,7 +426,7 @@ mod tests {
 
     #[test]
     fn byte_budget_overwrites_too() {
-        let ring = Ring::new(100, 10, OverflowPolicy::Overwrite);
+        let ring = Ring::new(100, 10, OverflowPolicy::Overwrite, Limits::default());
         for n in 1..=3 {
             let mut p = ev(n);
             p.bytes = 4;
@@ -282,7 +437,7 @@ mod tests {
 
     #[test]
     fn lossless_keeps_everything_and_pauses_when_full() {
-        let ring = Ring::new(2, 1 << 20, OverflowPolicy::Lossless);
+        let ring = Ring::new(2, 1 << 20, OverflowPolicy::Lossless, Limits::default());
         let resumed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let r = resumed.clone();
         ring.set_resume(Some(Arc::new(move || {
@@ -298,7 +453,7 @@ mod tests {
 
     #[test]
     fn wait_returns_at_the_deadline_when_nothing_comes() {
-        let ring = Ring::new(4, 1 << 20, OverflowPolicy::Overwrite);
+        let ring = Ring::new(4, 1 << 20, OverflowPolicy::Overwrite, Limits::default());
         let start = Instant::now();
         assert!(ring.wait(Duration::from_millis(30)).is_empty());
         assert!(start.elapsed() >= Duration::from_millis(30));
@@ -306,7 +461,12 @@ mod tests {
 
     #[test]
     fn wait_wakes_when_an_event_arrives_and_hook_runs() {
-        let ring = Arc::new(Ring::new(4, 1 << 20, OverflowPolicy::Overwrite));
+        let ring = Arc::new(Ring::new(
+            4,
+            1 << 20,
+            OverflowPolicy::Overwrite,
+            Limits::default(),
+        ));
         let hooked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let h = hooked.clone();
         ring.set_hook(Some(Arc::new(move || {
@@ -322,5 +482,64 @@ mod tests {
         pusher.join().unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(hooked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn messages_decode_on_take_and_a_bad_one_fails_its_link_only() {
+        use crate::net::CloseReason;
+        use crate::net::ids::{ConnectionId, ServerId};
+        use crate::proto::encode_message_to_vec;
+        use crate::value::Value;
+
+        let ring = Ring::new(100, 1 << 20, OverflowPolicy::Lossless, Limits::default());
+        let failed = Arc::new(Mutex::new(Vec::new()));
+        let f = failed.clone();
+        ring.set_fail(Some(Arc::new(move |id, error| f.lock().push((id, error)))));
+        let (a, b) = (ConnectionId(7), ConnectionId(8));
+        let body = |n: i64| {
+            let frame = encode_message_to_vec(&Value::Integer(n), &Limits::default()).unwrap();
+            Bytes::from(frame[crate::proto::LENGTH_PREFIX + 1..].to_vec())
+        };
+        let msg = |from, body: Bytes| {
+            let size = body.len();
+            Pending::message(Source::Connection(from), body, Instant::now(), size)
+        };
+        let close = |c| {
+            Pending::new(EventKind::ClientClose {
+                connection: c,
+                server: ServerId(1),
+                reason: CloseReason::ClosedByPeer,
+            })
+        };
+        // a: good, bad (an unknown value tag), good (dropped); b: good; a's close.
+        ring.push([
+            msg(a, body(1)),
+            msg(a, Bytes::from_static(&[0xEE])),
+            msg(a, body(2)),
+            msg(b, body(3)),
+            close(a),
+        ]);
+        let got = ring.take();
+        let summary: Vec<String> = got
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::Receive { from, packet } => format!("{from:?} {packet:?}"),
+                EventKind::Error { object, .. } => format!("error {object:?}"),
+                EventKind::ClientClose { connection, .. } => format!("close {connection:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        let expected = [
+            format!("{:?} {:?}", Source::Connection(a), Value::Integer(1)),
+            format!("error {:?}", ObjectId::Connection(a)),
+            format!("{:?} {:?}", Source::Connection(b), Value::Integer(3)),
+            format!("close {a:?}"),
+        ];
+        assert_eq!(summary, expected);
+        let failed = failed.lock();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, a.socket_id());
+        // Its close ended the dropping: nothing is remembered.
+        assert!(ring.failed.lock().is_empty());
     }
 }

@@ -62,6 +62,9 @@ pub(crate) enum Command {
     CloseServer(ServerId),
     /// The lossless ring has room again: resume reading and accepting.
     Resume,
+    /// A message from this link did not decode (the `Error` event is out):
+    /// close it at once with this reason.
+    Fail(u64, Error),
     /// Close everything, flushing until `deadline`, then stop the thread.
     Shutdown(Instant),
 }
@@ -92,7 +95,12 @@ struct Inline {
 
 impl NetShared {
     pub(crate) fn new(config: Config) -> Arc<NetShared> {
-        let ring = Ring::new(config.event_capacity, config.event_bytes, config.overflow);
+        let ring = Ring::new(
+            config.event_capacity,
+            config.event_bytes,
+            config.overflow,
+            config.limits,
+        );
         let shared = Arc::new(NetShared {
             config,
             ring,
@@ -106,6 +114,12 @@ impl NetShared {
         shared.ring.set_resume(Some(Arc::new(move || {
             if let Some(net) = weak.upgrade() {
                 net.command(Command::Resume);
+            }
+        })));
+        let weak = Arc::downgrade(&shared);
+        shared.ring.set_fail(Some(Arc::new(move |id, error| {
+            if let Some(net) = weak.upgrade() {
+                net.command(Command::Fail(id, error));
             }
         })));
         shared
