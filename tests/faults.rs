@@ -950,48 +950,43 @@ fn a_client_that_stops_reading_hits_the_queue_limit_and_harms_nobody() {
     let mut accepted = 0usize;
     let mut refusals = 0usize;
     let mut max_queued = 0usize;
-    let mut last_queued = usize::MAX;
-    let mut last_change = Instant::now();
     let deadline = Instant::now() + WAIT;
-    // Send until refused and the queue has not moved for 300 ms.
+    // Send until refused and the queue then keeps its size (util::STALL).
     loop {
         assert!(Instant::now() < deadline, "the queue never stalled");
         assert!(
             accepted < 2000,
             "2000 frames accepted for a peer that never reads"
         );
-        match h.server.send_to(id, &big(accepted)) {
-            Ok(()) => accepted += 1,
+        let refused = match h.server.send_to(id, &big(accepted)) {
+            Ok(()) => {
+                accepted += 1;
+                false
+            }
             Err(SendError::QueueFull { queued, limit }) => {
                 refusals += 1;
                 assert_eq!(limit, LIMIT);
                 assert!(queued + frame > LIMIT, "refused with room: {queued} queued");
+                true
             }
             Err(e) => panic!("send {accepted}: {e:?}"),
-        }
+        };
         let queued = h.server.queued_bytes(id).unwrap();
         assert!(queued <= bound, "{queued} bytes queued, bound {bound}");
         max_queued = max_queued.max(queued);
-        if refusals > 0 {
-            if queued != last_queued {
-                last_queued = queued;
-                last_change = Instant::now();
-            } else if last_change.elapsed() >= Duration::from_millis(300) {
+        if refused {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !util::queue_moved(left, || h.server.queued_bytes(id).unwrap_or(0)) {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(2));
         }
     }
-    // Keep trying while the good client is served: every send fails and
-    // the queue stays bounded.
-    let acked_before = h.ctl.acked.load(Ordering::SeqCst);
+    // Keep trying, one round per message the good client has acknowledged
+    // meanwhile: sends to the full queue report failure, the queue stays
+    // bounded, and the good client is still served.
     let mut failed = 0usize;
-    let until = Instant::now() + Duration::from_millis(300);
-    while Instant::now() < until || h.ctl.acked.load(Ordering::SeqCst) < acked_before + PROGRESS {
-        assert!(Instant::now() < deadline + WAIT, "the good client stalled");
-        // The kernel may still take a little more now and then; what
-        // matters is that sends to a full queue report failure and the
-        // queue stays bounded.
+    for _ in 0..PROGRESS {
+        // The kernel may still take a little more now and then.
         match h.server.send(&big(accepted), &[id]) {
             0 => failed += 1,
             _ => accepted += 1,
@@ -1004,7 +999,7 @@ fn a_client_that_stops_reading_hits_the_queue_limit_and_harms_nobody() {
         let queued = h.server.queued_bytes(id).unwrap();
         assert!(queued <= bound, "{queued} bytes queued, bound {bound}");
         max_queued = max_queued.max(queued);
-        std::thread::sleep(Duration::from_millis(5));
+        h.assert_serving(1);
     }
     assert!(failed > 0, "no send to the full queue was refused");
     assert!(slow.is_open(), "refused sends must not harm the connection");
@@ -1081,11 +1076,9 @@ fn sigkill_child_process() {
         for i in 0..CHILD_MESSAGES {
             client.send(&table! { "child" => i }.into()).unwrap();
         }
-        let deadline = Instant::now() + WAIT;
-        while client.queued_bytes() > 0 {
-            assert!(Instant::now() < deadline, "the child could not send");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        util::wait_until("the child has sent everything", WAIT, || {
+            client.queued_bytes() == 0
+        });
         println!("\n{CHILD_READY}");
         _client = client;
     } else {
@@ -1342,8 +1335,6 @@ fn ring_overflow_lossless_delivers_everything() {
 
     h.pause();
     let mut next = 0usize;
-    let mut last_queued = usize::MAX;
-    let mut last_change = Instant::now();
     let stalled = loop {
         if next == TOTAL {
             break false;
@@ -1355,14 +1346,10 @@ fn ring_overflow_lossless_delivers_everything() {
         match flooder.send(&numbered(next, PAD)) {
             Ok(()) => next += 1,
             Err(SendError::QueueFull { .. }) => {
-                let q = flooder.queued_bytes();
-                if q != last_queued {
-                    last_queued = q;
-                    last_change = Instant::now();
-                } else if last_change.elapsed() >= Duration::from_millis(300) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if !util::queue_moved(left, || flooder.queued_bytes()) {
                     break true;
                 }
-                std::thread::sleep(Duration::from_millis(2));
             }
             Err(e) => panic!("flood send {next}: {e:?}"),
         }

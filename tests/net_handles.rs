@@ -655,9 +655,13 @@ fn client_connects_when_the_servers_preamble_is_already_waiting() {
     //    before polling it. The server side answers now.
     let (mut stream, _) = raw.accept().unwrap();
     stream.write_all(&preamble()).unwrap();
-    // No event exists for "bytes reached the peer's socket buffer"; loopback
-    // delivery is immediate, this only adds margin.
-    std::thread::sleep(Duration::from_millis(50));
+    // Once the client's kernel has acknowledged the preamble, it waits in
+    // the client's socket.
+    util::wait_until(
+        "the client's kernel acknowledges the preamble",
+        park_timeout,
+        || unacknowledged_bytes(&stream) == 0,
+    );
     armed.store(false, Ordering::SeqCst);
     release.send(()).unwrap();
 
@@ -896,4 +900,17 @@ fn after_shutdown_new_servers_and_clients_fail() {
         Err(Error::Shutdown)
     ));
     drop(server);
+}
+
+/// Bytes written on `stream` that the peer's kernel has not acknowledged
+/// (Linux `SIOCOUTQ`); 0 means they sit in the peer's receive buffer.
+#[allow(unsafe_code)]
+fn unacknowledged_bytes(stream: &TcpStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one c_int through the pointer,
+    // which points at a live local; the descriptor is the stream's own.
+    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    assert_eq!(rc, 0, "SIOCOUTQ: {}", std::io::Error::last_os_error());
+    usize::try_from(n).unwrap_or(0)
 }

@@ -206,7 +206,7 @@ fn summary(v: &Value) -> String {
 }
 
 /// Sends numbered 64 KiB frames to `slow` (the peer does not read) until a
-/// send is refused and then the queue has not moved for `stall`, checking
+/// send is refused and then the queue has not moved for `util::STALL`, checking
 /// every refusal and the queue's size. While it fills, the queue may drain
 /// now and then (the IO thread moves it into the kernel's buffers): the
 /// `Drained` events that reports are taken from `snet` before returning.
@@ -218,20 +218,20 @@ fn fill_queue(
     next: &mut usize,
     big: &dyn Fn(usize) -> Value,
     frame: usize,
-    stall: Duration,
 ) -> usize {
     let bound = QUEUE_LIMIT + frame;
     let mut refusals = 0usize;
-    let mut last_queued = usize::MAX;
-    let mut last_change = Instant::now();
     let deadline = Instant::now() + util::DEADLINE;
     loop {
         assert!(
             *next < 2000,
             "2000 frames of 64 KiB accepted for a peer that never reads"
         );
-        match slow.send(&big(*next)) {
-            Ok(()) => *next += 1,
+        let refused = match slow.send(&big(*next)) {
+            Ok(()) => {
+                *next += 1;
+                false
+            }
             Err(SendError::QueueFull { queued, limit }) => {
                 refusals += 1;
                 assert_eq!(limit, QUEUE_LIMIT);
@@ -241,9 +241,10 @@ fn fill_queue(
                     "refused with room: {queued} queued"
                 );
                 assert!(queued <= bound, "{queued} queued, bound {bound}");
+                true
             }
             Err(e) => panic!("send {next} failed: {e:?}"),
-        }
+        };
         let q = slow.queued_bytes();
         assert!(
             q <= bound,
@@ -251,21 +252,15 @@ fn fill_queue(
         );
         let via_server = server.queued_bytes(slow.id()).expect("an open connection");
         assert!(via_server <= bound, "server.queued_bytes {via_server}");
-        if refusals > 0 {
-            if q != last_queued {
-                last_queued = q;
-                last_change = Instant::now();
-            } else if last_change.elapsed() >= stall {
-                for ev in snet.poll_events() {
-                    assert!(
-                        matches!(ev.kind, EventKind::Drained { object } if object == ObjectId::Connection(slow.id())),
-                        "unexpected event while filling: {ev:?}"
-                    );
-                }
-                return refusals;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if refused && !util::queue_moved(left, || slow.queued_bytes()) {
+            for ev in snet.poll_events() {
+                assert!(
+                    matches!(ev.kind, EventKind::Drained { object } if object == ObjectId::Connection(slow.id())),
+                    "unexpected event while filling: {ev:?}"
+                );
             }
-            assert!(Instant::now() < deadline, "the queue never stalled");
-            std::thread::sleep(Duration::from_millis(2));
+            return refusals;
         }
     }
 }
@@ -345,15 +340,7 @@ fn send_queue_limit_refuses_without_harm_and_reports_drained() {
 
     // Fill the socket and the queue until the queue stops moving.
     let mut next = 0usize;
-    let refusals = fill_queue(
-        &snet,
-        &server,
-        &slow,
-        &mut next,
-        &big,
-        frame,
-        Duration::from_millis(300),
-    );
+    let refusals = fill_queue(&snet, &server, &slow, &mut next, &big, frame);
     assert!(
         slow.is_open(),
         "a refused send must not harm the connection"
@@ -376,8 +363,7 @@ fn send_queue_limit_refuses_without_harm_and_reports_drained() {
     if early > 0 {
         // The kernel took the rest of the queue after all: refuse once more.
         println!("the queue drained without the peer reading; filling it again");
-        let stall = Duration::from_millis(300);
-        fill_queue(&snet, &server, &slow, &mut next, &big, frame, stall);
+        fill_queue(&snet, &server, &slow, &mut next, &big, frame);
     }
 
     // The raw peer starts reading everything.

@@ -343,8 +343,6 @@ fn lossless_run(
 
     // Phase 1: nobody polls the server.
     let mut next = 0usize;
-    let mut last_queued = usize::MAX;
-    let mut last_change = Instant::now();
     let stalled = loop {
         if next == total {
             break false;
@@ -356,14 +354,10 @@ fn lossless_run(
         match client.send(&msg(next)) {
             Ok(()) => next += 1,
             Err(SendError::QueueFull { .. }) => {
-                let q = client.queued_bytes();
-                if q != last_queued {
-                    last_queued = q;
-                    last_change = Instant::now();
-                } else if last_change.elapsed() >= Duration::from_millis(300) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if !util::queue_moved(left, || client.queued_bytes()) {
                     break true;
                 }
-                std::thread::sleep(Duration::from_millis(2));
             }
             Err(e) => panic!("send {next}: {e:?}"),
         }

@@ -112,6 +112,24 @@ pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// How long a send queue must keep its size, after a refusal, to count as
+/// stalled (the peer or the ring stopped taking bytes).
+pub const STALL: Duration = Duration::from_millis(300);
+
+/// After a send was refused: waits until `queued()` differs from its value
+/// now (true: the IO thread wrote some, sending can go on) or has kept it
+/// for [`STALL`] (false: the path to the peer is full). Fails after `limit`.
+pub fn queue_moved(limit: Duration, mut queued: impl FnMut() -> usize) -> bool {
+    let before = queued();
+    let since = Instant::now();
+    let mut moved = false;
+    wait_until("the send queue moves or stalls", limit, || {
+        moved = queued() != before;
+        moved || since.elapsed() >= STALL
+    });
+    moved
+}
+
 /// How long a test's client waits to connect.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
