@@ -99,9 +99,12 @@ fn overwrite_drops_exactly_the_oldest_and_reports_the_count() {
     });
     let _probe = io_barrier(&server);
 
-    // Pushed since the ring was emptied: N Receives and one ClientClose.
-    let events = snet.poll_events();
+    // Pushed since the ring was emptied: N Receives and one ClientClose,
+    // counted (overwritten ones too) before they are taken.
     let total = N + 1;
+    assert_eq!(snet.pending_events(), total);
+    let events = snet.poll_events();
+    assert_eq!(snet.pending_events(), 0);
     let lost = (total - CAPACITY) as u64;
     let mut expected: Vec<String> = vec![format!("Dropped({lost})")];
     expected.extend((N - (CAPACITY - 1)..N).map(|n| format!("R{n}")));

@@ -207,6 +207,12 @@ fn build(lua: &Lua, network: Network) -> mlua::Result<LuaTable> {
         lua.create_function(move |lua, ()| events_table(lua, net.poll_events()))?,
     )?;
 
+    let net = network.clone();
+    t.raw_set(
+        "PendingEvents",
+        lua.create_function(move |_, ()| Ok(net.pending_events()))?,
+    )?;
+
     let net = network;
     t.raw_set(
         "WaitEvents",

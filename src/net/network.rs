@@ -95,6 +95,15 @@ impl Network {
         self.shared.ring.wait(timeout)
     }
 
+    /// How many events arrived since events were last taken, without taking
+    /// them: those waiting plus those a full ring overwrote (which the next
+    /// `Dropped` event counts). For watching a backlog, or waiting until a
+    /// burst has been received. Does not drive the sockets under
+    /// [`Config::inline_io`].
+    pub fn pending_events(&self) -> usize {
+        self.shared.ring.pending()
+    }
+
     /// Calls `hook` (on the IO thread; keep it short) whenever events become
     /// available after the ring was empty, so an existing event loop can be
     /// woken instead of polling. Replaces any previous hook.

@@ -271,6 +271,15 @@ impl Ring {
         self.room_or_pause(0).0 == 0
     }
 
+    /// Events produced since events were last taken: those queued plus
+    /// those a full ring overwrote.
+    pub(crate) fn pending(&self) -> usize {
+        let st = self.state.lock();
+        st.events
+            .len()
+            .saturating_add(usize::try_from(st.dropped).unwrap_or(usize::MAX))
+    }
+
     /// Takes every queued event, oldest first, without blocking.
     pub(crate) fn take(&self) -> Vec<Event> {
         let taken = self.drain(&mut self.state.lock());
