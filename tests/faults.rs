@@ -1249,25 +1249,6 @@ fn numbered(n: usize, pad: usize) -> Value {
     table! { "n" => n as i64, "pad" => vec![b'p'; pad] }.into()
 }
 
-fn number(packet: &Value) -> Option<usize> {
-    packet
-        .get("n")
-        .and_then(Value::as_i64)
-        .and_then(|n| usize::try_from(n).ok())
-}
-
-fn brief(ev: &Event) -> String {
-    match &ev.kind {
-        EventKind::Receive { packet, .. } => match number(packet) {
-            Some(n) => format!("R{n}"),
-            None => format!("R{packet:?}"),
-        },
-        EventKind::Dropped { count } => format!("Dropped({count})"),
-        EventKind::ClientClose { reason, .. } => format!("ClientClose({reason})"),
-        other => format!("{other:?}"),
-    }
-}
-
 #[test]
 fn ring_overflow_overwrite_reports_the_exact_drop_count() {
     const N: usize = 1000;
@@ -1300,7 +1281,7 @@ fn ring_overflow_overwrite_reports_the_exact_drop_count() {
     let mut expected = vec![format!("Dropped({lost})")];
     expected.extend((N - (CAPACITY - 1)..N).map(|n| format!("R{n}")));
     expected.push(format!("ClientClose({})", CloseReason::ClosedByPeer));
-    let got: Vec<String> = events.iter().map(brief).collect();
+    let got: Vec<String> = events.iter().map(util::brief).collect();
     assert_eq!(got, expected);
     println!("overwrite: {N} messages into {CAPACITY} slots: Dropped({lost}), the newest kept");
     drop(probe);
@@ -1368,7 +1349,7 @@ fn ring_overflow_lossless_delivers_everything() {
                     packet,
                 } => {
                     assert_eq!(from, conn.id());
-                    assert_eq!(number(&packet), Some(expect), "lost or reordered");
+                    assert_eq!(util::number(&packet), Some(expect), "lost or reordered");
                     expect += 1;
                     batch += 1;
                 }

@@ -47,28 +47,8 @@ fn numbered(n: usize) -> Value {
     table! { "n" => n as i64 }.into()
 }
 
-fn number(packet: &Value) -> Option<usize> {
-    packet
-        .get("n")
-        .and_then(Value::as_i64)
-        .and_then(|n| usize::try_from(n).ok())
-}
-
-/// Short description of an event, for assertion messages.
-fn brief(ev: &Event) -> String {
-    match &ev.kind {
-        EventKind::Receive { packet, .. } => match number(packet) {
-            Some(n) => format!("R{n}"),
-            None => format!("R{packet:?}"),
-        },
-        EventKind::Dropped { count } => format!("Dropped({count})"),
-        EventKind::ClientClose { reason, .. } => format!("ClientClose({reason})"),
-        other => format!("{other:?}"),
-    }
-}
-
 fn briefs(events: &[Event]) -> Vec<String> {
-    events.iter().map(brief).collect()
+    events.iter().map(util::brief).collect()
 }
 
 // ---------------------------------------------------------------- overwrite by slots
@@ -382,7 +362,7 @@ fn lossless_run(
             match ev.kind {
                 EventKind::Receive { from, packet } => {
                     assert_eq!(from, Source::Connection(conn.id()));
-                    assert_eq!(number(&packet), Some(expect), "lost or reordered");
+                    assert_eq!(util::number(&packet), Some(expect), "lost or reordered");
                     events += 1;
                     bytes += size(&packet);
                     expect += 1;

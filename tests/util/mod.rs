@@ -192,3 +192,25 @@ pub fn closed_port() -> u16 {
     drop(listener);
     port
 }
+
+/// The field `n` of a numbered test packet.
+pub fn number(packet: &Value) -> Option<usize> {
+    packet
+        .get("n")
+        .and_then(Value::as_i64)
+        .and_then(|n| usize::try_from(n).ok())
+}
+
+/// Short description of an event, for comparing event sequences:
+/// `R7` for a Receive of packet `n = 7`, `Dropped(3)`, `ClientClose(reason)`.
+pub fn brief(ev: &Event) -> String {
+    match &ev.kind {
+        EventKind::Receive { packet, .. } => match number(packet) {
+            Some(n) => format!("R{n}"),
+            None => format!("R{packet:?}"),
+        },
+        EventKind::Dropped { count } => format!("Dropped({count})"),
+        EventKind::ClientClose { reason, .. } => format!("ClientClose({reason})"),
+        other => format!("{other:?}"),
+    }
+}
