@@ -23,7 +23,7 @@ pub(super) fn from_lua(options: &LuaValue) -> Result<Config, String> {
         other => {
             return Err(bad(&format!(
                 "table of options expected, got {}",
-                lua_type(other)
+                super::convert::lua_type_name(other)
             )));
         }
     };
@@ -34,7 +34,7 @@ pub(super) fn from_lua(options: &LuaValue) -> Result<Config, String> {
             other => {
                 return Err(bad(&format!(
                     "option names are strings, got {}",
-                    lua_type(other)
+                    super::convert::lua_type_name(other)
                 )));
             }
         };
@@ -66,14 +66,6 @@ pub(super) fn from_lua(options: &LuaValue) -> Result<Config, String> {
     Ok(config)
 }
 
-/// The name Lua's `type()` gives (mlua says "integer" for some numbers).
-fn lua_type(value: &LuaValue) -> &'static str {
-    match value {
-        LuaValue::Integer(_) => "number",
-        other => other.type_name(),
-    }
-}
-
 fn bad(what: &str) -> String {
     format!("bad argument #1 to 'New' ({what})")
 }
@@ -88,7 +80,7 @@ impl Reader<'_> {
         bad(&format!(
             "option `{}`: {expected} expected, got {}",
             self.name,
-            lua_type(got)
+            super::convert::lua_type_name(got)
         ))
     }
 
@@ -116,18 +108,15 @@ impl Reader<'_> {
 
     fn seconds(&self, value: &LuaValue) -> Result<Duration, String> {
         let expected = "a number of seconds (0 to 86400)";
-        let seconds = match value {
-            LuaValue::Integer(i) => *i as f64,
-            LuaValue::Number(f) => *f,
-            other => return Err(self.wrong(expected, other)),
-        };
-        if !(0.0..=86_400.0).contains(&seconds) {
-            return Err(bad(&format!(
-                "option `{}`: {expected}, got {seconds}",
+        super::seconds(value, 0.0..=86_400.0).map_err(|e| match e {
+            super::BadSeconds::NotANumber(got) => bad(&format!(
+                "option `{}`: {expected} expected, got {got}",
                 self.name
-            )));
-        }
-        Ok(Duration::from_secs_f64(seconds))
+            )),
+            super::BadSeconds::OutOfRange(got) => {
+                bad(&format!("option `{}`: {expected}, got {got}", self.name))
+            }
+        })
     }
 
     /// Seconds, or `false` for off.

@@ -313,9 +313,11 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Lua's name for the type, with the seed's words for the unsendable ones.
-fn lua_type_name(value: &mlua::Value) -> &'static str {
+/// Lua's name for the type (as `type()` says it: integers are numbers),
+/// with the seed's words for the unsendable ones.
+pub(super) fn lua_type_name(value: &mlua::Value) -> &'static str {
     match value {
+        mlua::Value::Integer(_) | mlua::Value::Number(_) => "number",
         mlua::Value::Function(_) => "function",
         mlua::Value::Thread(_) => "coroutine (thread)",
         mlua::Value::UserData(_) => "userdata",

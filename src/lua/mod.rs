@@ -56,6 +56,7 @@ mod config;
 mod convert;
 mod objects;
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 pub use mlua;
@@ -313,25 +314,42 @@ fn arguments(
     Ok((address, port, key))
 }
 
-/// `network.WaitEvents`'s timeout: nil means 1 s.
-fn wait_timeout(value: &mlua::Value) -> mlua::Result<Duration> {
+/// Why a Lua value is not a number of seconds in the range asked for.
+enum BadSeconds {
+    /// Not a number: Lua's name of its type.
+    NotANumber(&'static str),
+    /// A number outside the range.
+    OutOfRange(f64),
+}
+
+/// A number of seconds within `range` (NaN is outside every range).
+fn seconds(value: &mlua::Value, range: RangeInclusive<f64>) -> Result<Duration, BadSeconds> {
     let seconds = match value {
-        mlua::Value::Nil => 1.0,
         mlua::Value::Integer(i) => *i as f64,
         mlua::Value::Number(f) => *f,
-        other => {
-            return Err(mlua::Error::RuntimeError(format!(
-                "bad argument #1 to 'WaitEvents' (number of seconds expected, got {})",
-                other.type_name()
-            )));
-        }
+        other => return Err(BadSeconds::NotANumber(convert::lua_type_name(other))),
     };
-    if !(0.0..=86_400.0).contains(&seconds) {
-        return Err(mlua::Error::RuntimeError(format!(
-            "bad argument #1 to 'WaitEvents' (timeout must be 0 to 86400 seconds, got {seconds})"
-        )));
+    if !range.contains(&seconds) {
+        return Err(BadSeconds::OutOfRange(seconds));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `network.WaitEvents`'s timeout: nil means 1 s.
+fn wait_timeout(value: &mlua::Value) -> mlua::Result<Duration> {
+    if value.is_nil() {
+        return Ok(Duration::from_secs(1));
+    }
+    seconds(value, 0.0..=86_400.0).map_err(|e| {
+        mlua::Error::RuntimeError(match e {
+            BadSeconds::NotANumber(got) => {
+                format!("bad argument #1 to 'WaitEvents' (number of seconds expected, got {got})")
+            }
+            BadSeconds::OutOfRange(got) => format!(
+                "bad argument #1 to 'WaitEvents' (timeout must be 0 to 86400 seconds, got {got})"
+            ),
+        })
+    })
 }
 
 /// The array `PollEvents` returns.

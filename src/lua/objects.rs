@@ -118,23 +118,19 @@ fn socket(id: u64) -> i64 {
 
 /// `WaitForConnect`'s timeout argument: nil means the seed's 2 s.
 fn timeout_arg(value: &mlua::Value) -> mlua::Result<Duration> {
-    let seconds = match value {
-        mlua::Value::Nil => return Ok(Duration::from_secs(2)),
-        mlua::Value::Integer(i) => *i as f64,
-        mlua::Value::Number(f) => *f,
-        other => {
-            return Err(mlua::Error::RuntimeError(format!(
-                "bad argument #1 to 'WaitForConnect' (number of seconds expected, got {})",
-                other.type_name()
-            )));
-        }
-    };
-    if !(0.25..=10.0).contains(&seconds) {
-        return Err(mlua::Error::RuntimeError(format!(
-            "bad argument #1 to 'WaitForConnect' (timeout must be 0.25 to 10 seconds, got {seconds})"
-        )));
+    if value.is_nil() {
+        return Ok(Duration::from_secs(2));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    super::seconds(value, 0.25..=10.0).map_err(|e| {
+        mlua::Error::RuntimeError(match e {
+            super::BadSeconds::NotANumber(got) => format!(
+                "bad argument #1 to 'WaitForConnect' (number of seconds expected, got {got})"
+            ),
+            super::BadSeconds::OutOfRange(got) => format!(
+                "bad argument #1 to 'WaitForConnect' (timeout must be 0.25 to 10 seconds, got {got})"
+            ),
+        })
+    })
 }
 
 impl UserData for Client {
