@@ -37,8 +37,9 @@ local function describe(ev)
   return string.format("{Event=%s Object=%s Errors=%q}", tostring(ev.Event), tostring(ev.Object), tostring(ev.Errors))
 end
 
--- Waits (network.WaitEvents) for the first event that satisfies pred.
-local function expect(pred, what, seconds)
+-- Waits for the first event that satisfies pred, taking new events with
+-- take() (network.WaitEvents or the seed's PollEvents) until the deadline.
+local function expect_with(take, pred, what, seconds)
   local deadline = os.time() + (seconds or 10)
   while true do
     for i, ev in ipairs(pending) do
@@ -50,31 +51,23 @@ local function expect(pred, what, seconds)
     if os.time() > deadline then
       local seen = {}
       for _, ev in ipairs(pending) do seen[#seen + 1] = describe(ev) end
-      error("timed out waiting for " .. what .. "; pending: " .. table.concat(seen, ", "), 2)
+      error("timed out waiting for " .. what .. "; pending: " .. table.concat(seen, ", "), 3)
     end
-    for _, ev in ipairs(network.WaitEvents(0.05)) do
+    local events = take()
+    if type(events) ~= "table" then error("FAILED: events come as a table, got " .. type(events), 3) end
+    for _, ev in ipairs(events) do
       pending[#pending + 1] = ev
     end
   end
 end
 
--- The same with the seed's network.PollEvents() and a bounded busy loop.
+local function expect(pred, what, seconds)
+  return expect_with(function() return network.WaitEvents(0.05) end, pred, what, seconds)
+end
+
+-- The same with the seed's network.PollEvents() (a bounded busy loop).
 local function expect_polling(pred, what, seconds)
-  local deadline = os.time() + (seconds or 10)
-  while true do
-    for i, ev in ipairs(pending) do
-      if pred(ev) then
-        table.remove(pending, i)
-        return ev
-      end
-    end
-    check(os.time() <= deadline, "poll deadline for " .. what)
-    local events = network.PollEvents()
-    check(type(events) == "table", "PollEvents returns a table")
-    for _, ev in ipairs(events) do
-      pending[#pending + 1] = ev
-    end
-  end
+  return expect_with(network.PollEvents, pred, what, seconds)
 end
 
 local function is(code, object)
