@@ -37,30 +37,7 @@ pub enum Source {
     Client(ClientId),
 }
 
-/// Why a connection closed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CloseReason {
-    /// The peer closed the connection cleanly.
-    ClosedByPeer,
-    /// This side closed it: `disconnect`, dropping the last handle, or shutdown.
-    ClosedLocally,
-    /// An error ended it; the error says which.
-    Error(Error),
-    /// A time limit passed (for example the handshake timeout).
-    Timeout,
-}
-
-impl std::fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CloseReason::ClosedByPeer => f.write_str("closed by peer"),
-            CloseReason::ClosedLocally => f.write_str("closed locally"),
-            CloseReason::Error(e) => write!(f, "error: {e}"),
-            CloseReason::Timeout => f.write_str("timed out"),
-        }
-    }
-}
+pub use crate::proto::session::CloseReason;
 
 /// The kinds of [`Event`]. The seed's codes are named beside each.
 #[derive(Debug)]

@@ -98,6 +98,9 @@ pub fn encode_message_to_vec(value: &Value, limits: &Limits) -> Result<Vec<u8>, 
     Ok(out)
 }
 
+/// A frame's length prefix and where its payload lies in a decoder's buffer.
+pub(crate) type FrameAt = ([u8; LENGTH_PREFIX], std::ops::Range<usize>);
+
 /// A frame's length prefix and its uninterpreted payload, borrowed mutably
 /// from the decoder's buffer (see [`FrameDecoder::next_raw_frame`]).
 pub type RawFrame<'a> = ([u8; LENGTH_PREFIX], &'a mut [u8]);
@@ -263,6 +266,36 @@ impl FrameDecoder {
             .buf
             .get_mut(at..at + len)
             .map(|payload| (prefix, payload)))
+    }
+
+    /// Like [`next_raw_frame`](Self::next_raw_frame), but gives where the
+    /// payload lies in the buffer instead of borrowing it, so a caller can
+    /// act on the decoder in between; read it with [`get_mut`](Self::get_mut).
+    /// The range stays valid until the next `push` or `read_buffer`.
+    pub(crate) fn next_raw_frame_at(&mut self) -> Result<Option<FrameAt>, Error> {
+        let pending = self.pending();
+        let Some(prefix) = pending.first_chunk::<LENGTH_PREFIX>().copied() else {
+            return Ok(None);
+        };
+        let len = u32::from_le_bytes(prefix) as usize;
+        if len > self.max_frame_size {
+            return Err(Error::FrameTooLarge {
+                size: len as u64,
+                limit: self.max_frame_size,
+            });
+        }
+        if pending.len() < LENGTH_PREFIX + len {
+            return Ok(None);
+        }
+        let at = self.start + LENGTH_PREFIX;
+        self.start = at + len;
+        Ok(Some((prefix, at..at + len)))
+    }
+
+    /// Bytes of the buffer that [`next_raw_frame_at`](Self::next_raw_frame_at)
+    /// pointed at (empty for a range that is no longer valid).
+    pub(crate) fn get_mut(&mut self, range: std::ops::Range<usize>) -> &mut [u8] {
+        self.buf.get_mut(range).unwrap_or_default()
     }
 
     /// Changes the largest frame accepted from now on (an encrypted

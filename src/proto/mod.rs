@@ -1,9 +1,11 @@
 //! The sans-IO protocol core: pure functions and state machines over bytes.
 //!
-//! Nothing here touches a socket, a thread or a clock, so all of it is unit
-//! tested and fuzzed in memory. The IO layer feeds received bytes into a
-//! [`FrameDecoder`] and writes what [`encode_message`] and
-//! [`Preamble::encode`] produce.
+//! Nothing here touches a socket, a thread or a clock (time is passed in),
+//! so all of it is unit tested, fuzzed and simulated in memory. A
+//! connection is a [`session::Session`] (preamble, handshake, timers,
+//! close) plus a [`SendQueue`] of outgoing frames; the IO layer only moves
+//! bytes between them and sockets. Underneath, [`FrameDecoder`] splits
+//! received bytes into frames and [`encode_message`] makes them.
 //!
 //! ```
 //! use tablenet::proto::{FrameDecoder, Limits, encode_message_to_vec};
@@ -23,6 +25,8 @@ mod frame;
 mod limits;
 mod preamble;
 pub mod secure;
+mod send_queue;
+pub mod session;
 mod wire;
 
 pub use frame::{
@@ -31,6 +35,7 @@ pub use frame::{
 };
 pub use limits::Limits;
 pub use preamble::{FLAG_ENCRYPTED, FLAG_REFUSED, MAGIC, MAX_EXTENSION, Preamble, VERSION};
+pub use send_queue::{OutFrame, SMALL_FRAME, SendQueue};
 pub use wire::decode_value;
 
 #[cfg(test)]

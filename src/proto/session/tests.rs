@@ -1,0 +1,429 @@
+//! The session state machine, driven in memory with a hand-made clock.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::proto::secure::{CipherSuite, SecretKey, SecureError};
+use crate::proto::{OutFrame, SendQueue, control_frame, decode_value, encode_message_to_vec};
+use crate::value::Value;
+
+const KEY_A: &str = "0C03EA65238DD2C25EB87CE563868098";
+const KEY_B: &str = "1C03EA65238DD2C25EB87CE563868098";
+
+/// A session, its send queue, and what it delivered, as a driver keeps them.
+struct End {
+    session: Session,
+    queue: SendQueue,
+    received: Vec<Value>,
+    closed: Option<(CloseReason, Option<Error>)>,
+    shut_write: bool,
+    established: bool,
+}
+
+impl End {
+    fn new(role: Role, config: &SessionConfig, key: Option<&str>, now: Instant) -> End {
+        let handshake = key.map(|k| {
+            let key = SecretKey::from_hex(k).unwrap();
+            let salt = if role == Role::Client {
+                [1; 32]
+            } else {
+                [2; 32]
+            };
+            Handshake::new(role, &key, CipherSuite::for_key(&key), salt).unwrap()
+        });
+        End {
+            session: Session::new(role, config, handshake, now),
+            queue: SendQueue::new(),
+            received: Vec::new(),
+            closed: None,
+            shut_write: false,
+            established: false,
+        }
+    }
+
+    fn send(&mut self, value: &Value) {
+        let frame = encode_message_to_vec(value, &Limits::default()).unwrap();
+        self.queue.push(OutFrame::Borrowed(&frame)).unwrap();
+    }
+
+    /// What goes on the wire now: transmit bytes, then (once it may) the queue.
+    fn output(&mut self) -> Vec<u8> {
+        let mut wire = Vec::new();
+        self.session.poll_transmit(&mut wire);
+        if self.session.can_send() {
+            let n = self.queue.peek_into(&mut wire, usize::MAX);
+            self.queue.advance(n);
+        }
+        // Everything it may write is written.
+        self.session.flushed();
+        self.events();
+        wire
+    }
+
+    fn input(&mut self, bytes: &[u8], now: Instant) {
+        self.session.push(bytes);
+        self.drain(now);
+    }
+
+    fn drain(&mut self, now: Instant) {
+        loop {
+            match self.session.poll_input(now) {
+                Input::Message(body) => self
+                    .received
+                    .push(decode_value(body, &Limits::default()).unwrap()),
+                Input::Handled => self.events(),
+                Input::Empty => break,
+            }
+        }
+        self.events();
+    }
+
+    fn events(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                SessionEvent::Established { sealer } => {
+                    self.established = true;
+                    if let Some(sealer) = sealer {
+                        self.queue.start_sealing(sealer).unwrap();
+                    }
+                }
+                SessionEvent::SendControl(kind) => {
+                    self.queue
+                        .push(OutFrame::Borrowed(&control_frame(kind)))
+                        .unwrap();
+                }
+                SessionEvent::ShutdownWrite => self.shut_write = true,
+                SessionEvent::Closed { reason, error } => {
+                    assert!(self.closed.is_none(), "closed twice");
+                    self.closed = Some((reason, error));
+                }
+            }
+        }
+    }
+}
+
+/// Moves bytes both ways until neither side has anything to say.
+fn exchange(a: &mut End, b: &mut End, now: Instant) {
+    for _ in 0..16 {
+        let (to_b, to_a) = (a.output(), b.output());
+        if to_b.is_empty() && to_a.is_empty() {
+            return;
+        }
+        b.input(&to_b, now);
+        a.input(&to_a, now);
+    }
+    panic!("the sessions never went quiet");
+}
+
+fn pair(client_key: Option<&str>, server_key: Option<&str>) -> (End, End, Instant) {
+    let now = Instant::now();
+    let config = SessionConfig::default();
+    let mut client = End::new(Role::Client, &config, client_key, now);
+    let server = End::new(Role::Server, &config, server_key, now);
+    client.session.connected(now);
+    (client, server, now)
+}
+
+fn error_of(end: &End) -> Error {
+    match &end.closed {
+        Some((CloseReason::Error(e), Some(reported))) => {
+            assert_eq!(e, reported);
+            e.clone()
+        }
+        other => panic!("expected a close with an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn plain_and_keyed_sessions_open_and_carry_messages_both_ways() {
+    for key in [None, Some(KEY_A), Some(&*"ab".repeat(32))] {
+        let (mut client, mut server, now) = pair(key, key);
+        // Queued before the handshake ends: sent (and sealed) once it does.
+        client.send(&Value::from("early"));
+        exchange(&mut client, &mut server, now);
+        assert!(client.established && server.established, "{key:?}");
+        assert_eq!(client.queue.is_sealing(), key.is_some());
+        for i in 0..3 {
+            client.send(&Value::from(i));
+            server.send(&Value::from(-i));
+        }
+        exchange(&mut client, &mut server, now);
+        assert_eq!(
+            server.received,
+            ["early".into(), 0.into(), 1.into(), 2.into()]
+        );
+        assert_eq!(client.received, [0.into(), (-1).into(), (-2).into()]);
+        assert!(client.closed.is_none() && server.closed.is_none());
+    }
+}
+
+#[test]
+fn mismatched_keys_and_modes_close_both_sides_with_the_reason() {
+    let (mut client, mut server, now) = pair(Some(KEY_A), Some(KEY_B));
+    exchange(&mut client, &mut server, now);
+    assert_eq!(error_of(&server), Error::Secure(SecureError::KeyMismatch));
+    assert_eq!(error_of(&client), Error::Secure(SecureError::KeyMismatch));
+    assert!(!client.established && !server.established);
+
+    let (mut client, mut server, now) = pair(None, Some(KEY_A));
+    exchange(&mut client, &mut server, now);
+    assert!(matches!(
+        error_of(&client),
+        Error::Protocol(ProtocolError::PeerRequiresKey { peer: "server" })
+    ));
+    assert!(matches!(
+        error_of(&server),
+        Error::Protocol(ProtocolError::PeerHasNoKey { peer: "client" })
+    ));
+}
+
+#[test]
+fn a_refusal_reaches_the_client_and_the_refusing_side_waits_for_its_end() {
+    let now = Instant::now();
+    let config = SessionConfig::default();
+    let mut client = End::new(Role::Client, &config, None, now);
+    client.session.connected(now);
+    let mut refusal = End {
+        session: Session::refusal(&config, "server full (3 connections)", now),
+        ..End::new(Role::Server, &config, None, now)
+    };
+    assert!(refusal.session.is_closing());
+    exchange(&mut client, &mut refusal, now);
+    match error_of(&client) {
+        Error::Protocol(ProtocolError::Refused { peer, reason }) => {
+            assert_eq!((peer, &*reason), ("server", "server full (3 connections)"));
+        }
+        other => panic!("{other}"),
+    }
+    // The refusing side wrote its preamble, shut down writing, and discards
+    // what it reads until the client's end of stream.
+    assert!(refusal.shut_write && refusal.closed.is_none());
+    refusal.input(b"anything at all", now);
+    assert!(refusal.closed.is_none());
+    refusal.session.end_of_stream();
+    refusal.drain(now);
+    assert_eq!(refusal.closed, Some((CloseReason::ClosedLocally, None)));
+}
+
+#[test]
+fn the_handshake_times_out_plain_links_included() {
+    let (mut client, _server, now) = pair(None, None);
+    let deadline = client.session.poll_timeout().unwrap();
+    assert_eq!(deadline, now + SessionConfig::default().handshake_timeout);
+    client
+        .session
+        .handle_timeout(deadline - Duration::from_millis(1));
+    client.events();
+    assert!(client.closed.is_none(), "not before the deadline");
+    client.session.handle_timeout(deadline);
+    client.events();
+    assert_eq!(
+        client.closed,
+        Some((
+            CloseReason::Timeout,
+            Some(Error::Timeout {
+                operation: "handshake",
+                after: Duration::from_secs(10)
+            })
+        ))
+    );
+    assert_eq!(client.session.poll_timeout(), None);
+}
+
+#[test]
+fn a_heartbeat_pings_a_quiet_peer_and_closes_a_silent_one() {
+    let now = Instant::now();
+    let limit = Duration::from_secs(3);
+    let config = SessionConfig::default().with_heartbeat(Some(limit));
+    let mut client = End::new(Role::Client, &config, Some(KEY_A), now);
+    let mut server = End::new(Role::Server, &config, Some(KEY_A), now);
+    client.session.connected(now);
+    exchange(&mut client, &mut server, now);
+    let check = client.session.poll_timeout().unwrap();
+    assert_eq!(check, now + limit / 3);
+    // A third of the limit in silence: a Ping, which the server answers.
+    client.session.handle_timeout(check);
+    client.events();
+    exchange(&mut client, &mut server, check);
+    assert!(client.closed.is_none() && server.closed.is_none());
+    // The next look is when that ping would have gone unanswered (receipts
+    // do not move the timer; the look finds the pong and pings again later).
+    assert_eq!(client.session.poll_timeout(), Some(now + limit));
+    // The server goes silent: the ping goes unanswered, and at the limit
+    // after the last thing received the client gives up.
+    let mut t = check;
+    while client.closed.is_none() {
+        t = client.session.poll_timeout().unwrap();
+        client.session.handle_timeout(t);
+        client.events();
+        let _ = client.output(); // the ping, lost
+    }
+    assert_eq!(t, check + limit);
+    assert!(matches!(
+        client.closed,
+        Some((
+            CloseReason::Timeout,
+            Some(Error::Timeout {
+                operation: "heartbeat",
+                ..
+            })
+        ))
+    ));
+}
+
+#[test]
+fn an_idle_timeout_counts_messages_not_pings() {
+    let now = Instant::now();
+    let idle = Duration::from_secs(5);
+    let config = SessionConfig::default().with_idle_timeout(Some(idle));
+    let mut client = End::new(Role::Client, &config, None, now);
+    let mut server = End::new(Role::Server, &config, None, now);
+    client.session.connected(now);
+    exchange(&mut client, &mut server, now);
+    let later = now + Duration::from_secs(3);
+    client.send(&Value::from(1));
+    exchange(&mut client, &mut server, later);
+    // A ping keeps nothing alive for the idle timeout.
+    client
+        .queue
+        .push(OutFrame::Borrowed(&control_frame(FrameKind::Ping)))
+        .unwrap();
+    exchange(&mut client, &mut server, now + Duration::from_secs(6));
+    server.session.handle_timeout(now + idle);
+    server.events();
+    assert!(server.closed.is_none(), "rescheduled after the message");
+    assert_eq!(server.session.poll_timeout(), Some(later + idle));
+    server.session.handle_timeout(later + idle);
+    server.events();
+    assert!(matches!(
+        server.closed,
+        Some((
+            CloseReason::Timeout,
+            Some(Error::Timeout {
+                operation: "idle timeout",
+                ..
+            })
+        ))
+    ));
+}
+
+#[test]
+fn a_local_close_flushes_shuts_down_writing_then_waits_for_the_peer() {
+    let (mut client, mut server, now) = pair(Some(KEY_A), Some(KEY_A));
+    exchange(&mut client, &mut server, now);
+    client.send(&Value::from("last words"));
+    client.session.close(now, true);
+    assert!(!client.shut_write, "not before the queue is written");
+    exchange(&mut client, &mut server, now);
+    assert!(client.shut_write);
+    assert_eq!(server.received, [Value::from("last words")]);
+    // Whatever the peer still sends is discarded; its end of stream ends it.
+    server.send(&Value::from("ignored"));
+    exchange(&mut client, &mut server, now);
+    assert!(client.received.is_empty());
+    server.session.end_of_stream(); // the client's end of stream reaches the server
+    server.drain(now);
+    assert_eq!(server.closed, Some((CloseReason::ClosedByPeer, None)));
+    client.session.end_of_stream();
+    client.drain(now);
+    assert_eq!(client.closed, Some((CloseReason::ClosedLocally, None)));
+}
+
+#[test]
+fn the_linger_bounds_a_close_that_cannot_flush() {
+    let (mut client, mut server, now) = pair(None, None);
+    exchange(&mut client, &mut server, now);
+    client.send(&Value::from(1));
+    client.session.close(now, true);
+    let linger = client.session.poll_timeout().unwrap();
+    assert_eq!(linger, now + SessionConfig::default().linger);
+    client.session.handle_timeout(linger);
+    client.events();
+    assert_eq!(client.closed, Some((CloseReason::ClosedLocally, None)));
+}
+
+#[test]
+fn a_close_during_the_handshake_sends_what_was_queued_first() {
+    let (mut client, mut server, now) = pair(None, None);
+    client.session.close(now, false);
+    client.events();
+    assert_eq!(client.closed, Some((CloseReason::ClosedLocally, None)));
+
+    let (mut client, mut server2, now) = pair(Some(KEY_A), Some(KEY_A));
+    client.send(&Value::from("queued"));
+    client.session.close(now, true);
+    exchange(&mut client, &mut server2, now);
+    assert!(client.established && client.shut_write);
+    assert_eq!(server2.received, [Value::from("queued")]);
+    let _ = &mut server;
+}
+
+#[test]
+fn ends_of_stream_are_told_apart() {
+    // Clean, at a frame boundary.
+    let (mut client, mut server, now) = pair(None, None);
+    exchange(&mut client, &mut server, now);
+    client.send(&Value::from(7));
+    let wire = client.output();
+    server.session.push(&wire);
+    server.session.end_of_stream();
+    server.drain(now);
+    assert_eq!(server.received, [Value::from(7)]);
+    assert_eq!(server.closed, Some((CloseReason::ClosedByPeer, None)));
+
+    // In the middle of a frame.
+    let (mut client, mut server, now) = pair(None, None);
+    exchange(&mut client, &mut server, now);
+    client.send(&Value::from("cut"));
+    let wire = client.output();
+    server.session.push(&wire[..wire.len() - 1]);
+    server.session.end_of_stream();
+    server.drain(now);
+    assert!(matches!(
+        error_of(&server),
+        Error::Protocol(ProtocolError::TruncatedStream { .. })
+    ));
+
+    // During the handshake.
+    let (_client, mut server, now) = pair(None, None);
+    server.session.end_of_stream();
+    server.drain(now);
+    assert!(matches!(
+        error_of(&server),
+        Error::Protocol(ProtocolError::ClosedDuringHandshake)
+    ));
+}
+
+#[test]
+fn control_frames_must_be_empty() {
+    let (mut client, mut server, now) = pair(None, None);
+    exchange(&mut client, &mut server, now);
+    // A Ping frame (kind 2) with one byte of body.
+    server.input(&[2, 0, 0, 0, FrameKind::Ping.to_byte(), 9], now);
+    assert!(matches!(
+        error_of(&server),
+        Error::Protocol(ProtocolError::Malformed(_))
+    ));
+}
+
+#[test]
+fn a_frame_over_the_limit_is_refused_before_it_arrives() {
+    let now = Instant::now();
+    let limits = Limits {
+        max_frame_size: 100,
+        ..Limits::default()
+    };
+    let config = SessionConfig::new(limits);
+    let mut client = End::new(Role::Client, &config, None, now);
+    let mut server = End::new(Role::Server, &config, None, now);
+    client.session.connected(now);
+    exchange(&mut client, &mut server, now);
+    server.input(&101u32.to_le_bytes(), now);
+    assert_eq!(
+        error_of(&server),
+        Error::FrameTooLarge {
+            size: 101,
+            limit: 100
+        }
+    );
+}
