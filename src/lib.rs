@@ -80,6 +80,7 @@ mod io;
 pub mod lua;
 mod net;
 pub mod proto;
+mod shared;
 mod stack;
 mod value;
 

@@ -11,40 +11,18 @@ use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-use crate::error::{Error, ProtocolError};
-use crate::net::link::Link;
-use crate::net::server::ServerShared;
-use crate::proto::secure::{Handshake, Opener};
-use crate::proto::{FrameDecoder, FrameKind, Limits, decode_value};
+use crate::error::Error;
+use crate::proto::session::Session;
+use crate::proto::{Limits, decode_value};
+use crate::shared::{Link, ServerShared};
 use crate::value::Value;
 
-/// Where a link is, as the IO thread sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// TCP connect in progress (clients).
-    Connecting,
-    /// Our preamble sent; waiting for the peer's.
-    Handshake,
-    /// Encrypted: waiting for the peer's key-confirmation frame.
-    Confirm,
-    /// Usable.
-    Open,
-    /// Flushing what was queued before closing (or waiting for the peer's
-    /// end of stream after our own).
-    Closing,
-}
-
-/// One frame from the peer, as the IO thread acts on it.
-pub(crate) enum Incoming {
-    /// An application message, decoded (a large one), and its size on the wire.
-    Message(Value, usize),
-    /// An application message's body, to be decoded by the thread that
-    /// takes it out of the ring, and its size on the wire.
-    Raw(Bytes, usize),
-    /// A heartbeat probe to answer.
-    Ping,
-    /// A heartbeat answer.
-    Pong,
+/// A received application message, as the IO thread hands it on.
+pub(super) enum Incoming {
+    /// Decoded here (a large one).
+    Message(Value),
+    /// Its body, to be decoded by the thread that takes it out of the ring.
+    Raw(Bytes),
 }
 
 /// Bodies up to this size are decoded by the application's thread; larger
@@ -55,84 +33,44 @@ const DEFER_DECODE_MAX: usize = 4 * 1024;
 /// Size of the buffers that small bodies are copied into, back to back.
 const BATCH_BYTES: usize = 16 * 1024;
 
-fn incoming(
-    kind: FrameKind,
-    body: &[u8],
-    limits: &Limits,
-    batch: &mut BytesMut,
-) -> Result<Incoming, Error> {
-    match kind {
-        FrameKind::Message if body.len() <= DEFER_DECODE_MAX => {
-            // One allocation per batch buffer, shared by its bodies: the
-            // application's thread frees it with the last of them.
-            if batch.capacity() < body.len() {
-                *batch = BytesMut::with_capacity(BATCH_BYTES);
-            }
-            batch.extend_from_slice(body);
-            Ok(Incoming::Raw(batch.split().freeze(), body.len()))
+impl Incoming {
+    /// A message body: copied into `batch` when small (one allocation per
+    /// batch buffer, shared by its bodies: the application's thread frees
+    /// it with the last of them), decoded here when large.
+    pub(super) fn of(
+        body: &[u8],
+        limits: &Limits,
+        batch: &mut BytesMut,
+    ) -> Result<Incoming, Error> {
+        if body.len() > DEFER_DECODE_MAX {
+            return Ok(Incoming::Message(decode_value(body, limits)?));
         }
-        FrameKind::Message => Ok(Incoming::Message(decode_value(body, limits)?, body.len())),
-        FrameKind::Ping | FrameKind::Pong if !body.is_empty() => {
-            Err(ProtocolError::Malformed(format!(
-                "a {kind:?} frame carries {} bytes; it must be empty",
-                body.len()
-            ))
-            .into())
+        if batch.capacity() < body.len() {
+            *batch = BytesMut::with_capacity(BATCH_BYTES);
         }
-        FrameKind::Ping => Ok(Incoming::Ping),
-        FrameKind::Pong => Ok(Incoming::Pong),
+        batch.extend_from_slice(body);
+        Ok(Incoming::Raw(batch.split().freeze()))
     }
 }
 
-pub(crate) struct LinkIo {
-    pub(crate) link: Arc<Link>,
-    pub(crate) stream: Arc<TcpStream>,
-    pub(crate) server: Option<Arc<ServerShared>>,
-    pub(crate) decoder: FrameDecoder,
-    pub(crate) phase: Phase,
-    /// Handshake or linger deadline.
-    pub(crate) deadline: Option<Instant>,
-    /// Was usable (so its close is reported as a close event).
-    pub(crate) was_open: bool,
-    /// Our end of stream was sent (closing gracefully).
-    pub(crate) write_shut: bool,
-    /// The encrypted handshake in progress.
-    pub(crate) handshake: Option<Handshake>,
-    /// Opens the peer's sealed frames once the handshake has finished.
-    pub(crate) opener: Option<Opener>,
+/// One connection as the IO thread drives it: the socket, the shared link,
+/// and the protocol session.
+pub(super) struct LinkIo {
+    pub(super) link: Arc<Link>,
+    pub(super) stream: Arc<TcpStream>,
+    /// The server that accepted it (none for clients and refusals).
+    pub(super) server: Option<Arc<ServerShared>>,
+    pub(super) session: Session,
+    /// The TCP connect is in progress (clients).
+    pub(super) connecting: bool,
     /// Counts against its server's connection limit.
-    pub(crate) counted: bool,
-    /// When the peer last sent any frame (heartbeats count).
-    pub(crate) last_rx: Instant,
-    /// When the peer last sent a message (for the idle timeout).
-    pub(crate) last_message: Instant,
-    /// A ping is out and unanswered.
-    pub(crate) pinged: bool,
+    pub(super) counted: bool,
+    /// The deadline a timer is armed for.
+    pub(super) armed: Option<Instant>,
 }
 
 impl LinkIo {
-    /// Takes the next frame, if one has fully arrived, opening sealed frames
-    /// in place and decoding messages.
-    pub(crate) fn next_incoming(
-        &mut self,
-        limits: &Limits,
-        batch: &mut BytesMut,
-    ) -> Result<Option<Incoming>, Error> {
-        let Some(opener) = self.opener.as_mut() else {
-            return match self.decoder.next_frame()? {
-                None => Ok(None),
-                Some(frame) => incoming(frame.kind, frame.body, limits, batch).map(Some),
-            };
-        };
-        let Some((prefix, payload)) = self.decoder.next_raw_frame()? else {
-            return Ok(None);
-        };
-        let plain = opener.open_in_place(prefix, payload)?;
-        let (&kind, body) = plain.split_first().ok_or(ProtocolError::EmptyFrame)?;
-        incoming(FrameKind::from_byte(kind)?, body, limits, batch).map(Some)
-    }
-
-    pub(crate) fn register(&self, registry: &Registry) -> std::io::Result<()> {
+    pub(super) fn register(&self, registry: &Registry) -> std::io::Result<()> {
         let fd = self.stream.as_raw_fd();
         registry.register(
             &mut SourceFd(&fd),
@@ -141,7 +79,7 @@ impl LinkIo {
         )
     }
 
-    pub(crate) fn deregister(&self, registry: &Registry) {
+    pub(super) fn deregister(&self, registry: &Registry) {
         let fd = self.stream.as_raw_fd();
         // Closing the socket deregisters it anyway; this only tidies up.
         let _ = registry.deregister(&mut SourceFd(&fd));
@@ -149,14 +87,14 @@ impl LinkIo {
 }
 
 /// A map keyed by tokens (see [`token`]).
-pub(crate) type TokenMap<V> = HashMap<usize, V, BuildHasherDefault<TokenHasher>>;
+pub(super) type TokenMap<V> = HashMap<usize, V, BuildHasherDefault<TokenHasher>>;
 
 /// Hashes tokens with one multiplication (Fibonacci hashing, as rustc's
 /// FxHash does). Tokens are this process's own sequential socket ids, never
 /// chosen by a peer, so SipHash's resistance to hash flooding buys nothing
 /// here, and the driver looks a link up several times per received frame.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct TokenHasher(u64);
+pub(super) struct TokenHasher(u64);
 
 impl Hasher for TokenHasher {
     fn finish(&self) -> u64 {
@@ -180,7 +118,7 @@ const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// A socket id as a mio token. Ids fit in usize on every 64-bit target; on
 /// 32-bit ones they would wrap after 4 billion sockets.
-pub(crate) fn token(id: u64) -> usize {
+pub(super) fn token(id: u64) -> usize {
     id as usize
 }
 

@@ -1,25 +1,49 @@
-//! The IO thread: one mio reactor driving every socket of a network.
+//! The IO driver: one mio reactor moving bytes between sockets and each
+//! connection's sans-IO [`Session`](crate::proto::session::Session).
 //!
-//! It only moves bytes and events. Framing, preambles and values are decoded
-//! by the sans-IO core in [`crate::proto`]; what it produces goes into the
-//! event ring in batches. Small messages go in undecoded (their bodies copied
-//! back to back into shared buffers) and are decoded by the application's
-//! thread as it takes them out, see `net::ring`. The thread count does not
-//! grow with connections.
+//! It parses nothing itself: preambles, handshakes, frames, timers and
+//! closes are decided by the session; the driver reads and writes sockets,
+//! fires the session's timers, turns its events into the network's events
+//! and hands them to the ring in batches. Small messages go into the ring
+//! undecoded (their bodies copied back to back into shared buffers) and are
+//! decoded by the application's thread as it takes them out (see
+//! `shared::ring`). The thread count does not grow with connections.
+//!
+//! Dependencies run one way: this module uses `shared` and `proto`, never
+//! the public handles in `net`; `net` reaches it only through [`start`].
 
-pub(crate) mod driver;
+mod accept;
+mod connect;
+mod driver;
+mod lifecycle;
 mod link_io;
+mod transfer;
 
 use std::sync::Arc;
 
 use mio::Token;
 
-use crate::net::shared::NetShared;
+use crate::error::Error;
+use crate::shared::{NetShared, Started};
+use driver::Driver;
 
 /// The token of the IO thread's waker (socket ids start at 1).
-pub(crate) const WAKER: Token = Token(0);
+const WAKER: Token = Token(0);
 
-/// Runs the IO thread until the network shuts down.
-pub(crate) fn run(poll: mio::Poll, net: Arc<NetShared>) {
-    driver::Driver::new(poll, net).run();
+/// Starts a network's IO: a reactor and its waker, run on a thread of its
+/// own, or handed back to be driven inline (`Config::inline_io`).
+pub(crate) fn start(net: &Arc<NetShared>) -> Result<Started, Error> {
+    let poll = mio::Poll::new().map_err(|e| Error::io("create poller", &e))?;
+    let waker =
+        mio::Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", &e))?;
+    net.install_waker(waker);
+    let driver = Driver::new(poll, net.clone());
+    if net.config.inline_io {
+        return Ok(Started::Inline(Box::new(driver)));
+    }
+    std::thread::Builder::new()
+        .name("tablenet-io".into())
+        .spawn(move || driver.run())
+        .map(Started::Thread)
+        .map_err(|e| Error::io("spawn IO thread", &e))
 }

@@ -5,10 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::args;
-use super::ids::ClientId;
-use super::link::Link;
-use super::send_error::SendError;
 use crate::error::Error;
+use crate::shared::{ClientId, Link, SendError};
 use crate::value::Value;
 
 /// A client connection (the seed's `network.Client`). Created at once; a

@@ -1,29 +1,18 @@
-//! The network: [`Network`], [`Server`], [`Client`], [`Connection`] and
-//! their [`Event`]s.
+//! The public entry points: [`Network`], [`Server`] and [`Client`], with
+//! the types they hand out (re-exported from the shared layer).
 
 mod args;
 mod client;
-mod config;
-mod connection;
-mod event;
-mod ids;
-pub(crate) mod link;
 mod network;
-pub(crate) mod ring;
-mod send_error;
-pub(crate) mod server;
-pub(crate) mod shared;
+mod server;
 
+pub use crate::shared::{
+    ClientId, CloseReason, Config, Connection, ConnectionId, Event, EventKind, ObjectId,
+    OverflowPolicy, SendError, ServerId, Source,
+};
 pub use client::Client;
-pub use config::{Config, OverflowPolicy};
-pub use connection::Connection;
-pub use event::{CloseReason, Event, EventKind, Source};
-pub use ids::{ClientId, ConnectionId, ObjectId, ServerId};
 pub use network::Network;
-pub use send_error::SendError;
 pub use server::Server;
-
-pub(crate) use ids::next_socket_id as ids_next;
 
 #[cfg(test)]
 mod tests {
@@ -36,8 +25,5 @@ mod tests {
         check::<super::Client>();
         check::<super::Connection>();
         check::<super::Event>();
-        check::<super::Config>();
-        check::<super::SendError>();
-        check::<crate::Error>();
     }
 }

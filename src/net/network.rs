@@ -11,13 +11,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::args;
 use super::client::Client;
-use super::config::Config;
-use super::event::Event;
-use super::ids::{ServerId, next_socket_id};
-use super::link::{Link, Role};
-use super::server::{Server, ServerShared};
-use super::shared::{Command, Keying, NetShared};
+use super::server::Server;
 use crate::error::Error;
+use crate::shared::{
+    Command, Config, Event, Keying, Link, NetShared, Role, ServerId, ServerShared, next_socket_id,
+};
 
 /// The network context (the seed's `network` module): background IO, the
 /// event ring, and the factory for servers and clients.
@@ -62,7 +60,7 @@ impl Network {
     }
 
     fn build(config: Config) -> Network {
-        let shared = NetShared::new(config);
+        let shared = NetShared::new(config, crate::io::start);
         Network {
             _owner: Arc::new(Owner(shared.clone())),
             shared,
@@ -156,7 +154,7 @@ impl Network {
         let id = next_socket_id();
         let link = Arc::new(Link::new(
             id,
-            Role::Client(super::ids::ClientId(id)),
+            Role::Client(crate::shared::ClientId(id)),
             SocketAddr::new(ip, port),
             keying,
             self.shared.clone(),

@@ -1,30 +1,12 @@
 //! [`Server`]: accepts connections and sends to them.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
-use super::ids::{ConnectionId, ServerId};
-use super::link::Link;
-use super::send_error::SendError;
-use super::shared::{Command, Keying, NetShared};
+use crate::shared::{Command, ConnectionId, Link, NetShared, SendError, ServerId, ServerShared};
 use crate::value::Value;
-
-pub(crate) struct ServerShared {
-    pub(crate) id: ServerId,
-    pub(crate) local: SocketAddr,
-    /// Open connections (after their handshake), by id. These references do
-    /// not keep a connection open: the `Connection` handles do.
-    pub(crate) conns: Mutex<HashMap<ConnectionId, Arc<Link>>>,
-    /// The key its connections must use, if encrypted.
-    pub(crate) keying: Option<Arc<Keying>>,
-    /// When the last send to several connections ended (burst detection).
-    pub(crate) last_multi_send: Mutex<Option<Instant>>,
-}
 
 /// Sends to several connections closer together than this are a burst.
 const BURST_GAP: Duration = Duration::from_millis(1);

@@ -353,6 +353,11 @@ impl Session {
         n
     }
 
+    /// [`poll_transmit`](Self::poll_transmit) has bytes to give.
+    pub fn has_transmit(&self) -> bool {
+        !self.transmit.is_empty()
+    }
+
     /// The next thing the driver must act on.
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()

@@ -406,8 +406,8 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::ids::ObjectId;
-    use crate::net::ids::ServerId;
+    use crate::shared::ids::ObjectId;
+    use crate::shared::ids::ServerId;
 
     fn ev(n: u64) -> Pending {
         Pending::new(EventKind::Dropped { count: n })
@@ -495,9 +495,9 @@ mod tests {
 
     #[test]
     fn messages_decode_on_take_and_a_bad_one_fails_its_link_only() {
-        use crate::net::CloseReason;
-        use crate::net::ids::{ConnectionId, ServerId};
         use crate::proto::encode_message_to_vec;
+        use crate::shared::CloseReason;
+        use crate::shared::ids::{ConnectionId, ServerId};
         use crate::value::Value;
 
         let ring = Ring::new(100, 1 << 20, OverflowPolicy::Lossless, Limits::default());

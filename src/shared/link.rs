@@ -15,23 +15,20 @@
 //! `send` never blocks on the network and never spins: past the byte limit
 //! it refuses with [`SendError::QueueFull`].
 
-use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use mio::net::TcpStream;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::ids::{ClientId, ConnectionId, ServerId};
+use super::net_shared::{Command, Keying, NetShared};
 use super::send_error::SendError;
-use super::shared::{Command, Keying, NetShared};
 use crate::error::Error;
-use crate::proto::LENGTH_PREFIX;
-use crate::proto::secure::{Sealer, TAG_LEN};
+use crate::proto::{OutFrame, SendQueue};
 
 /// A direct write is allowed this long after the previous one even when
 /// nothing was received in between (a sender pausing between messages).
@@ -39,13 +36,6 @@ const DIRECT_WRITE_GAP: Duration = Duration::from_millis(1);
 
 /// Most chunks gathered into one vectored write.
 const MAX_IOVECS: usize = 64;
-
-/// Frames up to this size are copied into a shared chunk; larger ones are
-/// queued as they are.
-pub(crate) const SMALL_FRAME: usize = 8 * 1024;
-
-/// Small frames gathered into one chunk until it holds this many bytes.
-const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Which side of the network a link belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,22 +73,14 @@ pub(crate) struct Outgoing {
     pub(crate) stream: Option<Arc<TcpStream>>,
     /// Handshake bytes, written before anything queued.
     pub(crate) control: Vec<u8>,
-    /// Frames waiting, in chunks; the first may be partly written.
-    pub(crate) queue: VecDeque<Chunk>,
-    /// A written chunk's buffer, kept for the next small frames.
-    spare: Option<Vec<u8>>,
-    /// Bytes of `queue[0]` already written.
-    pub(crate) head_written: usize,
-    /// Unwritten bytes in `queue`.
-    pub(crate) queued: usize,
+    /// Frames waiting (sealed once a keyed handshake has finished).
+    pub(crate) queue: SendQueue,
     /// A send was refused for a full queue: report `Drained` when empty.
     pub(crate) refused: bool,
     last_direct: Option<Instant>,
     /// Port of the peer once connected (clients) or at accept.
     pub(crate) peer_port: Option<u16>,
     pub(crate) connect: ConnectStatus,
-    /// Seals outgoing frames once an encrypted handshake has finished.
-    pub(crate) sealer: Option<Sealer>,
 }
 
 /// One connection's shared state.
@@ -155,10 +137,10 @@ impl Link {
             State::Closing | State::Closed => return Err(SendError::Closed),
             State::Starting | State::Open => {}
         }
-        if out.queued > 0 && out.queued + len > limit {
+        if !out.queue.is_empty() && out.queue.len() + len > limit {
             out.refused = true;
             return Err(SendError::QueueFull {
-                queued: out.queued,
+                queued: out.queue.len(),
                 limit,
             });
         }
@@ -213,7 +195,7 @@ impl Link {
     }
 
     pub(crate) fn queued_bytes(&self) -> usize {
-        self.out.lock().queued
+        self.out.lock().queue.len()
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -267,50 +249,6 @@ impl Link {
     }
 }
 
-/// One encoded frame handed to [`Link::send_frame`].
-#[derive(Clone)]
-pub(crate) enum OutFrame<'a> {
-    /// Borrowed from the caller (a per-thread encode buffer): copied into
-    /// the queue, so it must be small.
-    Borrowed(&'a [u8]),
-    /// Owned bytes, possibly shared by the receivers of one broadcast:
-    /// queued without copying.
-    Shared(Bytes),
-}
-
-impl OutFrame<'_> {
-    fn len(&self) -> usize {
-        match self {
-            OutFrame::Borrowed(b) => b.len(),
-            OutFrame::Shared(b) => b.len(),
-        }
-    }
-}
-
-/// Queued bytes: a buffer of whole small frames appended one after another,
-/// or one large frame shared without copying.
-pub(crate) enum Chunk {
-    Owned(Vec<u8>),
-    Shared(Bytes),
-}
-
-impl std::ops::Deref for Chunk {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Chunk::Owned(v) => v,
-            Chunk::Shared(b) => b,
-        }
-    }
-}
-
-/// Seals the plain frame at `buf[start..]` in place.
-fn seal_at(sealer: &mut Sealer, buf: &mut Vec<u8>, start: usize) -> Result<(), SendError> {
-    sealer
-        .seal_in_place(buf, start)
-        .map_err(|e| SendError::Unsendable(e.into()))
-}
-
 /// Result of one flush attempt by the IO thread.
 pub(crate) enum Flushed {
     /// Everything written.
@@ -325,99 +263,23 @@ impl Outgoing {
             state: State::Starting,
             stream: None,
             control: Vec::new(),
-            queue: VecDeque::new(),
-            spare: None,
-            head_written: 0,
-            queued: 0,
+            queue: SendQueue::new(),
             refused: false,
             last_direct: None,
             peer_port: None,
             connect: ConnectStatus::Pending,
-            sealer: None,
         }
     }
 
-    /// The handshake finished: seal what was queued in plain, in order, and
-    /// keep the sealer for later sends.
-    pub(crate) fn start_sealing(&mut self, sealer: Sealer) -> Result<(), SendError> {
-        let queue = std::mem::take(&mut self.queue);
-        self.queued = 0;
-        self.head_written = 0; // nothing is written before the handshake ends
-        self.sealer = Some(sealer);
-        for chunk in queue {
-            // An owned chunk holds whole frames back to back.
-            let mut rest: &[u8] = &chunk;
-            while let Some(prefix) = rest.first_chunk::<LENGTH_PREFIX>() {
-                let end = (LENGTH_PREFIX + u32::from_le_bytes(*prefix) as usize).min(rest.len());
-                let (frame, tail) = rest.split_at(end);
-                self.push(OutFrame::Borrowed(frame))?;
-                rest = tail;
-            }
-        }
-        Ok(())
-    }
-
-    /// Appends one frame to the queue, sealed when the link is encrypted.
-    /// Small frames are copied into the last owned chunk (reusing a written
-    /// one's buffer), so a stream of small messages allocates nothing.
+    /// Queues one frame (sealed once the link is keyed and open).
     fn push(&mut self, frame: OutFrame) -> Result<(), SendError> {
-        let tag = if self.sealer.is_some() { TAG_LEN } else { 0 };
-        let len = frame.len();
-        let frame = match frame {
-            OutFrame::Borrowed(bytes) if len <= SMALL_FRAME => bytes,
-            OutFrame::Borrowed(bytes) => return self.push_large(Bytes::copy_from_slice(bytes)),
-            OutFrame::Shared(bytes) if len <= SMALL_FRAME => {
-                // A copy costs less than a separate write (or seal) of it.
-                return self.push(OutFrame::Borrowed(&bytes));
-            }
-            OutFrame::Shared(bytes) => return self.push_large(bytes),
-        };
-        let fits = matches!(self.queue.back(),
-            Some(Chunk::Owned(v)) if v.len() + len + tag <= CHUNK_BYTES);
-        if !fits {
-            let mut buf = self.spare.take().unwrap_or_default();
-            buf.clear();
-            buf.reserve(len + tag);
-            self.queue.push_back(Chunk::Owned(buf));
-        }
-        let Some(Chunk::Owned(buf)) = self.queue.back_mut() else {
-            unreachable!("an owned chunk was just ensured at the back");
-        };
-        let start = buf.len();
-        buf.extend_from_slice(frame);
-        if let Some(sealer) = self.sealer.as_mut()
-            && let Err(e) = seal_at(sealer, buf, start)
-        {
-            if buf.is_empty() {
-                self.queue.pop_back();
-            }
-            return Err(e);
-        }
-        self.queued += buf.len() - start;
-        Ok(())
-    }
-
-    /// Queues a large frame as its own chunk, sealed in place when this
-    /// send holds its only reference.
-    fn push_large(&mut self, frame: Bytes) -> Result<(), SendError> {
-        let chunk = match self.sealer.as_mut() {
-            None => Chunk::Shared(frame),
-            Some(sealer) => {
-                let mut buf = match frame.try_into_mut() {
-                    Ok(unique) => Vec::from(unique),
-                    Err(shared) => shared.to_vec(),
-                };
-                seal_at(sealer, &mut buf, 0)?;
-                Chunk::Owned(buf)
-            }
-        };
-        self.queued += chunk.len();
-        self.queue.push_back(chunk);
-        Ok(())
+        self.queue
+            .push(frame)
+            .map_err(|e| SendError::Unsendable(e.into()))
     }
 
     /// Writes control bytes, then queued frames (only when `open`), gathering
-    /// up to 64 frames per syscall.
+    /// up to 64 chunks per syscall.
     pub(crate) fn flush(&mut self, open: bool) -> io::Result<Flushed> {
         let Some(stream) = self.stream.clone() else {
             return Ok(Flushed::Empty);
@@ -439,14 +301,7 @@ impl Outgoing {
         while !self.queue.is_empty() {
             let n = {
                 let mut slices: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
-                let mut count = 0;
-                for (i, frame) in self.queue.iter().take(MAX_IOVECS).enumerate() {
-                    let skip = if i == 0 { self.head_written } else { 0 };
-                    if let Some(slot) = slices.get_mut(i) {
-                        *slot = IoSlice::new(frame.get(skip..).unwrap_or_default());
-                        count = i + 1;
-                    }
-                }
+                let count = self.queue.io_slices(&mut slices);
                 match (&*stream).write_vectored(slices.get(..count).unwrap_or_default()) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => n,
@@ -455,124 +310,8 @@ impl Outgoing {
                     Err(e) => return Err(e),
                 }
             };
-            self.advance(n);
+            self.queue.advance(n);
         }
         Ok(Flushed::Empty)
-    }
-
-    /// Drops `n` written bytes from the front of the queue.
-    fn advance(&mut self, mut n: usize) {
-        self.queued = self.queued.saturating_sub(n);
-        while n > 0 {
-            let Some(front) = self.queue.front() else {
-                break;
-            };
-            let left = front.len() - self.head_written;
-            if n >= left {
-                n -= left;
-                if let Some(Chunk::Owned(buf)) = self.queue.pop_front()
-                    && self.spare.is_none()
-                    && buf.capacity() <= CHUNK_BYTES
-                {
-                    self.spare = Some(buf); // reused by the next push
-                }
-                self.head_written = 0;
-            } else {
-                self.head_written += n;
-                n = 0;
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proto::secure::{CipherSuite, sessions};
-
-    /// A plain frame of `len` bytes whose body is `fill`.
-    fn frame(len: usize, fill: u8) -> Vec<u8> {
-        let mut f = (len as u32 - 4).to_le_bytes().to_vec();
-        f.resize(len, fill);
-        f
-    }
-
-    fn queued_bytes(out: &Outgoing) -> Vec<u8> {
-        out.queue.iter().flat_map(|c| c.iter().copied()).collect()
-    }
-
-    #[test]
-    fn small_frames_share_a_chunk_and_large_ones_are_not_copied() {
-        let mut out = Outgoing::new();
-        let (a, b, d) = (frame(30, 1), frame(SMALL_FRAME, 2), frame(5, 4));
-        let c = Bytes::from(frame(SMALL_FRAME + 1, 3));
-        out.push(OutFrame::Borrowed(&a)).unwrap();
-        out.push(OutFrame::Shared(Bytes::from(b.clone()))).unwrap();
-        out.push(OutFrame::Shared(c.clone())).unwrap();
-        out.push(OutFrame::Borrowed(&d)).unwrap();
-        assert_eq!(out.queue.len(), 3, "a+b, c, d");
-        match out.queue.get(1) {
-            Some(Chunk::Shared(shared)) => assert_eq!(shared.as_ptr(), c.as_ptr()),
-            _ => panic!("the large frame is queued as it is"),
-        }
-        let all = [a.as_slice(), &b, &c, &d].concat();
-        assert_eq!(queued_bytes(&out), all);
-        assert_eq!(out.queued, all.len());
-        // Written in two parts: the first chunk's buffer is kept for reuse.
-        out.advance(10);
-        assert_eq!(out.head_written, 10);
-        assert!(out.spare.is_none());
-        out.advance(a.len() + b.len() - 10);
-        assert_eq!(out.queue.len(), 2);
-        assert!(out.spare.as_ref().is_some_and(|v| v.capacity() >= a.len()));
-        out.advance(out.queued);
-        assert!(out.queue.is_empty());
-        assert_eq!(out.queued, 0);
-    }
-
-    #[test]
-    fn a_chunk_stops_growing_at_its_limit() {
-        let mut out = Outgoing::new();
-        let f = frame(SMALL_FRAME, 7);
-        for _ in 0..(CHUNK_BYTES / SMALL_FRAME + 1) {
-            out.push(OutFrame::Borrowed(&f)).unwrap();
-        }
-        assert_eq!(out.queue.len(), 2);
-        assert!(out.queue.iter().all(|c| c.len() <= CHUNK_BYTES));
-    }
-
-    #[test]
-    fn frames_queued_before_the_handshake_are_sealed_one_by_one_in_order() {
-        for suite in [CipherSuite::Aes256Gcm, CipherSuite::ChaCha20Poly1305] {
-            let (client, server) = sessions(suite, &"ab".repeat(32));
-            let (sealer, _) = client.into_parts();
-            let (_, mut opener) = server.into_parts();
-            let mut out = Outgoing::new();
-            let plain = [
-                frame(12, 1),
-                frame(40, 2),
-                frame(SMALL_FRAME + 100, 3),
-                frame(9, 4),
-            ];
-            for f in &plain {
-                out.push(OutFrame::Borrowed(f)).unwrap();
-            }
-            out.start_sealing(sealer).unwrap();
-            // And one more after the handshake, sealed as it is queued.
-            let last = frame(20, 5);
-            out.push(OutFrame::Borrowed(&last)).unwrap();
-            let mut wire = queued_bytes(&out);
-            assert_eq!(out.queued, wire.len());
-            let mut rest = wire.as_mut_slice();
-            for f in plain.iter().chain([&last]) {
-                let (prefix, tail) = rest.split_first_chunk_mut::<4>().unwrap();
-                let len = u32::from_le_bytes(*prefix) as usize;
-                let (payload, tail) = tail.split_at_mut(len);
-                let text = opener.open_in_place(*prefix, payload).unwrap();
-                assert_eq!(&*text, &f[4..]);
-                rest = tail;
-            }
-            assert!(rest.is_empty());
-        }
     }
 }

@@ -12,12 +12,11 @@ use parking_lot::Mutex;
 use super::config::Config;
 use super::event::Event;
 use super::ids::ServerId;
-use super::link::{Link, OutFrame, SMALL_FRAME};
+use super::link::Link;
 use super::ring::Ring;
 use super::server::ServerShared;
 use crate::error::Error;
-use crate::io::driver::Driver;
-use crate::proto::encode_message;
+use crate::proto::{OutFrame, SMALL_FRAME, encode_message};
 use crate::value::Value;
 
 /// A pre-shared key and the cipher it is used with.
@@ -69,6 +68,28 @@ pub(crate) enum Command {
     Shutdown(Instant),
 }
 
+/// The IO driver as the shared layer sees it: something that moves bytes
+/// and events one round at a time (see `io::Driver`).
+pub(crate) trait Reactor: Send {
+    /// One round: commands, a wait for sockets or timers (at most
+    /// `max_wait` when given), then what they reported, with the events
+    /// produced in the ring on return. False once the network has shut
+    /// down and nothing is left to drive.
+    fn turn(&mut self, max_wait: Option<Duration>) -> bool;
+}
+
+/// How a network's IO was started.
+pub(crate) enum Started {
+    /// On a thread of its own, which ends after shutdown.
+    Thread(JoinHandle<()>),
+    /// Inline IO: a reactor the application's threads drive.
+    Inline(Box<dyn Reactor>),
+}
+
+/// Starts a network's IO (the driver provides it: `io::start`). It installs
+/// the waker with [`NetShared::install_waker`].
+pub(crate) type StartIo = fn(&Arc<NetShared>) -> Result<Started, Error>;
+
 #[derive(Default)]
 struct IoThread {
     handle: Option<JoinHandle<()>>,
@@ -82,19 +103,15 @@ pub(crate) struct NetShared {
     commands: Mutex<Vec<Command>>,
     waker: OnceLock<mio::Waker>,
     io: Mutex<IoThread>,
+    /// Starts the IO on first use.
+    start: StartIo,
     /// With [`Config::inline_io`]: the reactor, driven by whichever
     /// application thread waits for events (one at a time).
-    inline: Mutex<Option<Inline>>,
-}
-
-/// A reactor driven on application threads.
-struct Inline {
-    driver: Driver,
-    events: mio::Events,
+    inline: Mutex<Option<Box<dyn Reactor>>>,
 }
 
 impl NetShared {
-    pub(crate) fn new(config: Config) -> Arc<NetShared> {
+    pub(crate) fn new(config: Config, start: StartIo) -> Arc<NetShared> {
         let ring = Ring::new(
             config.event_capacity,
             config.event_bytes,
@@ -107,6 +124,7 @@ impl NetShared {
             commands: Mutex::new(Vec::new()),
             waker: OnceLock::new(),
             io: Mutex::new(IoThread::default()),
+            start,
             inline: Mutex::new(None),
         });
         // A weak reference: the ring must not keep the network alive.
@@ -134,26 +152,18 @@ impl NetShared {
         if io.started {
             return Ok(());
         }
-        let poll = mio::Poll::new().map_err(|e| Error::io("create poller", &e))?;
-        let waker = mio::Waker::new(poll.registry(), crate::io::WAKER)
-            .map_err(|e| Error::io("create waker", &e))?;
-        let _ = self.waker.set(waker);
-        if self.config.inline_io {
-            *self.inline.lock() = Some(Inline {
-                driver: Driver::new(poll, self.clone()),
-                events: mio::Events::with_capacity(1024),
-            });
-            io.started = true;
-            return Ok(());
+        match (self.start)(self)? {
+            Started::Thread(handle) => io.handle = Some(handle),
+            Started::Inline(reactor) => *self.inline.lock() = Some(reactor),
         }
-        let shared = self.clone();
-        let handle = std::thread::Builder::new()
-            .name("tablenet-io".into())
-            .spawn(move || crate::io::run(poll, shared))
-            .map_err(|e| Error::io("spawn IO thread", &e))?;
-        io.handle = Some(handle);
         io.started = true;
         Ok(())
+    }
+
+    /// Sets the waker that [`command`](Self::command) uses (once, by the
+    /// IO driver as it starts).
+    pub(crate) fn install_waker(&self, waker: mio::Waker) {
+        let _ = self.waker.set(waker);
     }
 
     /// Queues a command, waking the IO thread if the queue was empty.
@@ -215,10 +225,10 @@ impl NetShared {
         let Some(mut guard) = self.inline.try_lock() else {
             return false;
         };
-        let Some(Inline { driver, events }) = guard.as_mut() else {
+        let Some(reactor) = guard.as_mut() else {
             return false;
         };
-        if !driver.turn(events, Some(max_wait)) {
+        if !reactor.turn(Some(max_wait)) {
             *guard = None; // shut down
         }
         true
@@ -258,12 +268,12 @@ impl NetShared {
         if handle.is_some() || inline {
             self.command(Command::Shutdown(deadline));
         }
-        if inline && let Some(Inline { driver, .. }) = self.inline.lock().take() {
+        if inline && let Some(mut reactor) = self.inline.lock().take() {
             // Nobody may call us again to drive what is left: a thread of
             // its own flushes it, bounded by the deadline.
             handle = std::thread::Builder::new()
                 .name("tablenet-io-finish".into())
-                .spawn(move || driver.run())
+                .spawn(move || while reactor.turn(None) {})
                 .ok();
         }
         self.ring.wake_waiters();

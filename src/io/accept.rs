@@ -1,0 +1,230 @@
+//! Listeners: accepting, the connection limit, refusals, and back-off when
+//! the process runs out of descriptors.
+
+use std::cmp::Reverse;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Token};
+
+use super::driver::Driver;
+use super::link_io::{LinkIo, token};
+use crate::error::Error;
+use crate::proto::secure::{Handshake, Role as SecureRole};
+use crate::proto::session::Session;
+use crate::shared::{EventKind, Link, ObjectId, Role, ServerShared, State, next_socket_id};
+
+/// Connections accepted from one listener before the others get a turn.
+const ACCEPT_BUDGET: usize = 256;
+/// Pause before accepting again after the process ran out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+pub(super) struct ListenerIo {
+    server: Arc<ServerShared>,
+    listener: TcpListener,
+    /// Accepting paused (out of descriptors) until then.
+    backoff_until: Option<Instant>,
+    /// Accepted connections still alive (handshaking or open).
+    pub(super) active: usize,
+}
+
+impl Driver {
+    pub(super) fn add_listener(&mut self, server: Arc<ServerShared>, mut listener: TcpListener) {
+        let t = token(server.id.0);
+        if self.shutdown.is_some() {
+            return;
+        }
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut listener, Token(t), Interest::READABLE)
+        {
+            self.emit(EventKind::Error {
+                object: ObjectId::Server(server.id),
+                error: Error::io("register listener", &e),
+            });
+            return;
+        }
+        self.listeners.insert(
+            t,
+            ListenerIo {
+                server,
+                listener,
+                backoff_until: None,
+                active: 0,
+            },
+        );
+        // Connections may already wait in the backlog.
+        self.accept(t);
+    }
+
+    pub(super) fn accept(&mut self, t: usize) {
+        for _ in 0..ACCEPT_BUDGET {
+            if !self.has_room(0) {
+                self.paused_accept = true;
+                return;
+            }
+            let Some(l) = self.listeners.get_mut(&t) else {
+                return;
+            };
+            if l.backoff_until.is_some_and(|until| Instant::now() < until) {
+                return;
+            }
+            l.backoff_until = None;
+            let server = l.server.clone();
+            match l.listener.accept() {
+                Ok((stream, peer)) => self.add_accepted(server, stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_out_of_descriptors(&e) => {
+                    // Report once per back-off, and try again later instead
+                    // of spinning: the listener stays readable meanwhile.
+                    let until = Instant::now() + ACCEPT_BACKOFF;
+                    if let Some(l) = self.listeners.get_mut(&t) {
+                        l.backoff_until = Some(until);
+                    }
+                    self.timers.push(Reverse((until, t)));
+                    self.emit(EventKind::Error {
+                        object: ObjectId::Server(server.id),
+                        error: Error::io("accept", &e),
+                    });
+                    return;
+                }
+                Err(e) => self.emit(EventKind::Error {
+                    object: ObjectId::Server(server.id),
+                    error: Error::io("accept", &e),
+                }),
+            }
+        }
+        // Budget used up: more may wait; poll again soon via the reads list.
+        self.more_to_read.push_back(t);
+    }
+
+    fn add_accepted(&mut self, server: Arc<ServerShared>, stream: TcpStream, peer: SocketAddr) {
+        let limit = self.net.config.max_connections;
+        let full = match self.listeners.get_mut(&token(server.id.0)) {
+            Some(l) if l.active >= limit => true,
+            Some(l) => {
+                l.active += 1;
+                false
+            }
+            None => false,
+        };
+        if full {
+            self.refuse(server, stream, peer, limit);
+            return;
+        }
+        let id = next_socket_id();
+        let now = Instant::now();
+        let handshake = match server.keying.as_deref() {
+            None => None,
+            Some(keying) => {
+                match Handshake::with_random_salt(SecureRole::Server, &keying.key, keying.suite) {
+                    Ok(handshake) => Some(handshake),
+                    Err(e) => {
+                        // Dropping the stream closes it.
+                        self.emit(EventKind::Error {
+                            object: ObjectId::Connection(crate::shared::ConnectionId(id)),
+                            error: e.into(),
+                        });
+                        if let Some(l) = self.listeners.get_mut(&token(server.id.0)) {
+                            l.active = l.active.saturating_sub(1);
+                        }
+                        return;
+                    }
+                }
+            }
+        };
+        let link = Arc::new(Link::new(
+            id,
+            Role::Accepted(server.id),
+            peer,
+            server.keying.clone(),
+            self.net.clone(),
+        ));
+        // On Linux the accepted socket inherited the listener's options.
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        self.configure(&stream);
+        let stream = Arc::new(stream);
+        {
+            let mut out = link.lock();
+            out.stream = Some(stream.clone());
+            out.peer_port = Some(peer.port());
+        }
+        let session = Session::new(SecureRole::Server, &self.session_config, handshake, now);
+        self.start(LinkIo {
+            link,
+            stream,
+            server: Some(server),
+            session,
+            connecting: false,
+            counted: true,
+            armed: None,
+        });
+    }
+
+    /// Refuses a connection over the server's limit: a refusal preamble
+    /// with the reason, then a graceful close (so the client reads why,
+    /// instead of a reset), within a short linger.
+    fn refuse(
+        &mut self,
+        server: Arc<ServerShared>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        limit: usize,
+    ) {
+        let error = Error::ConnectionLimit { peer, limit };
+        self.emit(EventKind::Error {
+            object: ObjectId::Server(server.id),
+            error,
+        });
+        let link = Arc::new(Link::new(
+            next_socket_id(),
+            Role::Accepted(server.id),
+            peer,
+            None,
+            self.net.clone(),
+        ));
+        let stream = Arc::new(stream);
+        {
+            let mut out = link.lock();
+            out.state = State::Closing;
+            out.stream = Some(stream.clone());
+        }
+        let reason = format!("server full ({limit} connections)");
+        let session = Session::refusal(&self.session_config, &reason, Instant::now());
+        self.start(LinkIo {
+            link,
+            stream,
+            server: None,
+            session,
+            connecting: false,
+            counted: false,
+            armed: None,
+        });
+    }
+
+    /// Stops a server: its listener, then each of its connections.
+    pub(super) fn close_server(&mut self, t: usize) {
+        if let Some(mut l) = self.listeners.remove(&t) {
+            let _ = self.poll.registry().deregister(&mut l.listener);
+        }
+        let ts: Vec<usize> = self
+            .links
+            .iter()
+            .filter(|(_, io)| io.server.as_ref().is_some_and(|s| token(s.id.0) == t))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in ts {
+            self.close_locally(t);
+        }
+    }
+}
+
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    // EMFILE (24): process limit; ENFILE (23): system limit.
+    matches!(e.raw_os_error(), Some(23 | 24))
+}

@@ -1,0 +1,151 @@
+//! Starting links: a client's TCP connect, socket options, registration.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use socket2::{SockRef, TcpKeepalive};
+
+use super::driver::Driver;
+use super::link_io::{LinkIo, token};
+use crate::error::Error;
+use crate::proto::secure::{Handshake, Role as SecureRole};
+use crate::proto::session::Session;
+use crate::shared::{ClientId, ConnectStatus, EventKind, Link, ObjectId, State};
+
+impl Driver {
+    /// Starts a client link: the TCP connect, then (once it completes) the
+    /// session's preamble.
+    pub(super) fn connect(&mut self, link: Arc<Link>) {
+        if self.shutdown.is_some() {
+            self.fail_unstarted(&link, Error::Shutdown);
+            return;
+        }
+        let abandoned = {
+            let out = link.lock();
+            out.state != State::Starting && out.queue.is_empty()
+        };
+        if abandoned {
+            // Disconnected before the IO thread got to it, with nothing to send.
+            self.fail_unstarted(&link, Error::Closed);
+            return;
+        }
+        let handshake = match link.keying.as_deref() {
+            None => None,
+            Some(keying) => {
+                match Handshake::with_random_salt(SecureRole::Client, &keying.key, keying.suite) {
+                    Ok(handshake) => Some(handshake),
+                    Err(e) => {
+                        self.fail_unstarted(&link, e.into());
+                        return;
+                    }
+                }
+            }
+        };
+        let stream = match TcpStream::connect(link.peer) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail_unstarted(&link, Error::io("connect", &e));
+                return;
+            }
+        };
+        self.configure(&stream);
+        let stream = Arc::new(stream);
+        link.lock().stream = Some(stream.clone());
+        let session = Session::new(
+            SecureRole::Client,
+            &self.session_config,
+            handshake,
+            Instant::now(),
+        );
+        let t = token(link.id);
+        self.start(LinkIo {
+            link,
+            stream,
+            server: None,
+            session,
+            connecting: true,
+            counted: false,
+            armed: None,
+        });
+        // The TCP handshake often completes within connect (over loopback it
+        // always does): send the preamble now, not after a poll round for
+        // the writable edge. If still connecting, this changes nothing.
+        self.finish_connect(t);
+    }
+
+    /// A client link that never got a socket: report and mark it failed.
+    fn fail_unstarted(&mut self, link: &Link, error: Error) {
+        let client = ClientId(link.id);
+        {
+            let mut out = link.lock();
+            out.state = State::Closed;
+            out.connect = ConnectStatus::Failed(error.clone());
+            link.connect_changed.notify_all();
+        }
+        // Closed: the application dropped or disconnected it; no error to report.
+        if error != Error::Closed {
+            self.emit(EventKind::Error {
+                object: ObjectId::Client(client),
+                error: error.clone(),
+            });
+        }
+        self.emit(EventKind::Connected {
+            client,
+            result: Err(error),
+        });
+    }
+
+    /// The TCP connect finished (or failed) for a client link.
+    pub(super) fn finish_connect(&mut self, t: usize) {
+        let Some(io) = self.links.get_mut(&t) else {
+            return;
+        };
+        if !io.connecting {
+            return;
+        }
+        let failure = match io.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match io.stream.peer_addr() {
+                Ok(_) => None,
+                // Not connected yet: a spurious wake-up.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => Some(e),
+            },
+        };
+        if let Some(e) = failure {
+            self.abort(t, Error::io("connect", &e), true);
+            return;
+        }
+        io.connecting = false;
+        io.session.connected(Instant::now());
+        self.flush(t);
+    }
+
+    /// Sets the per-connection socket options. Failures only cost performance.
+    pub(super) fn configure(&self, stream: &TcpStream) {
+        let config = &self.net.config;
+        if config.nodelay {
+            // Off is the default: no call needed.
+            let _ = stream.set_nodelay(true);
+        }
+        if let Some(idle) = config.keepalive {
+            let _ = SockRef::from(stream).set_tcp_keepalive(&TcpKeepalive::new().with_time(idle));
+        }
+    }
+
+    /// Registers a new link, arms its handshake timer and writes what its
+    /// session has to say (both sides send their preamble at once).
+    pub(super) fn start(&mut self, io: LinkIo) {
+        let t = token(io.link.id);
+        let registered = io.register(self.poll.registry());
+        self.links.insert(t, io);
+        if let Err(e) = registered {
+            self.abort(t, Error::io("register", &e), true);
+            return;
+        }
+        self.arm(t);
+        self.flush(t);
+    }
+}

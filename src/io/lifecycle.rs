@@ -1,0 +1,209 @@
+//! A link's life as the session decides it: open, control frames, local
+//! close, and the end, each turned into the network's events.
+
+use std::time::Instant;
+
+use super::driver::Driver;
+use crate::error::Error;
+use crate::proto::control_frame;
+use crate::proto::secure::Sealer;
+use crate::proto::session::SessionEvent;
+use crate::proto::{FrameKind, OutFrame};
+use crate::shared::{
+    CloseReason, ConnectStatus, Connection, EventKind, Link, ObjectId, Role, SendError, State,
+};
+
+impl Driver {
+    /// Acts on what the session asked for, then re-arms its timer. False
+    /// when the link is gone.
+    pub(super) fn on_session_events(&mut self, t: usize) -> bool {
+        loop {
+            let Some(io) = self.links.get_mut(&t) else {
+                return false;
+            };
+            let Some(event) = io.session.poll_event() else {
+                if io.session.has_transmit() {
+                    // A handshake step to send (the key confirmation).
+                    self.flush(t);
+                }
+                break;
+            };
+            match event {
+                SessionEvent::Established { sealer } => self.open(t, sealer),
+                SessionEvent::SendControl(kind) => send_control(&io.link, kind),
+                SessionEvent::ShutdownWrite => {
+                    if io.stream.shutdown(std::net::Shutdown::Write).is_err() {
+                        self.finish(t, CloseReason::ClosedLocally);
+                        return false;
+                    }
+                }
+                SessionEvent::Closed { reason, error } => {
+                    if let Some(error) = error {
+                        let object = object_of(&io.link);
+                        self.emit(EventKind::Error { object, error });
+                    }
+                    if reason == CloseReason::ClosedByPeer {
+                        // Best effort: the peer may still read what we had queued.
+                        self.flush(t);
+                    }
+                    self.finish(t, reason);
+                    return false;
+                }
+            }
+        }
+        self.arm(t);
+        true
+    }
+
+    /// The handshake finished: the link is usable. `sealer` is set for
+    /// encrypted links.
+    fn open(&mut self, t: usize, sealer: Option<Sealer>) {
+        let Some(io) = self.links.get(&t) else {
+            return;
+        };
+        let link = io.link.clone();
+        let server = io.server.clone();
+        let sealed = match sealer {
+            Some(sealer) => link.lock().queue.start_sealing(sealer),
+            None => Ok(()),
+        };
+        if let Err(e) = sealed {
+            self.abort(t, e.into(), true);
+            return;
+        }
+        let (closing, queued) = {
+            let mut out = link.lock();
+            let closing = out.state == State::Closing;
+            if !closing {
+                out.state = State::Open;
+            }
+            if matches!(link.role, Role::Client(_)) {
+                out.peer_port = Some(link.peer.port());
+                out.connect = ConnectStatus::Connected(link.created.elapsed());
+                link.connect_changed.notify_all();
+            }
+            (closing, !out.queue.is_empty())
+        };
+        match (link.role, server) {
+            (Role::Accepted(server_id), Some(server)) => {
+                server
+                    .conns
+                    .lock()
+                    .insert(link.connection_id(), link.clone());
+                self.emit(EventKind::Connect {
+                    connection: Connection::new(link.clone()),
+                    server: server_id,
+                });
+            }
+            (Role::Client(client), _) => self.emit(EventKind::Connected {
+                client,
+                result: Ok(()),
+            }),
+            (Role::Accepted(_), None) => {}
+        }
+        if closing && let Some(io) = self.links.get_mut(&t) {
+            io.session.close(Instant::now(), queued);
+        }
+        // Send what was queued while connecting.
+        self.flush(t);
+    }
+
+    /// Local close: flush what is queued (within the linger time), send our
+    /// end of stream, wait for the peer's, then close.
+    pub(super) fn close_locally(&mut self, t: usize) {
+        let Some(io) = self.links.get_mut(&t) else {
+            return;
+        };
+        let queued = {
+            let mut out = io.link.lock();
+            out.state = State::Closing;
+            !out.queue.is_empty()
+        };
+        io.session.close(Instant::now(), queued);
+        if self.on_session_events(t) {
+            self.flush(t);
+        }
+    }
+
+    /// Ends a link because of `error` (`report`: emit an `Error` event too;
+    /// false when one was already reported).
+    pub(super) fn abort(&mut self, t: usize, error: Error, report: bool) {
+        if let Some(io) = self.links.get_mut(&t) {
+            io.session.abort(error, report);
+            self.on_session_events(t);
+        }
+    }
+
+    /// Removes a link and reports its end.
+    pub(super) fn finish(&mut self, t: usize, reason: CloseReason) {
+        let Some(io) = self.links.remove(&t) else {
+            return;
+        };
+        io.deregister(self.poll.registry());
+        let _ = io.stream.shutdown(std::net::Shutdown::Both);
+        let link = io.link.clone();
+        let after = self.net.config.handshake_timeout;
+        let handshake_failure = |reason: &CloseReason| match reason {
+            CloseReason::Error(e) => e.clone(),
+            CloseReason::Timeout => Error::Timeout {
+                operation: "handshake",
+                after,
+            },
+            _ => Error::Closed,
+        };
+        let never_connected = {
+            let mut out = link.lock();
+            out.state = State::Closed;
+            out.stream = None;
+            out.queue.clear();
+            out.control.clear();
+            let pending = matches!(out.connect, ConnectStatus::Pending);
+            if pending {
+                out.connect = ConnectStatus::Failed(handshake_failure(&reason));
+                link.connect_changed.notify_all();
+            }
+            pending
+        };
+        if let Some(server) = &io.server {
+            server.conns.lock().remove(&link.connection_id());
+            if io.counted
+                && let Some(l) = self.listeners.get_mut(&super::link_io::token(server.id.0))
+            {
+                l.active = l.active.saturating_sub(1);
+            }
+        }
+        let was_open = io.session.is_established();
+        match link.role {
+            Role::Client(client) if was_open => {
+                self.emit(EventKind::ServerClose { client, reason })
+            }
+            Role::Client(client) if never_connected => {
+                let error = handshake_failure(&reason);
+                self.emit(EventKind::Connected {
+                    client,
+                    result: Err(error),
+                });
+            }
+            Role::Accepted(server) if was_open => self.emit(EventKind::ClientClose {
+                connection: link.connection_id(),
+                server,
+                reason,
+            }),
+            _ => {}
+        }
+    }
+}
+
+/// Sends an empty control frame (sealed on encrypted links). A full send
+/// queue skips it: that peer is not reading, and its silence will tell.
+fn send_control(link: &Link, kind: FrameKind) {
+    let _: Result<(), SendError> = link.send_frame(OutFrame::Borrowed(&control_frame(kind)), false);
+}
+
+/// The object a link's events name.
+pub(super) fn object_of(link: &Link) -> ObjectId {
+    match link.role {
+        Role::Accepted(_) => ObjectId::Connection(link.connection_id()),
+        Role::Client(id) => ObjectId::Client(id),
+    }
+}

@@ -1,0 +1,199 @@
+//! Moving bytes: socket readiness, reads into the session, messages into
+//! the ring, and writes from the link's queue.
+
+use std::io::{self, Read};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::driver::Driver;
+use super::link_io::Incoming;
+use crate::error::Error;
+use crate::proto::session::Input;
+use crate::shared::{EventKind, Flushed, Pending, Role, Source};
+
+/// Bytes read from one link before the others get a turn.
+const READ_BUDGET: usize = 256 * 1024;
+
+impl Driver {
+    /// `closed`: the peer's end of stream (or an error) was announced, so
+    /// reads must go on until they say so.
+    pub(super) fn on_link_event(&mut self, t: usize, readable: bool, writable: bool, closed: bool) {
+        let Some(io) = self.links.get(&t) else {
+            return;
+        };
+        if io.connecting {
+            if writable || readable {
+                self.finish_connect(t);
+                // Edge-triggered: the server's preamble may have come with
+                // the same notification, and no new edge will announce it.
+                if self.links.get(&t).is_some_and(|io| !io.connecting) {
+                    self.read(t, true);
+                }
+            }
+            return;
+        }
+        if writable {
+            self.flush(t);
+        }
+        if readable {
+            self.read(t, closed);
+        }
+    }
+
+    /// Writes what the link has to send: the session's own bytes, then (once
+    /// the session allows) the queue. Tells the session when all is written.
+    pub(super) fn flush(&mut self, t: usize) {
+        let Some(io) = self.links.get_mut(&t) else {
+            return;
+        };
+        let link = io.link.clone();
+        let open = io.session.can_send();
+        let result = {
+            let mut out = link.lock();
+            io.session.poll_transmit(&mut out.control);
+            let result = out.flush(open);
+            let drained = matches!(result, Ok(Flushed::Empty)) && open && out.queue.is_empty();
+            (result, drained && std::mem::take(&mut out.refused))
+        };
+        match result {
+            (Err(e), _) => self.abort(t, Error::io("write", &e), true),
+            (Ok(Flushed::Blocked), _) => {}
+            (Ok(Flushed::Empty), report_drained) => {
+                if report_drained {
+                    let object = super::lifecycle::object_of(&link);
+                    self.emit(EventKind::Drained { object });
+                }
+                // Closing: everything is out, so our end of stream may follow.
+                if let Some(io) = self.links.get_mut(&t) {
+                    io.session.flushed();
+                    self.on_session_events(t);
+                }
+            }
+        }
+    }
+
+    /// Reads what arrived, up to the budget, and hands it to the session.
+    ///
+    /// A read that fills less than the buffer emptied the socket, so unless
+    /// `to_end` asks to read on until the end of stream, we stop there
+    /// instead of paying a syscall to hear "would block": bytes arriving
+    /// later raise a new edge-triggered event (as tokio relies on too).
+    pub(super) fn read(&mut self, t: usize, to_end: bool) {
+        // Frames left unhandled by a lossless pause come first: the socket
+        // may have nothing new to say.
+        if self
+            .links
+            .get(&t)
+            .is_some_and(|io| io.session.buffered() > 0)
+            && !self.process(t)
+        {
+            return;
+        }
+        let mut total = 0;
+        loop {
+            let Some(io) = self.links.get_mut(&t) else {
+                return;
+            };
+            let stream = io.stream.clone();
+            let buf = io.session.read_buffer();
+            let offered = buf.len();
+            match (&*stream).read(buf) {
+                Ok(0) => {
+                    io.session.end_of_stream();
+                    self.process(t);
+                    return;
+                }
+                Ok(n) => {
+                    io.session.filled(n);
+                    total += n;
+                    if !self.process(t) {
+                        return; // paused or closed
+                    }
+                    if n < offered && !to_end {
+                        if let Some(io) = self.links.get_mut(&t) {
+                            io.session.release_idle_memory();
+                        }
+                        return;
+                    }
+                    if total >= READ_BUDGET {
+                        self.more_to_read.push_back(t);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    io.session.release_idle_memory();
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.abort(t, Error::io("read", &e), true);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Lets the session handle what is buffered, putting messages into the
+    /// ring. False when the link closed or was paused (stop reading it).
+    fn process(&mut self, t: usize) -> bool {
+        // One clock read per batch of bytes: the frames in it were all seen
+        // now (stamps their events and the heartbeat's last sign of life).
+        let seen = Instant::now();
+        let limits = self.net.config.limits;
+        // Per batch, not per frame: the link handle and who messages are from.
+        let Some(link) = self.links.get(&t).map(|io| io.link.clone()) else {
+            return false;
+        };
+        let from = match link.role {
+            Role::Accepted(_) => Source::Connection(link.connection_id()),
+            Role::Client(id) => Source::Client(id),
+        };
+        let mut received = false;
+        loop {
+            let Some(io) = self.links.get(&t) else {
+                return false;
+            };
+            // Check for room before taking the frame out, so a paused link
+            // keeps it buffered.
+            let size = io.session.next_frame_len();
+            if size > 0 && !self.has_room(size) {
+                self.paused_links.push(t);
+                return false;
+            }
+            let Some(io) = self.links.get_mut(&t) else {
+                return false;
+            };
+            let incoming = match io.session.poll_input(seen) {
+                Input::Empty => return self.on_session_events(t),
+                Input::Handled => {
+                    if !self.on_session_events(t) {
+                        return false;
+                    }
+                    continue;
+                }
+                Input::Message(body) => (body.len(), Incoming::of(body, &limits, &mut self.batch)),
+            };
+            let pending = match incoming {
+                (size, Ok(Incoming::Raw(body))) => Pending::message(from, body, seen, size),
+                (size, Ok(Incoming::Message(packet))) => {
+                    let mut p = Pending::at(EventKind::Receive { from, packet }, seen);
+                    p.bytes = size;
+                    p
+                }
+                (_, Err(e)) => {
+                    self.abort(t, e, true);
+                    return false;
+                }
+            };
+            if !received {
+                // Once per batch, before any of its events can reach the
+                // ring: a reply to them may write directly (see `Link::idle`).
+                received = true;
+                link.received.store(true, Ordering::Relaxed);
+            }
+            self.room = self.room.saturating_sub(1);
+            self.room_bytes = self.room_bytes.saturating_sub(pending.bytes);
+            self.pending.push(pending);
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! [`ServerShared`]: what a server's handle and the IO thread share.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use super::ids::{ConnectionId, ServerId};
+use super::link::Link;
+use super::net_shared::Keying;
+
+pub(crate) struct ServerShared {
+    pub(crate) id: ServerId,
+    pub(crate) local: SocketAddr,
+    /// Open connections (after their handshake), by id. These references do
+    /// not keep a connection open: the `Connection` handles do.
+    pub(crate) conns: Mutex<HashMap<ConnectionId, Arc<Link>>>,
+    /// The key its connections must use, if encrypted.
+    pub(crate) keying: Option<Arc<Keying>>,
+    /// When the last send to several connections ended (burst detection).
+    pub(crate) last_multi_send: Mutex<Option<Instant>>,
+}
