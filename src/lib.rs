@@ -54,9 +54,12 @@
 //! error right after.
 //!
 //! The protocol core in [`proto`] is pure code over byte buffers (no sockets,
-//! threads or clocks), so it is tested and fuzzed in memory. Untrusted bytes
-//! give an [`Error`], never a panic, a stack overflow or an allocation larger
-//! than the input justifies.
+//! threads or clocks: time is passed in), so it is tested, fuzzed and
+//! simulated in memory. Each connection is a [`proto::session::Session`]:
+//! the preamble, the handshake, heartbeats and the close are decided there,
+//! and the IO thread only moves bytes, fires its timers and turns its
+//! events into [`Event`]s. Untrusted bytes give an [`Error`], never a panic,
+//! a stack overflow or an allocation larger than the input justifies.
 //!
 //! Values: build tables with [`table!`], convert your own types with
 //! [`to_value`] and [`from_value`]. The wire format is specified in
