@@ -11,7 +11,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 
 use super::driver::Driver;
-use super::link_io::{LinkIo, token};
+use super::link_io::{LinkIo, ListenerIo, token};
 use crate::error::Error;
 use crate::proto::secure::{Handshake, Role as SecureRole};
 use crate::proto::session::Session;
@@ -21,15 +21,6 @@ use crate::shared::{EventKind, Link, ObjectId, Role, ServerShared, State, next_s
 const ACCEPT_BUDGET: usize = 256;
 /// Pause before accepting again after the process ran out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-pub(super) struct ListenerIo {
-    server: Arc<ServerShared>,
-    listener: TcpListener,
-    /// Accepting paused (out of descriptors) until then.
-    backoff_until: Option<Instant>,
-    /// Accepted connections still alive (handshaking or open).
-    pub(super) active: usize,
-}
 
 impl Driver {
     pub(super) fn add_listener(&mut self, server: Arc<ServerShared>, mut listener: TcpListener) {

@@ -11,8 +11,7 @@ use bytes::BytesMut;
 use mio::{Events, Poll, Token};
 
 use super::WAKER;
-use super::accept::ListenerIo;
-use super::link_io::{LinkIo, TokenMap, token};
+use super::link_io::{LinkIo, ListenerIo, TokenMap, token};
 use crate::error::Error;
 use crate::proto::session::SessionConfig;
 use crate::shared::{CloseReason, Command, EventKind, NetShared, OverflowPolicy, Pending, Reactor};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use mio::net::TcpStream;
+use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
@@ -84,6 +84,16 @@ impl LinkIo {
         // Closing the socket deregisters it anyway; this only tidies up.
         let _ = registry.deregister(&mut SourceFd(&fd));
     }
+}
+
+/// A server's listening socket, as the IO thread drives it.
+pub(super) struct ListenerIo {
+    pub(super) server: Arc<ServerShared>,
+    pub(super) listener: TcpListener,
+    /// Accepting paused (out of descriptors) until then.
+    pub(super) backoff_until: Option<Instant>,
+    /// Accepted connections still alive (handshaking or open).
+    pub(super) active: usize,
 }
 
 /// A map keyed by tokens (see [`token`]).
