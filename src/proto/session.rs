@@ -208,7 +208,9 @@ pub struct Session {
     config: SessionConfig,
     phase: Phase,
     decoder: FrameDecoder,
-    handshake: Option<Handshake>,
+    /// Boxed: it lives only until the handshake ends, and an open session
+    /// (thousands may be idle) should not carry its room inline.
+    handshake: Option<Box<Handshake>>,
     /// The peer is expected to be keyed (a handshake was given).
     keyed: bool,
     opener: Option<Opener>,
@@ -262,7 +264,7 @@ impl Session {
             config: *config,
             phase: Phase::Connecting,
             decoder,
-            handshake,
+            handshake: handshake.map(Box::new),
             keyed,
             opener: None,
             transmit: Vec::new(),
@@ -349,7 +351,9 @@ impl Session {
     /// how many.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
         let n = self.transmit.len();
-        buf.append(&mut self.transmit);
+        buf.extend_from_slice(&self.transmit);
+        // Only the handshake transmits: an open session keeps no buffer.
+        self.transmit = Vec::new();
         n
     }
 
@@ -360,7 +364,13 @@ impl Session {
 
     /// The next thing the driver must act on.
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() && self.events.capacity() > 0 {
+            // Events are rare (open, a ping, the end): an idle session
+            // keeps no buffer for them.
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     /// Events are waiting for [`poll_event`](Self::poll_event).
