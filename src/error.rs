@@ -208,6 +208,13 @@ pub enum ProtocolError {
     /// The peer closed the connection before the preamble exchange finished.
     #[error("the peer closed the connection during the handshake")]
     ClosedDuringHandshake,
+    /// The stream ended at a frame boundary without the peer's `Close`
+    /// frame: it was cut (by a proxy, a crash, a killed process), so what
+    /// the peer sent last may be lost.
+    #[error(
+        "the stream ended without the peer's Close frame: the connection was cut, and data may be lost"
+    )]
+    StreamCut,
     /// The peer closed the stream in the middle of a frame or the preamble.
     #[error("stream ended in the middle of a frame ({buffered} bytes pending)")]
     TruncatedStream {

@@ -1456,10 +1456,16 @@ fn a_client_dropped_while_connecting_still_delivers_what_it_queued() {
     let mut decoder = tablenet::proto::FrameDecoder::new(&Limits::default());
     decoder.push(&received);
     let mut got = Vec::new();
+    let mut closed = false;
     while let Some(frame) = decoder.next_frame().unwrap() {
-        got.push(frame.decode_value(&Limits::default()).unwrap());
+        assert!(!closed, "a frame after the Close");
+        match frame.kind {
+            tablenet::proto::FrameKind::Close => closed = true,
+            _ => got.push(frame.decode_value(&Limits::default()).unwrap()),
+        }
     }
     assert_eq!(got, messages, "what the dropped client sent before closing");
+    assert!(closed, "the dropped client ends with a Close frame");
     println!(
         "dropped while connecting: delivered its queue; {:?}",
         start.elapsed()

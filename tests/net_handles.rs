@@ -75,10 +75,18 @@ fn read_messages(stream: &mut TcpStream, n: usize) -> Vec<Value> {
 }
 
 /// Reads until the peer's end of stream; returns how many bytes came first.
-fn read_to_eof(stream: &mut TcpStream) -> usize {
+/// Reads until the peer's end of stream: what arrived after the last
+/// message, which a clean close makes exactly one Close frame.
+fn read_to_eof(stream: &mut TcpStream) -> Vec<u8> {
     stream.set_read_timeout(Some(util::DEADLINE)).unwrap();
-    let mut sink = Vec::new();
-    stream.read_to_end(&mut sink).unwrap()
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    rest
+}
+
+/// The bytes of a plain Close frame with no reason.
+fn close_frame() -> Vec<u8> {
+    tablenet::proto::control_frame(tablenet::proto::FrameKind::Close).to_vec()
 }
 
 fn seq_of(packet: &Value) -> i64 {
@@ -288,8 +296,8 @@ fn client_methods_and_port_none_until_connected() {
     assert_eq!(client.send(&table! {}.into()), Err(SendError::Closed));
     assert_eq!(
         read_to_eof(&mut stream),
-        0,
-        "end of stream after disconnect"
+        close_frame(),
+        "a Close frame, then the end of stream, after disconnect"
     );
     drop(stream);
     assert_eq!(server_close(&net, client.id()), CloseReason::ClosedLocally);
@@ -328,7 +336,7 @@ fn connection_methods() {
     conn.disconnect();
     assert!(!conn.is_open());
     assert_eq!(conn.send(&table! {}.into()), Err(SendError::Closed));
-    assert_eq!(read_to_eof(&mut raw), 0);
+    assert_eq!(read_to_eof(&mut raw), close_frame());
     drop(raw);
     let (sid, reason) = client_close(&net, conn.id());
     assert_eq!(sid, server.id());

@@ -17,19 +17,35 @@ impl Driver {
     /// Acts on what the session asked for, then re-arms its timer. False
     /// when the link is gone.
     pub(super) fn on_session_events(&mut self, t: usize) -> bool {
+        let mut write = false;
         loop {
             let Some(io) = self.links.get_mut(&t) else {
                 return false;
             };
             let Some(event) = io.session.poll_event() else {
-                if io.session.has_transmit() {
-                    // A handshake step to send (the key confirmation).
+                // A handshake step (the key confirmation) or a Close to send.
+                if write || io.session.has_transmit() {
                     self.flush(t);
                 }
                 break;
             };
             match event {
                 SessionEvent::Established { sealer } => self.open(t, sealer),
+                SessionEvent::SendControl(FrameKind::Close) => {
+                    // Behind everything queued, whatever the queue's limit;
+                    // nothing may be queued after it.
+                    let mut out = io.link.lock();
+                    if out.state == State::Open {
+                        out.state = State::Closing;
+                    }
+                    let close = control_frame(FrameKind::Close);
+                    if let Err(e) = out.queue.push(OutFrame::Borrowed(&close)) {
+                        drop(out);
+                        self.abort(t, e.into(), true);
+                        return false;
+                    }
+                    write = true;
+                }
                 SessionEvent::SendControl(kind) => send_control(&io.link, kind),
                 SessionEvent::ShutdownWrite => {
                     if io.stream.shutdown(std::net::Shutdown::Write).is_err() {

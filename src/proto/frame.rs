@@ -30,7 +30,15 @@ pub enum FrameKind {
     Ping,
     /// The answer to a `Ping` (empty body).
     Pong,
+    /// The sender's last frame: it will send nothing more, and closes
+    /// (protocol version 2). The body is empty or a short UTF-8 reason of at
+    /// most [`MAX_CLOSE_REASON`] bytes, for diagnostics. An end of stream
+    /// that does not follow one means the stream was cut.
+    Close,
 }
+
+/// Longest reason a `Close` frame may carry.
+pub const MAX_CLOSE_REASON: usize = 128;
 
 impl FrameKind {
     /// The kind's byte on the wire.
@@ -39,6 +47,7 @@ impl FrameKind {
             FrameKind::Message => 0x01,
             FrameKind::Ping => 0x03,
             FrameKind::Pong => 0x04,
+            FrameKind::Close => 0x05,
         }
     }
 
@@ -48,6 +57,7 @@ impl FrameKind {
             0x01 => Ok(FrameKind::Message),
             0x03 => Ok(FrameKind::Ping),
             0x04 => Ok(FrameKind::Pong),
+            0x05 => Ok(FrameKind::Close),
             // 0x02 is the key confirmation, which only the handshake reads.
             kind => Err(ProtocolError::UnknownFrameKind { kind }),
         }
@@ -86,7 +96,7 @@ pub fn encode_message(value: &Value, limits: &Limits, out: &mut Vec<u8>) -> Resu
     Ok(())
 }
 
-/// A complete frame with an empty body, such as `Ping` or `Pong`.
+/// A complete frame with an empty body, such as `Ping`, `Pong` or `Close`.
 pub fn control_frame(kind: FrameKind) -> [u8; LENGTH_PREFIX + 1] {
     [1, 0, 0, 0, kind.to_byte()]
 }

@@ -30,8 +30,8 @@ pub mod session;
 mod wire;
 
 pub use frame::{
-    Frame, FrameDecoder, FrameKind, LENGTH_PREFIX, RawFrame, control_frame, encode_message,
-    encode_message_to_vec,
+    Frame, FrameDecoder, FrameKind, LENGTH_PREFIX, MAX_CLOSE_REASON, RawFrame, control_frame,
+    encode_message, encode_message_to_vec,
 };
 pub use limits::Limits;
 pub use preamble::{FLAG_ENCRYPTED, FLAG_REFUSED, MAGIC, MAX_EXTENSION, Preamble, VERSION};

@@ -54,7 +54,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::secure::{CONFIRM_FRAME_LEN, Handshake, Opener, Role, Sealer, TAG_LEN};
-use super::{FrameDecoder, FrameKind, LENGTH_PREFIX, Limits, Preamble};
+use super::{FrameDecoder, FrameKind, LENGTH_PREFIX, Limits, MAX_CLOSE_REASON, Preamble};
 use crate::error::{Error, ProtocolError};
 
 /// The limits and timers of one session.
@@ -226,6 +226,10 @@ pub struct Session {
     established: bool,
     /// Closed locally during the handshake with data queued: close once open.
     close_when_open: bool,
+    /// The peer's Close frame arrived.
+    peer_closed: bool,
+    /// The peer's Close started the closing (the close is then the peer's).
+    closed_by_peer: bool,
     /// The peer's end of stream was seen.
     end_of_stream: bool,
     write_shut: bool,
@@ -275,6 +279,8 @@ impl Session {
             pinged: false,
             established: false,
             close_when_open: false,
+            peer_closed: false,
+            closed_by_peer: false,
             end_of_stream: false,
             write_shut: false,
         };
@@ -513,6 +519,14 @@ impl Session {
         self.pinged = false;
         let closing = self.phase == Phase::Closing;
         match kind {
+            FrameKind::Close if range.len() > MAX_CLOSE_REASON => self.fail(
+                ProtocolError::Malformed(format!(
+                    "a Close frame carries a reason of {} bytes; at most {MAX_CLOSE_REASON} are allowed",
+                    range.len()
+                ))
+                .into(),
+            ),
+            FrameKind::Close => self.peer_close(now),
             FrameKind::Ping | FrameKind::Pong if !range.is_empty() => self.fail(
                 ProtocolError::Malformed(format!(
                     "a {kind:?} frame carries {} bytes; it must be empty",
@@ -567,7 +581,7 @@ impl Session {
         }
         match self.phase {
             Phase::Closed => Input::Empty,
-            Phase::Closing => self.close_with(CloseReason::ClosedLocally, None),
+            Phase::Closing => self.close_with(self.closing_reason(), None),
             Phase::Connecting | Phase::Preamble | Phase::Confirm => {
                 self.fail(ProtocolError::ClosedDuringHandshake.into())
             }
@@ -575,7 +589,8 @@ impl Session {
                 let buffered = self.decoder.buffered();
                 self.fail(ProtocolError::TruncatedStream { buffered }.into())
             }
-            Phase::Open => self.close_with(CloseReason::ClosedByPeer, None),
+            // Without the peer's Close, an end of stream is never a clean close.
+            Phase::Open => self.fail(ProtocolError::StreamCut.into()),
         }
     }
 
@@ -588,10 +603,12 @@ impl Session {
 
     // ------------------------------------------------------------ output side
 
-    /// Closes locally. With `data_queued` false, or during the handshake with
-    /// nothing queued, it is over at once; otherwise what is queued is sent
-    /// first (after the handshake, if it is still running), within the
-    /// linger time.
+    /// Closes locally. During the handshake with nothing queued it is over
+    /// at once. Otherwise what is queued is sent first (after the
+    /// handshake, if it is still running), then the Close frame
+    /// ([`SessionEvent::SendControl`]), then our end of stream
+    /// ([`SessionEvent::ShutdownWrite`]); the session ends at the peer's
+    /// Close or end of stream, or when the linger time runs out.
     pub fn close(&mut self, now: Instant, data_queued: bool) {
         match self.phase {
             Phase::Closing | Phase::Closed => {}
@@ -603,22 +620,62 @@ impl Session {
                     self.close_with(CloseReason::ClosedLocally, None);
                 }
             }
+            Phase::Open => self.start_closing(now),
+        }
+    }
+
+    /// Open -> Closing: our Close goes out behind what is queued, and the
+    /// linger starts.
+    fn start_closing(&mut self, now: Instant) {
+        self.phase = Phase::Closing;
+        self.deadline = now.checked_add(self.config.linger);
+        self.events
+            .push_back(SessionEvent::SendControl(FrameKind::Close));
+    }
+
+    /// The peer's Close arrived: it sends nothing more. If we were open, we
+    /// answer with our own Close; the session ends once ours is written.
+    fn peer_close(&mut self, now: Instant) -> Input<'static> {
+        self.peer_closed = true;
+        match self.phase {
             Phase::Open => {
-                self.phase = Phase::Closing;
-                self.deadline = now.checked_add(self.config.linger);
-                if !data_queued {
-                    self.flushed();
-                }
+                self.closed_by_peer = true;
+                self.start_closing(now);
+                Input::Handled
             }
+            Phase::Closing if self.write_shut => self.close_with(self.closing_reason(), None),
+            _ => Input::Handled,
+        }
+    }
+
+    /// How a closing session ends when it ends well.
+    fn closing_reason(&self) -> CloseReason {
+        if self.closed_by_peer {
+            CloseReason::ClosedByPeer
+        } else {
+            CloseReason::ClosedLocally
         }
     }
 
     /// Tells the session that everything queued (and transmitted) has been
     /// written. When closing, that is the moment to shut down writing.
     pub fn flushed(&mut self) {
-        if self.phase == Phase::Closing && !self.write_shut && self.transmit.is_empty() {
+        // The Close frame must have been handed over (and so written) first.
+        let close_pending = self
+            .events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::SendControl(FrameKind::Close)));
+        if self.phase == Phase::Closing
+            && !self.write_shut
+            && self.transmit.is_empty()
+            && !close_pending
+        {
             self.write_shut = true;
             self.events.push_back(SessionEvent::ShutdownWrite);
+            if self.peer_closed {
+                // Both Close frames are out: nothing is left to wait for.
+                self.close_with(self.closing_reason(), None);
+            }
         }
     }
 
@@ -652,7 +709,7 @@ impl Session {
                 self.close_with(CloseReason::Timeout, Some(error));
             }
             Phase::Closing => {
-                self.close_with(CloseReason::ClosedLocally, None);
+                self.close_with(self.closing_reason(), None);
             }
             Phase::Open => self.check_liveness(now),
         }
@@ -716,9 +773,8 @@ impl Session {
         self.deadline = self.next_liveness_check();
         self.events.push_back(SessionEvent::Established { sealer });
         if std::mem::take(&mut self.close_when_open) {
-            // The queued data goes out first; the driver reports `flushed`.
-            self.phase = Phase::Closing;
-            self.deadline = now.checked_add(self.config.linger);
+            // The queued data goes out first, then the Close.
+            self.start_closing(now);
         }
         Input::Handled
     }

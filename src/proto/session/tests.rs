@@ -48,6 +48,7 @@ impl End {
 
     /// What goes on the wire now: transmit bytes, then (once it may) the queue.
     fn output(&mut self) -> Vec<u8> {
+        self.events(); // a Close to queue, say
         let mut wire = Vec::new();
         self.session.poll_transmit(&mut wire);
         if self.session.can_send() {
@@ -308,25 +309,45 @@ fn an_idle_timeout_counts_messages_not_pings() {
 }
 
 #[test]
-fn a_local_close_flushes_shuts_down_writing_then_waits_for_the_peer() {
+fn a_local_close_sends_what_is_queued_then_close_and_the_peer_answers() {
     let (mut client, mut server, now) = pair(Some(KEY_A), Some(KEY_A));
     exchange(&mut client, &mut server, now);
     client.send(&Value::from("last words"));
     client.session.close(now, true);
-    assert!(!client.shut_write, "not before the queue is written");
-    exchange(&mut client, &mut server, now);
+    assert!(
+        !client.shut_write,
+        "not before the queue and the Close are written"
+    );
+    let wire = client.output();
     assert!(client.shut_write);
+    // The server gets the message, then the Close: it answers with its own
+    // Close, shuts down writing, and is done; so is the client once it reads it.
+    server.input(&wire, now);
     assert_eq!(server.received, [Value::from("last words")]);
-    // Whatever the peer still sends is discarded; its end of stream ends it.
-    server.send(&Value::from("ignored"));
-    exchange(&mut client, &mut server, now);
-    assert!(client.received.is_empty());
-    server.session.end_of_stream(); // the client's end of stream reaches the server
-    server.drain(now);
+    let answer = server.output();
+    assert!(server.shut_write);
     assert_eq!(server.closed, Some((CloseReason::ClosedByPeer, None)));
+    assert!(client.closed.is_none());
+    client.input(&answer, now);
+    assert_eq!(client.closed, Some((CloseReason::ClosedLocally, None)));
+}
+
+#[test]
+fn while_closing_what_arrives_is_discarded_until_the_peer_ends() {
+    let (mut client, mut server, now) = pair(None, None);
+    exchange(&mut client, &mut server, now);
+    client.session.close(now, false);
+    let wire = client.output();
+    // A message the server had sent before it saw the Close is discarded.
+    server.send(&Value::from("ignored"));
+    let late = server.output();
+    client.input(&late, now);
+    assert!(client.received.is_empty() && client.closed.is_none());
+    // A peer that vanishes without its Close still ends a local close.
     client.session.end_of_stream();
     client.drain(now);
     assert_eq!(client.closed, Some((CloseReason::ClosedLocally, None)));
+    let _ = wire;
 }
 
 #[test]
@@ -360,16 +381,34 @@ fn a_close_during_the_handshake_sends_what_was_queued_first() {
 
 #[test]
 fn ends_of_stream_are_told_apart() {
-    // Clean, at a frame boundary.
+    // Clean: the Close, then the end of stream.
     let (mut client, mut server, now) = pair(None, None);
     exchange(&mut client, &mut server, now);
     client.send(&Value::from(7));
+    client.session.close(now, true);
     let wire = client.output();
     server.session.push(&wire);
     server.session.end_of_stream();
     server.drain(now);
     assert_eq!(server.received, [Value::from(7)]);
     assert_eq!(server.closed, Some((CloseReason::ClosedByPeer, None)));
+
+    // Cut at a frame boundary, for plain and keyed links alike: never clean.
+    for key in [None, Some(KEY_A)] {
+        let (mut client, mut server, now) = pair(key, key);
+        exchange(&mut client, &mut server, now);
+        client.send(&Value::from(7));
+        let wire = client.output();
+        server.session.push(&wire);
+        server.session.end_of_stream();
+        server.drain(now);
+        assert_eq!(server.received, [Value::from(7)]);
+        assert_eq!(
+            error_of(&server),
+            Error::Protocol(ProtocolError::StreamCut),
+            "{key:?}"
+        );
+    }
 
     // In the middle of a frame.
     let (mut client, mut server, now) = pair(None, None);
