@@ -90,7 +90,7 @@ mod value;
 pub use bridge::{from_value, from_value_ref, to_value};
 pub use error::{Error, KeyError, ProtocolError};
 pub use net::{
-    Client, ClientId, CloseReason, Config, Connection, ConnectionId, Event, EventKind, Network,
-    ObjectId, OverflowPolicy, SendError, Server, ServerId, Source,
+    Abandoned, Client, ClientId, CloseReason, Config, Connection, ConnectionId, Event, EventKind,
+    Network, ObjectId, OverflowPolicy, SendError, Server, ServerId, ShutdownReport, Source,
 };
 pub use value::{ByteString, IntoIter, Iter, Key, KeyRef, SequenceElement, Table, Value};

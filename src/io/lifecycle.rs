@@ -7,10 +7,11 @@ use super::driver::Driver;
 use crate::error::Error;
 use crate::proto::control_frame;
 use crate::proto::secure::Sealer;
-use crate::proto::session::SessionEvent;
-use crate::proto::{FrameKind, OutFrame};
+use crate::proto::session::{Session, SessionEvent};
+use crate::proto::{FrameKind, OutFrame, SendQueue};
 use crate::shared::{
-    CloseReason, ConnectStatus, Connection, EventKind, Link, ObjectId, Role, SendError, State,
+    Abandoned, CloseReason, ConnectStatus, Connection, EventKind, Link, ObjectId, Role, SendError,
+    State,
 };
 
 impl Driver {
@@ -167,8 +168,12 @@ impl Driver {
             },
             _ => Error::Closed,
         };
+        let was_open = io.session.is_established();
         let never_connected = {
             let mut out = link.lock();
+            if self.shutdown.is_some() {
+                self.record_abandoned(&link, &out.queue, &io.session, &reason);
+            }
             out.state = State::Closed;
             out.stream = None;
             out.queue.clear();
@@ -188,7 +193,6 @@ impl Driver {
                 l.active = l.active.saturating_sub(1);
             }
         }
-        let was_open = io.session.is_established();
         match link.role {
             Role::Client(client) if was_open => {
                 self.emit(EventKind::ServerClose { client, reason })
@@ -207,6 +211,39 @@ impl Driver {
             }),
             _ => {}
         }
+    }
+}
+
+impl Driver {
+    /// During shutdown: notes what a link that did not close cleanly leaves
+    /// behind, for the shutdown's report.
+    fn record_abandoned(
+        &self,
+        link: &Link,
+        queue: &SendQueue,
+        session: &Session,
+        reason: &CloseReason,
+    ) {
+        let clean_reason = matches!(
+            reason,
+            CloseReason::ClosedLocally | CloseReason::ClosedByPeer
+        );
+        let closed_cleanly = !session.is_established() || session.is_write_shut();
+        if clean_reason && queue.is_empty() && closed_cleanly {
+            return;
+        }
+        let reason = if clean_reason {
+            // Cut short by the shutdown's deadline.
+            CloseReason::Timeout
+        } else {
+            reason.clone()
+        };
+        self.net.record_abandoned(Abandoned {
+            object: object_of(link),
+            frames: queue.unsent_frames(),
+            bytes: queue.len(),
+            reason,
+        });
     }
 }
 

@@ -14,15 +14,21 @@ use super::client::Client;
 use super::server::Server;
 use crate::error::Error;
 use crate::shared::{
-    Command, Config, Event, Keying, Link, NetShared, Role, ServerId, ServerShared, next_socket_id,
+    Command, Config, Event, Keying, Link, NetShared, Role, ServerId, ServerShared, ShutdownReport,
+    next_socket_id,
 };
 
 /// The network context (the seed's `network` module): background IO, the
 /// event ring, and the factory for servers and clients.
 ///
-/// Cloning shares the same network. When the last clone is dropped the
-/// network shuts down in the background (flushing for up to
-/// [`Config::linger`]); [`Network::shutdown`] does so and waits.
+/// Cloning shares the same network. When the last clone is dropped (at the
+/// end of `main`, say), the network shuts down like [`Network::shutdown`]
+/// with [`Config::linger`] as the timeout, and **waits** for it: every
+/// connection writes what it had queued, then its Close, and the drop
+/// returns once all have closed or the linger has run out. This is the one
+/// drop that may block (for at most the linger, 5 s by default), so that
+/// exiting loses nothing. Handles of servers, clients and connections do
+/// not keep the network running.
 #[derive(Clone)]
 pub struct Network {
     shared: Arc<NetShared>,
@@ -34,8 +40,10 @@ struct Owner(Arc<NetShared>);
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        // Never blocks: the IO thread finishes on its own.
-        let _ = self.0.begin_shutdown(Instant::now() + self.0.config.linger);
+        // Bounded by the linger: delivering what was queued is worth that.
+        let _ = self
+            .0
+            .shutdown_and_wait(Instant::now() + self.0.config.linger);
     }
 }
 
@@ -163,15 +171,16 @@ impl Network {
         Ok(Client { link })
     }
 
-    /// Closes every server, client and connection after flushing what they
-    /// had queued (for at most `timeout`), then stops the IO thread and waits
-    /// for it. Further servers and clients fail with [`Error::Shutdown`].
-    pub fn shutdown(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        if let Some(handle) = self.shared.begin_shutdown(deadline) {
-            // The IO thread stops by the deadline; a panic there is not ours to re-raise.
-            let _ = handle.join();
-        }
+    /// Closes every server, client and connection after writing what they
+    /// had queued and their Close (for at most `timeout`), then stops the IO
+    /// thread and waits for it. Further servers and clients fail with
+    /// [`Error::Shutdown`].
+    ///
+    /// The report says whether everything was delivered to the kernel and
+    /// closed cleanly and, for each connection that was not, how many frames
+    /// and bytes it abandoned and why. A second call reports nothing.
+    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        self.shared.shutdown_and_wait(Instant::now() + timeout)
     }
 }
 

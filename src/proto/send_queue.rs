@@ -227,6 +227,27 @@ impl SendQueue {
         copied
     }
 
+    /// Frames not yet completely written (a partly written one included).
+    /// Every chunk starts at a frame boundary, so each length prefix can be
+    /// read from there.
+    pub fn unsent_frames(&self) -> usize {
+        let mut frames = 0;
+        for (i, chunk) in self.queue.iter().enumerate() {
+            let written = if i == 0 { self.head_written } else { 0 };
+            let mut at = 0;
+            while let Some(prefix) = chunk
+                .get(at..)
+                .and_then(|r| r.first_chunk::<LENGTH_PREFIX>())
+            {
+                at += LENGTH_PREFIX + u32::from_le_bytes(*prefix) as usize;
+                if at > written {
+                    frames += 1;
+                }
+            }
+        }
+        frames
+    }
+
     /// Drops `n` written bytes from the front of the queue.
     pub fn advance(&mut self, mut n: usize) {
         self.queued = self.queued.saturating_sub(n);
@@ -289,12 +310,15 @@ mod tests {
         assert_eq!(out.len(), all.len());
         let mut slices = [IoSlice::new(&[]); 8];
         assert_eq!(out.io_slices(&mut slices), 3);
+        assert_eq!(out.unsent_frames(), 4);
         // Written in two parts: the first chunk's buffer is kept for reuse.
         out.advance(10);
+        assert_eq!(out.unsent_frames(), 4, "a partly written frame is unsent");
         assert_eq!(out.head_written, 10);
         assert_eq!(queued_bytes(&out), all[10..]);
         assert!(out.spare.is_none());
         out.advance(a.len() + b.len() - 10);
+        assert_eq!(out.unsent_frames(), 2);
         assert_eq!(out.queue.len(), 2);
         assert!(out.spare.as_ref().is_some_and(|v| v.capacity() >= a.len()));
         out.advance(out.len());

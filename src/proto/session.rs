@@ -346,6 +346,12 @@ impl Session {
         self.phase == Phase::Closing
     }
 
+    /// Everything was written, our Close included, and writing was shut
+    /// down ([`SessionEvent::ShutdownWrite`] was produced).
+    pub fn is_write_shut(&self) -> bool {
+        self.write_shut
+    }
+
     /// Application frames may be written now (open, or closing after
     /// having been open).
     pub fn can_send(&self) -> bool {

@@ -14,6 +14,7 @@ mod event;
 mod ids;
 mod link;
 mod net_shared;
+mod report;
 mod ring;
 mod send_error;
 mod server;
@@ -22,6 +23,7 @@ pub use config::{Config, OverflowPolicy};
 pub use connection::Connection;
 pub use event::{CloseReason, Event, EventKind, Source};
 pub use ids::{ClientId, ConnectionId, ObjectId, ServerId};
+pub use report::{Abandoned, ShutdownReport};
 pub use send_error::SendError;
 
 pub(crate) use ids::next_socket_id;

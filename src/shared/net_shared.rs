@@ -105,6 +105,8 @@ pub(crate) struct NetShared {
     io: Mutex<IoThread>,
     /// Starts the IO on first use.
     start: StartIo,
+    /// What connections abandoned during shutdown (the driver adds to it).
+    abandoned: Mutex<Vec<super::report::Abandoned>>,
     /// With [`Config::inline_io`]: the reactor, driven by whichever
     /// application thread waits for events (one at a time).
     inline: Mutex<Option<Box<dyn Reactor>>>,
@@ -125,6 +127,7 @@ impl NetShared {
             waker: OnceLock::new(),
             io: Mutex::new(IoThread::default()),
             start,
+            abandoned: Mutex::new(Vec::new()),
             inline: Mutex::new(None),
         });
         // A weak reference: the ring must not keep the network alive.
@@ -158,6 +161,27 @@ impl NetShared {
         }
         io.started = true;
         Ok(())
+    }
+
+    /// Records what a connection abandoned during shutdown.
+    pub(crate) fn record_abandoned(&self, abandoned: super::report::Abandoned) {
+        self.abandoned.lock().push(abandoned);
+    }
+
+    /// Shuts down (if not already shutting down) and waits until the IO
+    /// has finished, bounded by `deadline` (plus a moment to stop); returns
+    /// what the connections abandoned. Never joins from the IO thread itself.
+    pub(crate) fn shutdown_and_wait(&self, deadline: Instant) -> super::report::ShutdownReport {
+        if let Some(handle) = self.begin_shutdown(deadline)
+            && handle.thread().id() != std::thread::current().id()
+        {
+            // The IO thread stops by the deadline; a panic there is not ours
+            // to re-raise.
+            let _ = handle.join();
+        }
+        super::report::ShutdownReport {
+            abandoned: std::mem::take(&mut *self.abandoned.lock()),
+        }
     }
 
     /// Sets the waker that [`command`](Self::command) uses (once, by the
