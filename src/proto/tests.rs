@@ -341,6 +341,19 @@ fn preamble_refuses_other_versions_flags_and_long_extensions() {
         d.next_preamble(),
         Err(Error::Protocol(ProtocolError::UnknownFlags { flags: 0x80 }))
     );
+    // An unknown flag is refused at its own byte (the sixth), without
+    // waiting for `ext_len`; known flags wait for the rest.
+    let mut d = FrameDecoder::new(&limits());
+    d.push(b"TBLN\x01\x06");
+    assert_eq!(
+        d.next_preamble(),
+        Err(Error::Protocol(ProtocolError::UnknownFlags { flags: 0x06 }))
+    );
+    for flags in [0x00, 0x01, 0x02, 0x03] {
+        let mut d = FrameDecoder::new(&limits());
+        d.push(&[b'T', b'B', b'L', b'N', 1, flags]);
+        assert_eq!(d.next_preamble(), Ok(None), "flags {flags:#04x}");
+    }
     let mut d = FrameDecoder::new(&limits());
     d.push(b"TBLN\x01\x01\xff\xff");
     assert!(matches!(
