@@ -38,34 +38,35 @@ impl SecretKey {
     /// Any other length is refused, and so is a character that is not a hex
     /// digit; the error names the character and its position (counted from
     /// 1). The error never repeats the key's digits.
-    pub fn from_hex(hex: &str) -> Result<SecretKey, Error> {
+    pub fn from_hex(text: &str) -> Result<SecretKey, Error> {
+        // The `hex` crate checks the length before the characters and counts
+        // positions in bytes; name the first non-hex character, counted in
+        // characters, whatever the length.
+        if let Some((index, c)) = text
+            .chars()
+            .enumerate()
+            .find(|(_, c)| !c.is_ascii_hexdigit())
+        {
+            return Err(invalid(format!(
+                "non-hex character {c:?} at position {}",
+                index + 1
+            )));
+        }
+        // Only ASCII hex digits are left: one byte per digit.
+        let digits = text.len();
         let mut key = SecretKey {
             bytes: [0; 32],
-            len: 0,
+            len: digits / 2,
         };
-        let mut digits = 0usize;
-        for (index, c) in hex.chars().enumerate() {
-            let Some(nibble) = c.to_digit(16) else {
-                return Err(invalid(format!(
-                    "non-hex character {c:?} at position {}",
-                    index + 1
-                )));
-            };
-            // to_digit(16) is at most 15.
-            let nibble = u8::try_from(nibble).unwrap_or_default();
-            if let Some(byte) = key.bytes.get_mut(digits / 2) {
-                *byte |= if digits.is_multiple_of(2) {
-                    nibble << 4
-                } else {
-                    nibble
-                };
-            }
-            digits += 1;
+        let out = match digits {
+            32 | 64 => key.bytes.get_mut(..digits / 2),
+            _ => None,
         }
-        if digits != 32 && digits != 64 {
-            return Err(invalid(format!("{digits} hex digits")));
-        }
-        key.len = digits / 2;
+        .ok_or_else(|| invalid(format!("{digits} hex digits")))?;
+        // Decoded in place, so no copy of the key is left behind. Cannot
+        // fail after the checks above; if it did, say so without the digits.
+        hex::decode_to_slice(text, out)
+            .map_err(|_| invalid(format!("{digits} digits that do not decode")))?;
         Ok(key)
     }
 
@@ -92,8 +93,8 @@ impl FromStr for SecretKey {
     type Err = Error;
 
     /// Same as [`SecretKey::from_hex`].
-    fn from_str(hex: &str) -> Result<SecretKey, Error> {
-        SecretKey::from_hex(hex)
+    fn from_str(text: &str) -> Result<SecretKey, Error> {
+        SecretKey::from_hex(text)
     }
 }
 

@@ -569,6 +569,13 @@ fn key_parsing() {
             "non-hex character '\\n' at position 33",
         ),
         ("é", "non-hex character 'é' at position 1"),
+        // Counted in characters, and named even when the length is wrong too.
+        ("abcé", "non-hex character 'é' at position 4"),
+        ("ééx", "non-hex character 'é' at position 1"),
+        (
+            "0123456789abcdefABCDEF0123456789z",
+            "non-hex character 'z' at position 33",
+        ),
     ] {
         let err = SecretKey::from_hex(text).unwrap_err();
         assert!(
