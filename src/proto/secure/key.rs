@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use zeroize::Zeroize;
 
+use super::SecureError;
 use crate::error::Error;
 
 /// What a valid key looks like, for [`Error::InvalidArgument`].
@@ -68,6 +69,52 @@ impl SecretKey {
         hex::decode_to_slice(text, out)
             .map_err(|_| invalid(format!("{digits} digits that do not decode")))?;
         Ok(key)
+    }
+
+    /// A new 256-bit key from the operating system's random number
+    /// generator: what a key should be. Never derive a key from a password
+    /// or a phrase: anyone who connects can test guesses offline (see
+    /// docs/PROTOCOL.md, section 5.7).
+    ///
+    /// Fails only if the operating system's generator does
+    /// ([`SecureError::Random`](super::SecureError::Random)).
+    ///
+    /// ```
+    /// use tablenet::proto::secure::SecretKey;
+    ///
+    /// let key = SecretKey::generate()?;
+    /// assert_eq!(key.bits(), 256);
+    /// // Share it as 64 hex digits; the other side parses the same key.
+    /// let digits = key.to_hex();
+    /// assert_eq!(digits.len(), 64);
+    /// assert_eq!(SecretKey::from_hex(&digits)?.to_hex(), digits);
+    /// # Ok::<(), tablenet::Error>(())
+    /// ```
+    pub fn generate() -> Result<SecretKey, Error> {
+        let mut key = SecretKey {
+            bytes: [0; 32],
+            len: 32,
+        };
+        getrandom::fill(&mut key.bytes).map_err(|e| SecureError::Random(e.to_string()))?;
+        Ok(key)
+    }
+
+    /// The key as lowercase hex digits (32 or 64), as
+    /// [`from_hex`](Self::from_hex) reads it back: for handing a generated
+    /// key to the other side.
+    ///
+    /// The returned string is the secret itself and, unlike the key, is not
+    /// zeroized when dropped: print or store it only where the key belongs.
+    ///
+    /// ```
+    /// use tablenet::proto::secure::SecretKey;
+    ///
+    /// let key = SecretKey::from_hex("0C03EA65238DD2C25EB87CE563868098")?;
+    /// assert_eq!(key.to_hex(), "0c03ea65238dd2c25eb87ce563868098");
+    /// # Ok::<(), tablenet::Error>(())
+    /// ```
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.as_bytes())
     }
 
     /// The key's size in bits: 128 or 256.

@@ -588,6 +588,25 @@ fn key_parsing() {
 }
 
 #[test]
+fn generated_keys_are_random_256_bit_and_round_trip_through_hex() {
+    let a = SecretKey::generate().unwrap();
+    let b = SecretKey::generate().unwrap();
+    assert_eq!(a.bits(), 256);
+    assert_ne!(a.as_bytes(), b.as_bytes());
+    let digits = a.to_hex();
+    assert_eq!(digits.len(), 64);
+    assert!(
+        digits
+            .bytes()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+        "lowercase hex: {digits}"
+    );
+    assert_eq!(key(&digits).as_bytes(), a.as_bytes());
+    assert_eq!(key(KEY_128).to_hex(), KEY_128.to_lowercase());
+    assert_eq!(key(KEY_256).to_hex(), KEY_256.to_lowercase());
+}
+
+#[test]
 fn debug_never_shows_key_material() {
     let k = key(KEY_256);
     assert_eq!(format!("{k:?}"), "SecretKey(256 bits)");
