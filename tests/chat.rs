@@ -393,6 +393,8 @@ fn bad_arguments_fail_with_one_line() {
         &["join", "127.0.0.1:4096", "--name", "two words"],
         &["join", "127.0.0.1:4096", "--name", "alice", "--key", "0123"],
         &["join", "127.0.0.1:4096", "--name", "a", "--name", "b"],
+        &["keygen", "extra"],
+        &["keygen", "--key", "0123"],
     ];
     for args in cases {
         let started = Instant::now();
@@ -401,6 +403,60 @@ fn bad_arguments_fail_with_one_line() {
         assert!(chat.stdout.is_empty(), "{}", chat.transcript());
         assert!(started.elapsed() < Duration::from_secs(5), "{args:?}");
     }
+}
+
+/// Runs `chat keygen`; returns its exact standard output after checking
+/// that it exited 0 and wrote nothing on standard error.
+fn keygen() -> String {
+    let mut child = Command::new(chat_binary())
+        .arg("keygen")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chat keygen");
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for chat keygen") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chat keygen did not exit within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "exit {status}; stderr {stderr:?}");
+    assert!(stderr.is_empty(), "stderr {stderr:?}");
+    stdout
+}
+
+#[test]
+fn keygen_prints_one_fresh_64_digit_key() {
+    let first = keygen();
+    let digits = first
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("not one line ending in a newline: {first:?}"));
+    assert_eq!(digits.len(), 64, "{first:?}");
+    assert!(digits.bytes().all(|b| b.is_ascii_hexdigit()), "{first:?}");
+    // It is a key the chat (and the library) accept: 256 bits.
+    let key = tablenet::proto::secure::SecretKey::from_hex(digits).unwrap();
+    assert_eq!(key.bits(), 256);
+    assert_ne!(keygen(), first, "two runs printed the same key");
 }
 
 #[test]

@@ -10,8 +10,8 @@ use crate::member::{connect, describe};
 use crate::protocol::ToServer;
 use crate::server::Room;
 
-/// 64 hex digits: AES-256-GCM. A real key comes from `openssl rand -hex 32`;
-/// this one is the text "tablenet chat demo: not a secret", so it is public.
+/// 64 hex digits: AES-256-GCM. A real key comes from `chat keygen`; this one
+/// is the text "tablenet chat demo: not a secret", so it is public.
 const DEMO_KEY: &str = "7461626c656e657420636861742064656d6f3a206e6f74206120736563726574";
 
 struct Demo {

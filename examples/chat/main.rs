@@ -5,6 +5,7 @@
 //! cargo run --example chat                     # a demo: server and two members in one process
 //! cargo run --example chat -- serve [--bind ADDR] [--port PORT] [--key HEX]
 //! cargo run --example chat -- join HOST:PORT --name NAME [--key HEX]
+//! cargo run --example chat -- keygen           # prints a new random key for --key
 //! ```
 //!
 //! Read the files in this order:
@@ -37,13 +38,16 @@ const USAGE: &str = "\
 usage: chat                                                run a demo in one process
        chat serve [--bind ADDR] [--port PORT] [--key HEX]  run a room (default 127.0.0.1:4096)
        chat join HOST:PORT --name NAME [--key HEX]         join a room
+       chat keygen                                         print a new random key
 Members type lines to chat; /who lists the members, /quit leaves.
-HEX is a key of 32 or 64 hex digits (`openssl rand -hex 32` makes one);
-the server and its members need the same key. --port 0 lets the OS choose.";
+HEX is a key of 32 or 64 hex digits (`chat keygen` makes one); the server
+and its members need the same key. Use a random key, never one made from a
+password or a phrase. --port 0 lets the OS choose.";
 
 enum Command {
     Demo,
     Help,
+    Keygen,
     Serve {
         bind: String,
         port: u16,
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
             show!("{USAGE}");
             Ok(())
         }
+        Command::Keygen => keygen(),
         Command::Serve { bind, port, key } => server::serve(&bind, port, key.as_deref()),
         Command::Join { server, name, key } => member::join(&server, &name, key.as_deref()),
     };
@@ -134,8 +139,24 @@ fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
                 key: options.remove("key"),
             })
         }
-        other => Err(format!("unknown command {other:?}: use serve or join")),
+        "keygen" => match rest.first() {
+            Some(extra) => Err(format!("keygen takes no argument {extra:?}")),
+            None => Ok(Command::Keygen),
+        },
+        other => Err(format!(
+            "unknown command {other:?}: use serve, join or keygen"
+        )),
     }
+}
+
+/// Prints a new 256-bit key from the operating system's random generator,
+/// as 64 lowercase hex digits for `--key`. A key must be random like this:
+/// one derived from a password or a phrase can be guessed offline by anyone
+/// who connects (docs/PROTOCOL.md, section 5.7).
+fn keygen() -> Result<(), Box<dyn std::error::Error>> {
+    let key = tablenet::proto::secure::SecretKey::generate()?;
+    show!("{}", key.to_hex());
+    Ok(())
 }
 
 /// Splits `--option value` (or `--option=value`) from the other arguments.

@@ -117,8 +117,9 @@ fn hint(found: &[u8]) -> &'static str {
 /// Decodes a preamble from the start of `input`. `Ok(None)` means more bytes
 /// are needed; otherwise gives the preamble and how many bytes it used.
 ///
-/// Fails as soon as the bytes present rule tablenet out: a wrong magic byte,
-/// another version, unknown flags, or an over-long extension.
+/// Fails as soon as the bytes present rule tablenet out: a wrong magic byte
+/// (each checked as it arrives), another version (byte 4), unknown flags
+/// (byte 5), or an over-long extension (once both `ext_len` bytes are in).
 pub fn decode(input: &[u8]) -> Result<Option<(Preamble, usize)>, Error> {
     let magic_seen = input.len().min(MAGIC.len());
     let seen = input.get(..magic_seen).unwrap_or_default();
@@ -139,13 +140,16 @@ pub fn decode(input: &[u8]) -> Result<Option<(Preamble, usize)>, Error> {
         }
         .into());
     }
-    let Some(fixed) = input.first_chunk::<FIXED_LEN>() else {
+    let Some(&flags) = input.get(5) else {
         return Ok(None);
     };
-    let [_, _, _, _, _, flags, len_lo, len_hi] = *fixed;
     if flags & !(FLAG_ENCRYPTED | FLAG_REFUSED) != 0 {
         return Err(ProtocolError::UnknownFlags { flags }.into());
     }
+    let Some(fixed) = input.first_chunk::<FIXED_LEN>() else {
+        return Ok(None);
+    };
+    let [_, _, _, _, _, _, len_lo, len_hi] = *fixed;
     let len = usize::from(u16::from_le_bytes([len_lo, len_hi]));
     if len > MAX_EXTENSION {
         return Err(ProtocolError::ExtensionTooLong {

@@ -341,6 +341,19 @@ fn preamble_refuses_other_versions_flags_and_long_extensions() {
         d.next_preamble(),
         Err(Error::Protocol(ProtocolError::UnknownFlags { flags: 0x80 }))
     );
+    // An unknown flag is refused at its own byte (the sixth), without
+    // waiting for `ext_len`; known flags wait for the rest.
+    let mut d = FrameDecoder::new(&limits());
+    d.push(b"TBLN\x01\x06");
+    assert_eq!(
+        d.next_preamble(),
+        Err(Error::Protocol(ProtocolError::UnknownFlags { flags: 0x06 }))
+    );
+    for flags in [0x00, 0x01, 0x02, 0x03] {
+        let mut d = FrameDecoder::new(&limits());
+        d.push(&[b'T', b'B', b'L', b'N', 1, flags]);
+        assert_eq!(d.next_preamble(), Ok(None), "flags {flags:#04x}");
+    }
     let mut d = FrameDecoder::new(&limits());
     d.push(b"TBLN\x01\x01\xff\xff");
     assert!(matches!(
@@ -520,7 +533,7 @@ fn protocol_md_test_vectors() {
         ("-1", Value::Integer(-1)),
         ("10", Value::Integer(10)),
         ("300", Value::Integer(300)),
-        ("-9223372036854775808", Value::Integer(i64::MIN)),
+        ("math.mininteger", Value::Integer(i64::MIN)),
         ("1.5", Value::Number(1.5)),
         ("1.0", Value::Number(1.0)),
         ("\"\"", Value::from("")),
@@ -548,8 +561,14 @@ fn protocol_md_test_vectors() {
             .collect()
     };
     for (lua, value) in &vectors {
-        // The value's Lua text is the same text the doc shows.
-        assert_eq!(&value.to_string(), lua);
+        // The value's Lua text is the same text the doc shows, except for
+        // the integer -2^63: `Value` prints it as `-9223372036854775808`,
+        // which Lua 5.3+ reads as a float, so the doc names it.
+        if *lua == "math.mininteger" {
+            assert_eq!(value.to_string(), "-9223372036854775808");
+        } else {
+            assert_eq!(&value.to_string(), lua);
+        }
         let encoded = hex(body(&encode(value)));
         let row = format!("| `{lua}` ");
         let row = doc
@@ -575,12 +594,77 @@ fn protocol_md_test_vectors() {
         "05 01 01 01 01 02 02 01 00",
         "05 00 01 00 01 01",
         "05 fd 00 00 00 00 00 01 00 00",
+        "05 01 01 01 01 02 02 00",
+        "05 00 02 02 04 01 01 03 00 00 00 00 00 00 00 40 01 00",
+        "fd 00 00 00 00 00 00 00 00",
+        "02 fe 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+        "02 ff 00 00 00 00 00 00 00 00",
     ] {
         assert!(
             doc.contains(&format!("| `{bad}` |")),
             "doc lacks refused input {bad}"
         );
         assert!(decode(&unhex(bad)).is_err(), "{bad} must be refused");
+    }
+    // Inputs a decoder must accept, each with the value it gives (the
+    // encoder writes some of these values with other, shorter bytes).
+    let key_table = |k: Key| -> Value {
+        let mut t = Table::new();
+        t.set(k, true);
+        t.into()
+    };
+    let accepted: Vec<(&str, &str, Value)> = vec![
+        ("04 fb 02 00 68 69", "\"hi\"", Value::from("hi")),
+        ("fb 02 00 14", "10", Value::Integer(10)),
+        ("05 01 00 01 02 02 01 01", "{true}", table![true].into()),
+        (
+            "05 00 02 02 02 00 02 02 01 01",
+            "{true}",
+            table![true].into(),
+        ),
+        (
+            "05 00 01 03 00 00 00 00 00 00 00 80 01 01",
+            "{[0] = true}",
+            key_table(Key::from(0)),
+        ),
+        (
+            "05 00 01 03 00 00 00 00 00 00 e0 c3 01 01",
+            "{[math.mininteger] = true}",
+            key_table(Key::from(i64::MIN)),
+        ),
+        (
+            "05 00 01 03 00 00 00 00 00 00 e0 43 01 01",
+            "{[2^63] = true}",
+            key_table(Key::try_from(9_223_372_036_854_775_808.0).unwrap()),
+        ),
+        (
+            "05 00 01 03 00 00 00 00 00 00 f0 7f 01 01",
+            "{[1/0] = true}",
+            key_table(Key::try_from(f64::INFINITY).unwrap()),
+        ),
+    ];
+    for (input, lua, value) in &accepted {
+        assert!(
+            doc.contains(&format!("| `{input}` | `{lua}` |")),
+            "doc lacks accepted input {input} giving {lua}"
+        );
+        let got = decode(&unhex(input)).unwrap_or_else(|e| panic!("{input}: {e}"));
+        assert!(same(&got, value), "{input} gave {got}, not {value}");
+    }
+    // Float keys: which become integer keys, which stay floats.
+    assert_eq!(Key::try_from(-0.0).unwrap(), Key::from(0));
+    assert_eq!(
+        Key::try_from(-9_223_372_036_854_775_808.0).unwrap(),
+        Key::from(i64::MIN)
+    );
+    for stays_float in [
+        9_223_372_036_854_775_808.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        0.5,
+    ] {
+        let key = Key::try_from(stays_float).unwrap();
+        assert_eq!(key.as_integer(), None, "{stays_float}");
     }
 }
 
@@ -609,4 +693,102 @@ fn refusal_preamble_carries_its_reason_and_matches_the_doc() {
     let p = Preamble::refusal(&long);
     assert!(p.extension.len() <= MAX_EXTENSION);
     assert!(std::str::from_utf8(&p.extension).is_ok());
+}
+
+/// What a session makes of `input` from its peer: whether it opened, and the
+/// error it closed with, if any.
+fn session_reads(
+    mut session: session::Session,
+    input: &[u8],
+    now: std::time::Instant,
+) -> (bool, Option<String>) {
+    use session::{Input, SessionEvent};
+    session.push(input);
+    let (mut opened, mut error) = (false, None);
+    while !matches!(session.poll_input(now), Input::Empty) {
+        while let Some(event) = session.poll_event() {
+            match event {
+                SessionEvent::Established { .. } => opened = true,
+                SessionEvent::Closed { error: e, .. } => error = e.map(|e| e.to_string()),
+                _ => {}
+            }
+        }
+    }
+    (opened, error)
+}
+
+/// docs/PROTOCOL.md, section 1: a plain preamble's `ext` is skipped, and a
+/// preamble with the refusal bit is a refusal whatever bit 0 says.
+#[test]
+fn plain_preamble_ext_is_skipped_and_refusal_wins_over_the_key_bit() {
+    use secure::Role;
+    use session::{Session, SessionConfig};
+    let now = std::time::Instant::now();
+    let config = SessionConfig::default();
+    let plain = || Session::new(Role::Server, &config, None, now);
+
+    let mut input = b"TBLN\x01\x00\x03\x00abc".to_vec();
+    encode_message(&Value::Integer(7), &limits(), &mut input).unwrap();
+    let mut server = plain();
+    server.push(&input);
+    let mut got = None;
+    while got.is_none() {
+        match server.poll_input(now) {
+            session::Input::Message(body) => got = Some(decode(body).unwrap()),
+            session::Input::Handled => while server.poll_event().is_some() {},
+            session::Input::Empty => panic!("no message after a plain preamble with an ext"),
+        }
+    }
+    assert_eq!(got, Some(Value::Integer(7)));
+
+    let (opened, error) = session_reads(plain(), b"TBLN\x01\x03\x02\x00no", now);
+    assert!(!opened);
+    assert_eq!(
+        error.as_deref(),
+        Some("protocol violation: the client refused the connection: no")
+    );
+}
+
+/// docs/PROTOCOL.md, section 5.4: the empty sealed frame opens, then is
+/// refused as an empty frame.
+#[test]
+fn empty_sealed_frame_is_refused_after_it_opens() {
+    use secure::{CipherSuite, Handshake, Role, SecretKey};
+    use session::{Session, SessionConfig};
+    let now = std::time::Instant::now();
+    let key = SecretKey::from_hex("0C03EA65238DD2C25EB87CE563868098").unwrap();
+    let suite = CipherSuite::for_key(&key);
+    let server_handshake = Handshake::new(Role::Server, &key, suite, [2; 32]).unwrap();
+    let mut server = Session::new(
+        Role::Server,
+        &SessionConfig::default(),
+        Some(server_handshake),
+        now,
+    );
+    let mut client = Handshake::new(Role::Client, &key, suite, [1; 32]).unwrap();
+
+    let mut wire = Vec::new();
+    server.poll_transmit(&mut wire);
+    let mut d = FrameDecoder::new(&limits());
+    d.push(&wire);
+    let server_preamble = d.next_preamble().unwrap().unwrap();
+    let mut input = Vec::new();
+    client.preamble().encode(&mut input).unwrap();
+    input.extend_from_slice(&client.receive_preamble(&server_preamble).unwrap());
+    // The server's confirmation, for the client's sealer.
+    server.push(&input);
+    while !matches!(server.poll_input(now), session::Input::Empty) {}
+    let mut confirm = Vec::new();
+    server.poll_transmit(&mut confirm);
+    let (prefix, payload) = confirm.split_at(LENGTH_PREFIX);
+    let (mut sealer, _) = client
+        .receive_confirm(prefix.try_into().unwrap(), payload)
+        .unwrap()
+        .into_parts();
+    let mut empty = Vec::new();
+    sealer.seal(&[], &mut empty).unwrap();
+    assert_eq!(empty.get(..LENGTH_PREFIX), Some(&[16, 0, 0, 0][..]));
+
+    let (_, error) = session_reads(server, &empty, now);
+    assert_eq!(error.as_deref(), Some("protocol violation: empty frame"));
 }

@@ -346,6 +346,13 @@ impl Ring {
             let kind = match content {
                 Content::Event(kind) => {
                     if !failed.is_empty() {
+                        // A large message, decoded by the IO thread, from
+                        // a link whose earlier message failed: dropped too.
+                        if let EventKind::Receive { from, .. } = &kind
+                            && failed.contains(&source_id(*from))
+                        {
+                            continue;
+                        }
                         forget_closed(&mut failed, &kind);
                     }
                     kind
@@ -520,12 +527,22 @@ mod tests {
                 reason: CloseReason::ClosedByPeer,
             })
         };
-        // a: good, bad (an unknown value tag), good (dropped); b: good; a's close.
+        // A large message, which the IO thread decodes itself.
+        let large = |from, n: i64| {
+            Pending::new(EventKind::Receive {
+                from: Source::Connection(from),
+                packet: Value::Integer(n),
+            })
+        };
+        // a: good, bad (an unknown value tag), good and large (both dropped);
+        // b: good, large; a's close.
         ring.push([
             msg(a, body(1)),
             msg(a, Bytes::from_static(&[0xEE])),
             msg(a, body(2)),
+            large(a, 4),
             msg(b, body(3)),
+            large(b, 5),
             close(a),
         ]);
         let got = ring.take();
@@ -542,6 +559,7 @@ mod tests {
             format!("{:?} {:?}", Source::Connection(a), Value::Integer(1)),
             format!("error {:?}", ObjectId::Connection(a)),
             format!("{:?} {:?}", Source::Connection(b), Value::Integer(3)),
+            format!("{:?} {:?}", Source::Connection(b), Value::Integer(5)),
             format!("close {a:?}"),
         ];
         assert_eq!(summary, expected);

@@ -569,6 +569,13 @@ fn key_parsing() {
             "non-hex character '\\n' at position 33",
         ),
         ("é", "non-hex character 'é' at position 1"),
+        // Counted in characters, and named even when the length is wrong too.
+        ("abcé", "non-hex character 'é' at position 4"),
+        ("ééx", "non-hex character 'é' at position 1"),
+        (
+            "0123456789abcdefABCDEF0123456789z",
+            "non-hex character 'z' at position 33",
+        ),
     ] {
         let err = SecretKey::from_hex(text).unwrap_err();
         assert!(
@@ -578,6 +585,25 @@ fn key_parsing() {
     }
     let parsed: SecretKey = KEY_256.parse().unwrap();
     assert_eq!(parsed.bits(), 256);
+}
+
+#[test]
+fn generated_keys_are_random_256_bit_and_round_trip_through_hex() {
+    let a = SecretKey::generate().unwrap();
+    let b = SecretKey::generate().unwrap();
+    assert_eq!(a.bits(), 256);
+    assert_ne!(a.as_bytes(), b.as_bytes());
+    let digits = a.to_hex();
+    assert_eq!(digits.len(), 64);
+    assert!(
+        digits
+            .bytes()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+        "lowercase hex: {digits}"
+    );
+    assert_eq!(key(&digits).as_bytes(), a.as_bytes());
+    assert_eq!(key(KEY_128).to_hex(), KEY_128.to_lowercase());
+    assert_eq!(key(KEY_256).to_hex(), KEY_256.to_lowercase());
 }
 
 #[test]
