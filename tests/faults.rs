@@ -48,7 +48,7 @@ const MIN_GOOD: u64 = 30;
 /// After the fault, the server must acknowledge this many more good messages.
 const PROGRESS: u64 = 10;
 /// A plain preamble (docs/PROTOCOL.md, section 1).
-const PLAIN_PREAMBLE: &[u8; 8] = b"TBLN\x01\x00\x00\x00";
+const PLAIN_PREAMBLE: &[u8; 8] = b"TBLN\x02\x00\x00\x00";
 /// An AES-128 key for the encrypted variant.
 const KEY: &str = "0C03EA65238DD2C25EB87CE563868098";
 

@@ -164,9 +164,9 @@ fn accept_out_of_descriptors_reports_backs_off_and_recovers() {
     peer.set_read_timeout(Some(util::DEADLINE)).unwrap();
     let mut preamble = [0u8; 8];
     peer.read_exact(&mut preamble).unwrap();
-    assert_eq!(&preamble, b"TBLN\x01\x00\x00\x00");
+    assert_eq!(&preamble, b"TBLN\x02\x00\x00\x00");
     let accepted_after = freed.elapsed();
-    peer.write_all(b"TBLN\x01\x00\x00\x00").unwrap();
+    peer.write_all(b"TBLN\x02\x00\x00\x00").unwrap();
     let (ev, others) = util::wait_for(&snet, |e| matches!(e.kind, EventKind::Connect { .. }));
     for other in others {
         assert!(is_accept_error(&other.kind, server_object), "{other:?}");

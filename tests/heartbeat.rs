@@ -43,7 +43,7 @@ fn a_peer_that_goes_silent_is_pinged_then_closed_with_timeout() {
     // A raw peer that completes the preamble exchange and then says nothing,
     // as if its machine froze: no FIN ever comes.
     let mut raw = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
-    raw.write_all(b"TBLN\x01\x00\x00\x00").unwrap();
+    raw.write_all(b"TBLN\x02\x00\x00\x00").unwrap();
     let opened = Instant::now();
     let (ev, _) = util::wait_for(&net, |e| matches!(e.kind, EventKind::Connect { .. }));
     let EventKind::Connect { connection, .. } = ev.kind else {
@@ -53,7 +53,7 @@ fn a_peer_that_goes_silent_is_pinged_then_closed_with_timeout() {
     raw.set_read_timeout(Some(util::DEADLINE)).unwrap();
     let mut got = [0u8; 13];
     raw.read_exact(&mut got).unwrap();
-    assert_eq!(&got[..8], b"TBLN\x01\x00\x00\x00");
+    assert_eq!(&got[..8], b"TBLN\x02\x00\x00\x00");
     assert_eq!(&got[8..], &[1, 0, 0, 0, 3], "a Ping frame");
     // Unanswered, the connection is closed at the limit, reason Timeout.
     let (ev, seen) = util::wait_for(&net, |e| matches!(e.kind, EventKind::ClientClose { .. }));
@@ -132,7 +132,7 @@ fn a_ping_with_a_body_is_refused() {
     let net = Network::new();
     let server = net.server("127.0.0.1", 0, None).unwrap();
     let mut raw = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
-    raw.write_all(b"TBLN\x01\x00\x00\x00").unwrap();
+    raw.write_all(b"TBLN\x02\x00\x00\x00").unwrap();
     let _conn = util::accept(&net);
     raw.write_all(&[2, 0, 0, 0, 3, 0xFF]).unwrap();
     let (ev, rest) = util::wait_for(&net, |e| matches!(e.kind, EventKind::Error { .. }));

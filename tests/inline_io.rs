@@ -118,8 +118,12 @@ fn dropping_the_network_still_flushes_what_was_queued() {
         // Nobody drives between sends: large bursts stay queued.
         client.send(&table! { "Seq" => i }.into()).unwrap();
     }
-    drop(client);
-    drop(net);
+    // Dropping the last handle waits until the queue is out, and this
+    // receiver reads only while this thread takes its events: drop there.
+    let dropper = std::thread::spawn(move || {
+        drop(client);
+        drop(net);
+    });
     let packets = util::collect(&receiver, COUNT as usize, |e| {
         matches!(e.kind, EventKind::Receive { .. })
     });
@@ -131,4 +135,5 @@ fn dropping_the_network_still_flushes_what_was_queued() {
     }
     let (_, reason) = util::client_close(&receiver, conn.id());
     assert_eq!(reason, CloseReason::ClosedByPeer);
+    dropper.join().unwrap();
 }

@@ -163,7 +163,7 @@ impl RawPeer {
             .unwrap();
         let mut stream: TcpStream = socket.into();
         stream.set_read_timeout(Some(util::DEADLINE)).unwrap();
-        stream.write_all(b"TBLN\x01\x00\x00\x00").unwrap();
+        stream.write_all(b"TBLN\x02\x00\x00\x00").unwrap();
         let mut preamble = [0u8; 8];
         stream.read_exact(&mut preamble).unwrap();
         assert_eq!(&preamble[..4], b"TBLN", "server preamble {preamble:?}");

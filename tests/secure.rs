@@ -220,9 +220,9 @@ fn small(dir: &str, seq: i64) -> Value {
     table! { "Seq" => seq, "Dir" => dir, "Text" => format!("message {seq} {dir}"), "Flag" => seq % 2 == 0 }.into()
 }
 
-/// An encrypted version-1 preamble with `suite` and `salt`.
+/// An encrypted version-2 preamble with `suite` and `salt`.
 fn encrypted_preamble(suite: u8, salt: [u8; 32]) -> Vec<u8> {
-    let mut p = b"TBLN\x01\x01".to_vec();
+    let mut p = b"TBLN\x02\x01".to_vec();
     p.extend_from_slice(&(EXTENSION_LEN as u16).to_le_bytes());
     p.push(suite);
     p.extend_from_slice(&salt);
@@ -595,7 +595,7 @@ fn round_trip(name: &str, key: &str, cipher: Option<CipherSuite>, suite_byte: u8
     // On the wire: the suite in the preamble, a 53-byte key confirmation,
     // then each frame sealed (plain length + 16-byte tag), nothing in clear.
     let recorded = relay.recorded();
-    assert_eq!(&recorded[..8], b"TBLN\x01\x01\x21\x00");
+    assert_eq!(&recorded[..8], b"TBLN\x02\x01\x21\x00");
     assert_eq!(recorded[8], suite_byte, "{name} in the preamble");
     assert!(!contains(&recorded, b"message 1 up"));
     let lens = relay.tap.frame_lens.lock().unwrap().clone();
@@ -809,13 +809,13 @@ fn raw_peers_with_foreign_or_malformed_bytes_are_refused() {
     type Make = Box<dyn Fn(&[u8]) -> Vec<u8>>;
     let cases: Vec<(&str, Make, &[&str])> = vec![
         (
-            "protocol version 2",
+            "protocol version 1",
             Box::new(|_| {
                 let mut p = encrypted_preamble(1, [0x5A; 32]);
-                p[4] = 2;
+                p[4] = 1;
                 p
             }),
-            &["version 2", "version 1"],
+            &["version 1", "version 2"],
         ),
         (
             "HTTP request",
@@ -838,7 +838,7 @@ fn raw_peers_with_foreign_or_malformed_bytes_are_refused() {
         ),
         (
             "short extension",
-            Box::new(|_| b"TBLN\x01\x01\x05\x00\x01\x02\x03\x04\x05".to_vec()),
+            Box::new(|_| b"TBLN\x02\x01\x05\x00\x01\x02\x03\x04\x05".to_vec()),
             &["33 bytes", "got 5"],
         ),
         (
@@ -891,7 +891,7 @@ fn raw_peers_with_foreign_or_malformed_bytes_are_refused() {
         raw.read_exact(&mut server_preamble).unwrap();
         assert_eq!(
             &server_preamble[..9],
-            b"TBLN\x01\x01\x21\x00\x01",
+            b"TBLN\x02\x01\x21\x00\x01",
             "{name}: the server's preamble"
         );
         raw.write_all(&make(&server_preamble)).unwrap();
@@ -996,7 +996,7 @@ fn handshake_timeout_closes_silent_peers_and_server_keeps_serving() {
     // Each got the server's preamble; the one that sent its own preamble
     // also got the server's key confirmation. Nothing else.
     assert_eq!(silent_bytes.len(), ENCRYPTED_PREAMBLE_LEN);
-    assert!(silent_bytes.starts_with(b"TBLN\x01\x01"));
+    assert!(silent_bytes.starts_with(b"TBLN\x02\x01"));
     assert_eq!(
         preamble_bytes.len(),
         ENCRYPTED_PREAMBLE_LEN + CONFIRM_FRAME_LEN
@@ -1054,7 +1054,7 @@ fn client_handshake_times_out_against_a_mute_server() {
     let (got, closed) = read_until_closed(&mut accepted, Duration::from_secs(4));
     assert!(closed.is_some(), "the client did not give up");
     assert_eq!(got.len(), ENCRYPTED_PREAMBLE_LEN);
-    assert!(got.starts_with(b"TBLN\x01\x01\x21\x00\x01"));
+    assert!(got.starts_with(b"TBLN\x02\x01\x21\x00\x01"));
     let err = client.wait_for_connect(WAIT).unwrap_err().to_string();
     assert!(err.contains("handshake timed out"), "{err}");
     let mut cli = Log::new("client", &cli_net);
@@ -1119,7 +1119,7 @@ fn through_relay(key: Option<&str>) -> Vec<u8> {
 fn relay_sees_no_plaintext_with_a_key() {
     let recorded = through_relay(Some(K128));
     assert!(
-        recorded.starts_with(b"TBLN\x01\x01\x21\x00\x01"),
+        recorded.starts_with(b"TBLN\x02\x01\x21\x00\x01"),
         "encrypted preamble"
     );
     assert!(
@@ -1142,7 +1142,7 @@ fn relay_sees_no_plaintext_with_a_key() {
 fn relay_sees_plaintext_without_a_key() {
     let recorded = through_relay(None);
     assert!(
-        recorded.starts_with(b"TBLN\x01\x00\x00\x00"),
+        recorded.starts_with(b"TBLN\x02\x00\x00\x00"),
         "plain preamble"
     );
     assert!(

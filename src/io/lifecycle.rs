@@ -7,7 +7,7 @@ use super::driver::Driver;
 use crate::error::Error;
 use crate::proto::control_frame;
 use crate::proto::secure::Sealer;
-use crate::proto::session::{Session, SessionEvent};
+use crate::proto::session::{Input, Session, SessionEvent};
 use crate::proto::{FrameKind, OutFrame, SendQueue};
 use crate::shared::{
     Abandoned, CloseReason, ConnectStatus, Connection, EventKind, Link, ObjectId, Role, SendError,
@@ -50,8 +50,12 @@ impl Driver {
                 SessionEvent::SendControl(kind) => send_control(&io.link, kind),
                 SessionEvent::ShutdownWrite => {
                     if io.stream.shutdown(std::net::Shutdown::Write).is_err() {
-                        self.finish(t, CloseReason::ClosedLocally);
-                        return false;
+                        // The connection is gone already (the peer reset
+                        // it): end as if its stream ended, as the session
+                        // judges that (a peer's Close seen makes it clean).
+                        io.session.end_of_stream();
+                        let now = Instant::now();
+                        while !matches!(io.session.poll_input(now), Input::Empty) {}
                     }
                 }
                 SessionEvent::Closed { reason, error } => {

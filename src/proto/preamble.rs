@@ -18,7 +18,7 @@ use crate::error::{Error, ProtocolError};
 /// The four bytes every tablenet stream starts with.
 pub const MAGIC: [u8; 4] = *b"TBLN";
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Flag bit: the sender has a key and will only talk encrypted.
 pub const FLAG_ENCRYPTED: u8 = 0x01;
 /// Flag bit: the sender refuses the connection (for example a server at its

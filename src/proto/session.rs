@@ -158,8 +158,9 @@ pub enum SessionEvent {
         sealer: Option<Sealer>,
     },
     /// Queue this control frame behind the application frames already
-    /// queued (sealed like them). A full queue may skip it: a peer that
-    /// does not read will be noticed by its silence.
+    /// queued (sealed like them). A full queue may skip a Ping or Pong (a
+    /// peer that does not read will be noticed by its silence), never a
+    /// Close, and nothing may be queued after a Close.
     SendControl(FrameKind),
     /// Closing, and everything queued has been written: shut down writing,
     /// then keep reading until the peer's end of stream (or the linger).

@@ -288,7 +288,7 @@ fn empty_and_unknown_frames_are_refused() {
 fn preamble_round_trips_and_leaves_frames_behind() {
     let mut bytes = Vec::new();
     Preamble::plain().encode(&mut bytes).unwrap();
-    assert_eq!(bytes, b"TBLN\x01\x00\x00\x00");
+    assert_eq!(bytes, b"TBLN\x02\x00\x00\x00");
     encode_message(&Value::Integer(7), &limits(), &mut bytes).unwrap();
     let mut d = FrameDecoder::new(&limits());
     let mut preamble = None;
@@ -327,16 +327,16 @@ fn preamble_refuses_http_at_the_first_byte() {
 #[test]
 fn preamble_refuses_other_versions_flags_and_long_extensions() {
     let mut d = FrameDecoder::new(&limits());
-    d.push(b"TBLN\x02");
+    d.push(b"TBLN\x01");
     assert_eq!(
         d.next_preamble(),
         Err(Error::Protocol(ProtocolError::UnsupportedVersion {
-            theirs: 2,
-            ours: 1
+            theirs: 1,
+            ours: 2
         }))
     );
     let mut d = FrameDecoder::new(&limits());
-    d.push(b"TBLN\x01\x80\x00\x00");
+    d.push(b"TBLN\x02\x80\x00\x00");
     assert_eq!(
         d.next_preamble(),
         Err(Error::Protocol(ProtocolError::UnknownFlags { flags: 0x80 }))
@@ -344,18 +344,18 @@ fn preamble_refuses_other_versions_flags_and_long_extensions() {
     // An unknown flag is refused at its own byte (the sixth), without
     // waiting for `ext_len`; known flags wait for the rest.
     let mut d = FrameDecoder::new(&limits());
-    d.push(b"TBLN\x01\x06");
+    d.push(b"TBLN\x02\x06");
     assert_eq!(
         d.next_preamble(),
         Err(Error::Protocol(ProtocolError::UnknownFlags { flags: 0x06 }))
     );
     for flags in [0x00, 0x01, 0x02, 0x03] {
         let mut d = FrameDecoder::new(&limits());
-        d.push(&[b'T', b'B', b'L', b'N', 1, flags]);
+        d.push(&[b'T', b'B', b'L', b'N', VERSION, flags]);
         assert_eq!(d.next_preamble(), Ok(None), "flags {flags:#04x}");
     }
     let mut d = FrameDecoder::new(&limits());
-    d.push(b"TBLN\x01\x01\xff\xff");
+    d.push(b"TBLN\x02\x01\xff\xff");
     assert!(matches!(
         d.next_preamble(),
         Err(Error::Protocol(ProtocolError::ExtensionTooLong {
@@ -507,7 +507,7 @@ proptest! {
     ) {
         let mut d = FrameDecoder::new(&Limits { max_frame_size: 256, ..limits() });
         if skip_preamble {
-            d.push(b"TBLN\x01\x00\x00\x00");
+            d.push(b"TBLN\x02\x00\x00\x00");
         }
         d.push(&bytes);
         if let Ok(Some(_)) = d.next_preamble() {
@@ -586,7 +586,7 @@ fn protocol_md_test_vectors() {
         doc.contains(&frame),
         "docs/PROTOCOL.md lacks the frame {frame}"
     );
-    assert!(doc.contains("`54 42 4C 4E 01 00 00 00`"));
+    assert!(doc.contains("`54 42 4C 4E 02 00 00 00`"));
     for bad in [
         "06",
         "01 02",
@@ -727,7 +727,7 @@ fn plain_preamble_ext_is_skipped_and_refusal_wins_over_the_key_bit() {
     let config = SessionConfig::default();
     let plain = || Session::new(Role::Server, &config, None, now);
 
-    let mut input = b"TBLN\x01\x00\x03\x00abc".to_vec();
+    let mut input = b"TBLN\x02\x00\x03\x00abc".to_vec();
     encode_message(&Value::Integer(7), &limits(), &mut input).unwrap();
     let mut server = plain();
     server.push(&input);
@@ -741,7 +741,7 @@ fn plain_preamble_ext_is_skipped_and_refusal_wins_over_the_key_bit() {
     }
     assert_eq!(got, Some(Value::Integer(7)));
 
-    let (opened, error) = session_reads(plain(), b"TBLN\x01\x03\x02\x00no", now);
+    let (opened, error) = session_reads(plain(), b"TBLN\x02\x03\x02\x00no", now);
     assert!(!opened);
     assert_eq!(
         error.as_deref(),

@@ -39,7 +39,12 @@ pub struct Config {
     pub send_queue_bytes: usize,
     /// Time a new connection has to finish its preamble/handshake (default 10 s).
     pub handshake_timeout: Duration,
-    /// Time a closing connection has to flush what was queued (default 5 s).
+    /// Time a closing connection has to write what was queued, its Close
+    /// frame, and hear the peer's (default 5 s); also how long dropping the
+    /// last [`Network`](crate::Network) handle may wait for that, so that
+    /// exiting loses nothing. Long enough to drain a full default send queue
+    /// (8 MiB) at a few MB/s, short enough that a dead peer cannot hold an
+    /// exit for long.
     pub linger: Duration,
     /// Set TCP_NODELAY on every connection (default true: Nagle's algorithm
     /// costs tens of milliseconds per round trip).
