@@ -715,8 +715,18 @@ impl Session {
                 };
                 self.close_with(CloseReason::Timeout, Some(error));
             }
-            Phase::Closing => {
+            // Everything went out and we wait for the peer's answer: the
+            // close is complete on our side.
+            Phase::Closing if self.write_shut || !self.established => {
                 self.close_with(self.closing_reason(), None);
+            }
+            // What was queued, or our Close, never got out: say so.
+            Phase::Closing => {
+                let error = Error::Timeout {
+                    operation: "closing (the linger)",
+                    after: self.config.linger,
+                };
+                self.close_with(CloseReason::Timeout, Some(error));
             }
             Phase::Open => self.check_liveness(now),
         }

@@ -360,7 +360,17 @@ fn the_linger_bounds_a_close_that_cannot_flush() {
     assert_eq!(linger, now + SessionConfig::default().linger);
     client.session.handle_timeout(linger);
     client.events();
-    assert_eq!(client.closed, Some((CloseReason::ClosedLocally, None)));
+    // The message and the Close never got out: the close timed out.
+    assert_eq!(
+        client.closed,
+        Some((
+            CloseReason::Timeout,
+            Some(Error::Timeout {
+                operation: "closing (the linger)",
+                after: SessionConfig::default().linger
+            })
+        ))
+    );
 }
 
 #[test]
