@@ -3,10 +3,10 @@
 # target (stable toolchain, no sanitizer), runs each one for
 # FUZZ_SECONDS (default 30) from the committed seeds, and exits non-zero if
 # any target crashes, hangs (-timeout) or runs out of memory (-rss_limit_mb).
-# Measured on this project's 2-core machine: 2 min 44 s with cargo-fuzz
-# installed and the fuzz build cached (5 targets x 30 s plus start-up); on a
-# fresh machine add about 40 s to install cargo-fuzz and 2.5 min for the
-# release build of the fuzz workspace, about 6 minutes in all.
+# Measured on this project's 2-core machine: about 3 min 15 s with
+# cargo-fuzz installed and the fuzz build cached (6 targets x 30 s plus
+# start-up); on a fresh machine add about 40 s to install cargo-fuzz and
+# 2.5 min for the release build of the fuzz workspace, about 6.5 minutes.
 #
 # Usage: bash fuzz/ci-smoke.sh            (from anywhere)
 #        FUZZ_SECONDS=5 bash fuzz/ci-smoke.sh

@@ -65,7 +65,7 @@ fn read_doc(path: &Path) -> Doc {
             continue;
         }
         if in_code {
-            if section.starts_with("## 2.")
+            if (section.starts_with("## 2.") || section.starts_with("### 2."))
                 && let Some(bytes) = parse_hex(line)
             {
                 doc.frames.push(bytes);
@@ -409,6 +409,50 @@ fn main() {
         "roundtrip",
         "small_limits",
         &[0x00, 0x01, 0x00, 0x02, 0x06, 0x06, 0x06, 0x05, 0x03],
+    );
+
+    // ---- session: [config][op, args...]*, see fuzz_targets/session.rs.
+    // Ops: 1 = deliver n (3 bytes LE) of the peer's output, flip byte; 2 =
+    // ours to the peer; 3 = time (2 bytes of ms); 4/5 = close us/peer;
+    // 6 = our end of stream; 7 = peer sends (2 bytes); 8 = we send (2
+    // bytes); 10 = connected; 12 = write.
+    let all: &[u8] = &[0xFF, 0xFF, 0xFF, 0x00];
+    let exchange = |client: bool, mode: u8| {
+        let mut ops = vec![u8::from(client) | (mode << 1)];
+        if client {
+            ops.push(10); // TCP connected: our preamble goes out
+        }
+        ops.extend_from_slice(&[2, 1]);
+        ops.extend_from_slice(all); // preambles (and key confirmations)
+        ops.extend_from_slice(&[2, 1]);
+        ops.extend_from_slice(all);
+        ops.extend_from_slice(&[2, 7, 0x05, 0x00, 7, 0x40, 0x00, 8, 0x10, 0x00, 1]);
+        ops.extend_from_slice(all);
+        ops.extend_from_slice(&[2, 5, 1]);
+        ops.extend_from_slice(all); // the peer's Close
+        ops.extend_from_slice(&[2, 6, 3, 0xE8, 0x03]);
+        ops
+    };
+    for (name, mode) in [("plain", 0), ("aes128", 1), ("aes256", 2), ("chacha", 3)] {
+        out.write("session", &format!("client_{name}"), &exchange(true, mode));
+        out.write("session", &format!("server_{name}"), &exchange(false, mode));
+    }
+    // Heartbeat and idle timeout on, time passing in steps.
+    let mut timers = exchange(true, 1);
+    timers[0] |= 0xC0;
+    timers.extend_from_slice(&[3, 0x2C, 0x01, 12, 3, 0x84, 0x03, 2, 1]);
+    timers.extend_from_slice(all);
+    timers.extend_from_slice(&[3, 0xD0, 0x07]);
+    out.write("session", "timers", &timers);
+    out.write(
+        "session",
+        "refusal",
+        &[0x08, 2, 0, 0x03, 0x00, 1, 2, 3, 6, 3, 0xD0, 0x07],
+    );
+    out.write(
+        "session",
+        "attacker",
+        &cat(&[&[0x00, 0, 0x08, 0x00], &plain_preamble(), &[3, 0x10, 0x27]]),
     );
 
     println!("seeds written to {}", out.root.display());
