@@ -65,7 +65,15 @@ impl std::ops::Deref for Chunk {
     }
 }
 
-/// One connection's outgoing frames. See the [module docs](self).
+/// One connection's outgoing frames, sealed in order, ready for vectored
+/// writes.
+///
+/// Small frames are copied back to back into a reused buffer (a stream of
+/// small messages allocates nothing), large ones are queued as they are
+/// (shared, not copied). On a keyed link every frame is sealed as it is
+/// queued, so the sealer's counter order is the wire order; frames queued
+/// before the handshake ends are sealed, in order, when it hands over the
+/// sealer ([`start_sealing`](SendQueue::start_sealing)).
 #[derive(Default)]
 pub struct SendQueue {
     /// Frames waiting, in chunks; the first may be partly written.

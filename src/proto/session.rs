@@ -10,7 +10,7 @@
 //!  ──────                                  ───────
 //!  TCP connected ───────────────────────>  connected(now)
 //!  bytes read ─────> read_buffer/filled ─> poll_input(now) ─> Input::Message(body)
-//!  end of stream ──────────────────────>  end_of_stream(now)
+//!  end of stream ──────────────────────>  end_of_stream(), then poll_input
 //!  timer fired ────────────────────────>  handle_timeout(now)    (poll_timeout says when)
 //!  application closes ─────────────────>  close(now, data_queued)
 //!  queue written out ──────────────────>  flushed()
@@ -24,8 +24,15 @@
 //! whenever [`Session::can_send`] is true. Everything the session wants sent
 //! itself (its preamble, its key confirmation) comes from
 //! [`Session::poll_transmit`] and goes out before anything queued; the
-//! heartbeat's Ping and Pong go through the queue
-//! ([`SessionEvent::SendControl`]), so they are sealed in order with the rest.
+//! heartbeat's Ping and Pong and the closing Close frame go through the
+//! queue ([`SessionEvent::SendControl`]), so they are sealed in order with
+//! the rest.
+//!
+//! Closing (protocol version 2): the closing side queues a Close frame
+//! behind its last message, shuts down writing once it is out, and reads
+//! until the peer's Close or end of stream; the peer answers with its own
+//! Close. [`CloseReason::ClosedByPeer`] is reported only after a Close; an
+//! end of stream without one is [`ProtocolError::StreamCut`].
 //!
 //! ```
 //! use std::time::Instant;
