@@ -1,4 +1,4 @@
-//! Builds the seed's table, encodes it as one frame, and decodes it back.
+//! Builds the Lua network module's example table, encodes it as one frame, and decodes it back.
 //!
 //! Run: `cargo run --example roundtrip`
 

@@ -1,5 +1,10 @@
 //! tablenet: exchange Lua-like value tables over TCP.
 //!
+//! The API reproduces the `network` module of a Lua scripting host, in
+//! which scripts open servers and clients, send tables and poll events (the
+//! docs call it the Lua network module this API reproduces, or the Lua
+//! network module), in Rust's terms, and goes beyond it.
+//!
 //! A [`Network`] runs a background IO thread. Servers and clients made from it
 //! send [`Value`]s (usually [`Table`]s: the basic Lua types with Lua's key
 //! rules), and everything that happens comes back as [`Event`]s that your own
@@ -10,25 +15,32 @@
 //! use tablenet::{EventKind, Network, table};
 //!
 //! let net = Network::new();
-//! let server = net.server("127.0.0.1", 0, None)?; // port 0: the OS chooses
-//! let client = net.client("127.0.0.1", server.port(), None)?;
+//! let server = net.bind("localhost:0", None)?; // port 0: the OS chooses
+//! // Also ("::1", port), a SocketAddr, or net.server("127.0.0.1", port, key).
+//! let client = net.connect(("localhost", server.port()), None)?;
 //! client.wait_for_connect(Duration::from_secs(2))?;
-//! client.send(&table! { "OpCode" => 10, "Data" => "From server" }.into())?;
+//! client.send(&table! { "OpCode" => 10, "Data" => "From client" }.into())?;
 //!
-//! let mut connections = Vec::new(); // Connect hands out the owning handle: keep it
+//! // Connect hands out the owning handle of each connection: keep it, or the
+//! // connection closes when the event is dropped.
+//! let mut connections = Vec::new();
 //! 'outer: loop {
 //!     for event in net.wait_events(Duration::from_secs(5)) {
 //!         match event.kind {
 //!             EventKind::Connect { connection, .. } => connections.push(connection),
 //!             EventKind::Receive { packet, .. } => {
-//!                 assert_eq!(packet["Data"].as_str(), Some("From server"));
+//!                 assert_eq!(packet["Data"].as_str(), Some("From client"));
 //!                 break 'outer;
 //!             }
 //!             _ => {}
 //!         }
 //!     }
 //! }
-//! net.shutdown(Duration::from_secs(1));
+//! // Writes what is still queued, closes every connection cleanly, and says
+//! // what it could not deliver (dropping the last Network handle does the same,
+//! // waiting up to Config::linger).
+//! let report = net.shutdown(Duration::from_secs(1));
+//! assert!(report.is_clean());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -381,7 +381,7 @@ fn bad_arguments_fail_with_one_line() {
     let cases: &[&[&str]] = &[
         &["frobnicate"],
         &["serve", "--port", "port"],
-        &["serve", "--port", "80"],
+        &["serve", "--port", "65536"],
         &["serve", "--port"],
         &["serve", "--bind", "not-an-address"],
         &["serve", "--key", "xyz"],

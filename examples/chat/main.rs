@@ -112,8 +112,15 @@ fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
                     .parse()
                     .map_err(|_| format!("--port wants a number from 0 to 65535, not {port:?}"))?,
             };
+            let bind = options.remove("bind").unwrap_or_else(|| "127.0.0.1".into());
+            // An address of this machine, so an IP literal: no name lookup.
+            if bind.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!(
+                    "--bind wants an IP address such as 127.0.0.1 or ::1, not {bind:?}"
+                ));
+            }
             Ok(Command::Serve {
-                bind: options.remove("bind").unwrap_or_else(|| "127.0.0.1".into()),
+                bind,
                 port,
                 key: options.remove("key"),
             })

@@ -46,7 +46,7 @@ local address = server:GetAddress()
 if address:find(":", 1, true) then address = "[" .. address .. "]" end
 print(string.format("listening on %s:%d", address, server:GetPort()))
 
--- The seed's advice: keep every ClientConnection, or it closes when Lua
+-- The Lua network module's advice: keep every ClientConnection, or it closes when Lua
 -- collects it. The userdata is the same for every event of a connection, so
 -- it works as a key.
 local clients = {}

@@ -152,6 +152,7 @@ impl Driver {
             server: Some(server),
             session,
             connecting: false,
+            attempt: 0,
             counted: true,
             armed: None,
         });
@@ -193,6 +194,7 @@ impl Driver {
             server: None,
             session,
             connecting: false,
+            attempt: 0,
             counted: false,
             armed: None,
         });

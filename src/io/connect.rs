@@ -43,14 +43,13 @@ impl Driver {
                 }
             }
         };
-        let stream = match TcpStream::connect(link.peer) {
-            Ok(s) => s,
+        let (stream, attempt) = match self.connect_from(&link, 0) {
+            Ok(started) => started,
             Err(e) => {
-                self.fail_unstarted(&link, Error::io("connect", &e));
+                self.fail_unstarted(&link, e);
                 return;
             }
         };
-        self.configure(&stream);
         let stream = Arc::new(stream);
         link.lock().stream = Some(stream.clone());
         let session = Session::new(
@@ -66,6 +65,7 @@ impl Driver {
             server: None,
             session,
             connecting: true,
+            attempt,
             counted: false,
             armed: None,
         });
@@ -73,6 +73,54 @@ impl Driver {
         // always does): send the preamble now, not after a poll round for
         // the writable edge. If still connecting, this changes nothing.
         self.finish_connect(t);
+    }
+
+    /// Starts a TCP connect to the first of the link's addresses, from the
+    /// `first`-th on, that does not fail at once.
+    fn connect_from(&self, link: &Link, first: usize) -> Result<(TcpStream, usize), Error> {
+        let mut failure = Error::Closed;
+        let mut i = first;
+        while let Some(addr) = link.candidate(i) {
+            match TcpStream::connect(addr) {
+                Ok(stream) => {
+                    self.configure(&stream);
+                    return Ok((stream, i));
+                }
+                Err(e) => failure = Error::io("connect", &e),
+            }
+            i += 1;
+        }
+        Err(failure)
+    }
+
+    /// A client's connect failed: tries its next address. False when none
+    /// is left (or none could be started).
+    fn connect_next(&mut self, t: usize) -> bool {
+        let Some(io) = self.links.get(&t) else {
+            return false;
+        };
+        let (link, next) = (io.link.clone(), io.attempt + 1);
+        if link.candidate(next).is_none() {
+            return false;
+        }
+        io.deregister(self.poll.registry());
+        let Ok((stream, attempt)) = self.connect_from(&link, next) else {
+            return false;
+        };
+        let stream = Arc::new(stream);
+        link.lock().stream = Some(stream.clone());
+        let Some(io) = self.links.get_mut(&t) else {
+            return false;
+        };
+        io.stream = stream;
+        io.attempt = attempt;
+        if let Err(e) = io.register(self.poll.registry()) {
+            self.abort(t, Error::io("register", &e), true);
+            return true;
+        }
+        // Over loopback the connect may already have finished.
+        self.finish_connect(t);
+        true
     }
 
     /// A client link that never got a socket: report and mark it failed.
@@ -115,7 +163,9 @@ impl Driver {
             },
         };
         if let Some(e) = failure {
-            self.abort(t, Error::io("connect", &e), true);
+            if !self.connect_next(t) {
+                self.abort(t, Error::io("connect", &e), true);
+            }
             return;
         }
         io.connecting = false;

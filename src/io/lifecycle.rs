@@ -84,6 +84,7 @@ impl Driver {
         };
         let link = io.link.clone();
         let server = io.server.clone();
+        let attempt = io.attempt;
         let sealed = match sealer {
             Some(sealer) => link.lock().queue.start_sealing(sealer),
             None => Ok(()),
@@ -99,7 +100,9 @@ impl Driver {
                 out.state = State::Open;
             }
             if matches!(link.role, Role::Client(_)) {
-                out.peer_port = Some(link.peer.port());
+                let connected_to = link.candidate(attempt).unwrap_or(link.peer);
+                out.peer_port = Some(connected_to.port());
+                out.connected_to = Some(connected_to);
                 out.connect = ConnectStatus::Connected(link.created.elapsed());
                 link.connect_changed.notify_all();
             }
@@ -164,12 +167,16 @@ impl Driver {
         let _ = io.stream.shutdown(std::net::Shutdown::Both);
         let link = io.link.clone();
         let after = self.net.config.handshake_timeout;
+        let shutting_down = self.shutdown.is_some();
         let handshake_failure = |reason: &CloseReason| match reason {
             CloseReason::Error(e) => e.clone(),
             CloseReason::Timeout => Error::Timeout {
                 operation: "handshake",
                 after,
             },
+            // Its network shut down (the last `Network` handle was dropped,
+            // say): say so, not just "closed".
+            _ if shutting_down => Error::Shutdown,
             _ => Error::Closed,
         };
         let was_open = io.session.is_established();

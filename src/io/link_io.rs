@@ -63,6 +63,8 @@ pub(super) struct LinkIo {
     pub(super) session: Session,
     /// The TCP connect is in progress (clients).
     pub(super) connecting: bool,
+    /// Which of a client's addresses (`Link::candidate`) the stream is for.
+    pub(super) attempt: usize,
     /// Counts against its server's connection limit.
     pub(super) counted: bool,
     /// The deadline a timer is armed for.

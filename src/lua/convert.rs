@@ -314,7 +314,7 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// Lua's name for the type (as `type()` says it: integers are numbers),
-/// with the seed's words for the unsendable ones.
+/// with the Lua network module's words for the unsendable ones.
 pub(super) fn lua_type_name(value: &mlua::Value) -> &'static str {
     match value {
         mlua::Value::Integer(_) | mlua::Value::Number(_) => "number",

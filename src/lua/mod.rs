@@ -1,10 +1,10 @@
-//! The Lua binding (cargo feature `lua`): the seed's `network` table, for an
+//! The Lua binding (cargo feature `lua`): the Lua network module's `network` table, for an
 //! [mlua] state (Lua 5.4).
 //!
 //! [`register`] installs the global `network` into a state your program
 //! owns; [`create`] returns the same table without setting a global (the
 //! loadable module in `bindings/lua` returns it from `require "tablenet"`).
-//! Every call of the seed works as written there:
+//! Every call of the Lua network module works as written there:
 //!
 //! ```lua
 //! local server, result = network.Server("127.0.0.1", 0)      -- port 0: the OS chooses
@@ -42,16 +42,17 @@
 //! - Objects: one userdata per server, client and `ClientConnection`, so
 //!   `ev.Object` is the same object every time and works as a table key. A
 //!   `ClientConnection` owns its connection: when the script drops every
-//!   reference and Lua collects it, the connection closes, as the seed warns.
+//!   reference and Lua collects it, the connection closes, as the Lua network module warns.
 //! - Events: `network.PollEvents()` returns an array of event tables, oldest
-//!   first, with the seed's fields `.Event`, `.Timestamp` (seconds since the
+//!   first, with the Lua network module's fields `.Event`, `.Timestamp` (seconds since the
 //!   Unix epoch, fractional), `.Object`, `.Errors`, `.Result` and `.Packet`.
 //!
 //! `bindings/lua/README.md` documents the Lua API in full, with the
-//! extensions to the seed (`network.WaitEvents`, `network.New{options}` for
+//! extensions to the Lua network module (`network.WaitEvents`, `network.New{options}` for
 //! another network with its own [`Config`](crate::Config), `EVENT_DRAINED`,
 //! the `.Socket` and `.Server` event fields).
 
+mod args;
 mod config;
 mod convert;
 mod objects;
@@ -82,7 +83,7 @@ pub const EVENT_CLIENT_CLOSE: i64 = 5;
 /// `network.EVENT_ERROR`: something went wrong; `.Errors` says what. With a
 /// nil `.Object`, events were lost because the queue was full.
 pub const EVENT_ERROR: i64 = 6;
-/// `network.EVENT_DRAINED` (not in the seed): a send queue that refused a
+/// `network.EVENT_DRAINED` (not in the Lua network module): a send queue that refused a
 /// message because it was full has emptied; sending can resume.
 pub const EVENT_DRAINED: i64 = 7;
 
@@ -255,7 +256,7 @@ fn invalid(argument: &str, expected: &str, got: &str) -> String {
 }
 
 /// `network.Server` / `network.Client` arguments. Wrong types give the
-/// seed's `nil, "result string"` as wrong values do.
+/// Lua network module's `nil, "result string"` as wrong values do.
 fn arguments(
     lua: &Lua,
     address: &mlua::Value,
@@ -311,6 +312,14 @@ fn arguments(
         ),
         other => return Err(invalid("key", expected_key, other.type_name())),
     };
+    // The Lua API's own rules, narrower than the Rust API's.
+    args::address(&address).map_err(|e| e.to_string())?;
+    let port = if server {
+        args::server_port(port)
+    } else {
+        args::client_port(port)
+    }
+    .map_err(|e| e.to_string())?;
     Ok((address, port, key))
 }
 
@@ -362,7 +371,7 @@ fn events_table(lua: &Lua, events: Vec<Event>) -> mlua::Result<LuaTable> {
     Ok(out)
 }
 
-/// One event as the seed's table: `.Event`, `.Timestamp`, `.Object`,
+/// One event as the Lua network module's example table: `.Event`, `.Timestamp`, `.Object`,
 /// `.Errors`, and `.Result` or `.Packet` where they apply; `.Socket` (the
 /// object's socket id) and `.Server` (for a connection's events) as well.
 fn event_table(lua: &Lua, objects: &LuaTable, event: Event) -> mlua::Result<LuaTable> {

@@ -1,4 +1,4 @@
-//! The seed's three dynamic objects as Lua userdata: server, client and
+//! The Lua network module's three dynamic objects as Lua userdata: server, client and
 //! ClientConnection.
 
 use std::time::{Duration, Instant};
@@ -116,7 +116,7 @@ fn socket(id: u64) -> i64 {
     i64::try_from(id).unwrap_or(i64::MAX)
 }
 
-/// `WaitForConnect`'s timeout argument: nil means the seed's 2 s.
+/// `WaitForConnect`'s timeout argument: nil means the Lua network module's 2 s.
 fn timeout_arg(value: &mlua::Value) -> mlua::Result<Duration> {
     if value.is_nil() {
         return Ok(Duration::from_secs(2));

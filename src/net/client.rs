@@ -4,12 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::args;
 use crate::error::Error;
 use crate::shared::{ClientId, Link, SendError};
 use crate::value::Value;
 
-/// A client connection (the seed's `network.Client`). Created at once; a
+/// A client connection (the Lua network module's `network.Client`). Created at once; a
 /// [`Connected`](crate::EventKind::Connected) event reports how connecting
 /// went. Dropping it disconnects, after flushing what was queued.
 pub struct Client {
@@ -22,7 +21,7 @@ impl Client {
         ClientId(self.link.id)
     }
 
-    /// The process-unique socket id (the seed's `GetSocket()`).
+    /// The process-unique socket id (the Lua network module's `GetSocket()`).
     pub fn socket_id(&self) -> u64 {
         self.link.id
     }
@@ -32,9 +31,16 @@ impl Client {
         self.link.lock().peer_port
     }
 
-    /// The server's IP address, as text.
+    /// The server's IP address, as text: the one connected to, or before
+    /// that the first of the addresses it resolved to.
     pub fn address(&self) -> String {
-        self.link.peer.ip().to_string()
+        self.peer_addr().ip().to_string()
+    }
+
+    /// The server's address: the one connected to, or before that the first
+    /// of the addresses it resolved to (they are tried in order).
+    pub fn peer_addr(&self) -> std::net::SocketAddr {
+        self.link.lock().connected_to.unwrap_or(self.link.peer)
     }
 
     /// Queues `value` for the server. Before the connection is up, messages
@@ -55,10 +61,10 @@ impl Client {
 
     /// Blocks until connected (returning roughly how long connecting took,
     /// from the client's creation), until connecting fails, or until
-    /// `timeout` passes. The seed's default is 2 s; valid 0.25 s ..= 10 s.
+    /// `timeout` passes (any timeout; the Lua API keeps its 0.25 s ..= 10 s).
     /// Once the connection has closed it fails with [`Error::Closed`].
     pub fn wait_for_connect(&self, timeout: Duration) -> Result<Duration, Error> {
-        self.link.wait_connected(args::connect_timeout(timeout)?)
+        self.link.wait_connected(timeout)
     }
 
     /// Disconnects after flushing what was queued.
@@ -69,6 +75,15 @@ impl Client {
     /// True while connected.
     pub fn is_connected(&self) -> bool {
         self.link.is_open()
+    }
+
+    /// True while connecting or connected: false once it was disconnected,
+    /// closed, failed, or its network shut down (a `Client` does not keep its
+    /// network running: when the last [`Network`](crate::Network) handle is
+    /// dropped, its clients close, and `wait_for_connect` then fails with
+    /// [`Error::Shutdown`]).
+    pub fn is_open(&self) -> bool {
+        !self.link.net.is_shut_down() && self.link.is_starting_or_open()
     }
 
     /// Bytes queued and not yet written.

@@ -1,7 +1,7 @@
 //! The public entry points: [`Network`], [`Server`] and [`Client`], with
 //! the types they hand out (re-exported from the shared layer).
 
-mod args;
+mod addr;
 mod client;
 mod network;
 mod server;

@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::args;
+use super::addr;
 use super::client::Client;
 use super::server::Server;
 use crate::error::Error;
@@ -18,7 +18,7 @@ use crate::shared::{
     next_socket_id,
 };
 
-/// The network context (the seed's `network` module): background IO, the
+/// The network context (the Lua network module's `network` module): background IO, the
 /// event ring, and the factory for servers and clients.
 ///
 /// Cloning shares the same network. When the last clone is dropped (at the
@@ -55,7 +55,7 @@ impl Default for Network {
 
 impl Network {
     /// A network with the default [`Config`]: a 2000-event ring that
-    /// overwrites its oldest events when full, as the seed. The IO thread
+    /// overwrites its oldest events when full, as in the Lua network module. The IO thread
     /// starts with the first server or client.
     pub fn new() -> Network {
         Network::build(Config::default())
@@ -80,7 +80,7 @@ impl Network {
         &self.shared.config
     }
 
-    /// Takes every queued event, oldest first, without blocking (the seed's
+    /// Takes every queued event, oldest first, without blocking (the Lua network module's
     /// `network.PollEvents()`). Received messages up to 4 KiB are decoded
     /// here, on the calling thread; one that does not decode is an
     /// [`EventKind::Error`](crate::EventKind::Error) in its place, and its
@@ -122,15 +122,32 @@ impl Network {
         self.shared.ring.set_hook(None);
     }
 
-    /// Starts a server listening on `address:port` (the seed's
-    /// `network.Server`). `address` is an IPv4 or IPv6 literal; `port` is
-    /// 1024..=65535, or 0 to let the OS choose; `key` is `None` for plain
-    /// traffic or a hex key (32 or 64 digits) to require encryption.
+    /// Starts a server listening on `address:port` (the Lua module's
+    /// `network.Server`). `address` is a host name or an IP literal;
+    /// `port` is any port, or 0 to let the OS choose; `key` is `None` for
+    /// plain traffic or a hex key (32 or 64 digits) to require encryption.
+    /// The same as [`bind`](Self::bind) with `(address, port)`.
     pub fn server(&self, address: &str, port: u16, key: Option<&str>) -> Result<Server, Error> {
-        let ip = args::address(address)?;
-        let port = args::server_port(port)?;
+        self.bind((address.trim(), port), key)
+    }
+
+    /// Starts a server listening on `addr`: anything [`ToSocketAddrs`]
+    /// takes, such as `"localhost:4096"`, `("::1", 4096)` or a
+    /// [`SocketAddr`] (port 0 lets the OS choose). A host name that
+    /// resolves to several addresses listens on the first one that can be
+    /// bound. `key` as in [`server`](Self::server).
+    pub fn bind(&self, addr: impl ToSocketAddrs, key: Option<&str>) -> Result<Server, Error> {
+        let addrs = addr::resolve(addr)?;
         let keying = Keying::from_argument(key, &self.shared.config)?;
-        let listener = listen(SocketAddr::new(ip, port), &self.shared.config)?;
+        let mut failure = None;
+        let listener = addrs.iter().find_map(|addr| {
+            listen(*addr, &self.shared.config)
+                .map_err(|e| failure = Some(e))
+                .ok()
+        });
+        let Some(listener) = listener else {
+            return Err(failure.unwrap_or(Error::Closed));
+        };
         // Before the IO thread starts: while the process has one thread,
         // growing its descriptor table costs no RCU grace period.
         reserve_descriptors(&listener, self.shared.config.max_connections);
@@ -152,21 +169,35 @@ impl Network {
         })
     }
 
-    /// Starts connecting a client to `address:port` (the seed's
-    /// `network.Client`); returns at once. `port` is 1024..=65535.
+    /// Starts connecting a client to `address:port` (the Lua module's
+    /// `network.Client`); returns at once. `address` is a host name or an
+    /// IP literal, `port` 1..=65535. The same as [`connect`](Self::connect)
+    /// with `(address, port)`.
     pub fn client(&self, address: &str, port: u16, key: Option<&str>) -> Result<Client, Error> {
-        let ip = args::address(address)?;
-        let port = args::client_port(port)?;
+        self.connect((address.trim(), addr::client_port(port)?), key)
+    }
+
+    /// Starts connecting a client to `addr`: anything [`ToSocketAddrs`]
+    /// takes, such as `"localhost:4096"`, `("::1", 4096)` or a
+    /// [`SocketAddr`]; returns at once, and a
+    /// [`Connected`](crate::EventKind::Connected) event says how it went.
+    /// Every address a host name resolves to is tried in order until one
+    /// accepts the TCP connection. `key` as in [`server`](Self::server).
+    pub fn connect(&self, addr: impl ToSocketAddrs, key: Option<&str>) -> Result<Client, Error> {
+        let mut addrs = addr::resolve(addr)?.into_iter();
+        let first = addrs.next().ok_or(Error::Closed)?;
         let keying = Keying::from_argument(key, &self.shared.config)?;
         self.shared.ensure_running()?;
         let id = next_socket_id();
-        let link = Arc::new(Link::new(
+        let mut link = Link::new(
             id,
             Role::Client(crate::shared::ClientId(id)),
-            SocketAddr::new(ip, port),
+            first,
             keying,
             self.shared.clone(),
-        ));
+        );
+        link.fallbacks = addrs.collect();
+        let link = Arc::new(link);
         self.shared.command(Command::Connect(link.clone()));
         Ok(Client { link })
     }

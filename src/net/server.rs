@@ -11,7 +11,7 @@ use crate::value::Value;
 /// Sends to several connections closer together than this are a burst.
 const BURST_GAP: Duration = Duration::from_millis(1);
 
-/// A listening server (the seed's `network.Server`). Dropping it stops
+/// A listening server (the Lua network module's `network.Server`). Dropping it stops
 /// accepting and closes its connections, after flushing what they had queued.
 pub struct Server {
     pub(crate) shared: Arc<ServerShared>,
@@ -24,7 +24,7 @@ impl Server {
         self.shared.id
     }
 
-    /// The process-unique socket id (the seed's `GetSocket()`).
+    /// The process-unique socket id (the Lua network module's `GetSocket()`).
     pub fn socket_id(&self) -> u64 {
         self.shared.id.0
     }
@@ -42,6 +42,16 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local
+    }
+
+    /// True while the server accepts connections: false once it was
+    /// dropped... or its network shut down, which happens when the last
+    /// [`Network`](crate::Network) handle is dropped (a `Server` does not
+    /// keep its network running: keep the `Network` for as long as you use
+    /// the server, and its events come from there). Its port stays what it
+    /// was; connecting to it is refused.
+    pub fn is_open(&self) -> bool {
+        !self.net.is_shut_down()
     }
 
     /// Number of open connections.
@@ -66,7 +76,7 @@ impl Server {
     }
 
     /// Sends `value` to each listed connection; returns how many accepted it
-    /// (the seed's `server:Send`). The value is encoded once.
+    /// (the Lua network module's `server:Send`). The value is encoded once.
     pub fn send(&self, value: &Value, to: &[ConnectionId]) -> usize {
         let links: Vec<Arc<Link>> = to.iter().filter_map(|id| self.link(*id)).collect();
         self.send_to_links(value, &links)

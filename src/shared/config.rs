@@ -9,7 +9,7 @@ use crate::proto::secure::CipherSuite;
 /// What happens when the event ring is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OverflowPolicy {
-    /// The seed's behaviour: the oldest events are overwritten, and a
+    /// The Lua network module's behaviour: the oldest events are overwritten, and a
     /// [`Dropped`](crate::EventKind::Dropped) event counts them.
     #[default]
     Overwrite,
@@ -26,11 +26,11 @@ pub enum OverflowPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
-    /// Event ring slots (default 2000, as in the seed).
+    /// Event ring slots (default 2000, as in the Lua network module).
     pub event_capacity: usize,
     /// Event ring byte budget for received packets (default 64 MiB).
     pub event_bytes: usize,
-    /// What a full ring does (default: overwrite the oldest, as the seed).
+    /// What a full ring does (default: overwrite the oldest, as in the Lua network module).
     pub overflow: OverflowPolicy,
     /// Frame size and nesting limits, both directions.
     pub limits: Limits,

@@ -8,12 +8,12 @@ use super::link::{Link, Role};
 use super::send_error::SendError;
 use crate::value::Value;
 
-/// A connection accepted by a server (the seed's `ClientConnection`), handed
+/// A connection accepted by a server (the Lua network module's `ClientConnection`), handed
 /// out once by the [`Connect`](crate::EventKind::Connect) event.
 ///
 /// It **owns** the connection: clones share ownership, and when the last one
 /// is dropped the connection closes (after flushing what was queued), as the
-/// seed's object closes when garbage-collected. Keep one (for example in a
+/// Lua network module's object closes when garbage-collected. Keep one (for example in a
 /// map keyed by [`Connection::id`]) for as long as the connection should live.
 #[derive(Clone)]
 pub struct Connection(Arc<Owner>);
@@ -51,7 +51,7 @@ impl Connection {
         }
     }
 
-    /// The process-unique socket id (the seed's `GetSocket()`).
+    /// The process-unique socket id (the Lua network module's `GetSocket()`).
     pub fn socket_id(&self) -> u64 {
         self.link().id
     }

@@ -19,7 +19,7 @@ pub struct Event {
 }
 
 impl Event {
-    /// Seconds since the Unix epoch, with a fraction (the seed's `.Timestamp`).
+    /// Seconds since the Unix epoch, with a fraction (the Lua network module's `.Timestamp`).
     pub fn timestamp(&self) -> f64 {
         self.wall_time
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -39,7 +39,7 @@ pub enum Source {
 
 pub use crate::proto::session::CloseReason;
 
-/// The kinds of [`Event`]. The seed's codes are named beside each.
+/// The kinds of [`Event`]. The Lua network module's codes are named beside each.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum EventKind {
@@ -86,7 +86,7 @@ pub enum EventKind {
     Error {
         /// Which object.
         object: ObjectId,
-        /// What went wrong (its `Display` is the seed's `.Errors` text).
+        /// What went wrong (its `Display` is the Lua network module's `.Errors` text).
         error: Error,
     },
     /// The ring was full and this many of the oldest events were overwritten

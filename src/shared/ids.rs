@@ -18,7 +18,7 @@ macro_rules! id_type {
         pub struct $name(pub(crate) u64);
 
         impl $name {
-            /// The process-unique socket id (the seed's `GetSocket()`).
+            /// The process-unique socket id (the Lua network module's `GetSocket()`).
             pub fn socket_id(self) -> u64 {
                 self.0
             }

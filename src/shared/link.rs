@@ -80,6 +80,8 @@ pub(crate) struct Outgoing {
     last_direct: Option<Instant>,
     /// Port of the peer once connected (clients) or at accept.
     pub(crate) peer_port: Option<u16>,
+    /// The address a client connected to (one of its candidates).
+    pub(crate) connected_to: Option<SocketAddr>,
     pub(crate) connect: ConnectStatus,
 }
 
@@ -88,8 +90,11 @@ pub(crate) struct Link {
     /// Process-unique socket id; also the IO thread's token.
     pub(crate) id: u64,
     pub(crate) role: Role,
-    /// Peer address (a client's target; an accepted connection's peer).
+    /// Peer address (a client's first target; an accepted connection's peer).
     pub(crate) peer: SocketAddr,
+    /// A client's further targets, tried in order when connecting to the
+    /// ones before fails (a host name resolving to several addresses).
+    pub(crate) fallbacks: Vec<SocketAddr>,
     /// The key, when the connection is encrypted.
     pub(crate) keying: Option<Arc<Keying>>,
     pub(crate) out: Mutex<Outgoing>,
@@ -113,12 +118,21 @@ impl Link {
             id,
             role,
             peer,
+            fallbacks: Vec::new(),
             keying,
             out: Mutex::new(Outgoing::new()),
             connect_changed: Condvar::new(),
             received: AtomicBool::new(false),
             net,
             created: Instant::now(),
+        }
+    }
+
+    /// The `i`-th address to try: `peer`, then the fallbacks.
+    pub(crate) fn candidate(&self, i: usize) -> Option<SocketAddr> {
+        match i {
+            0 => Some(self.peer),
+            i => self.fallbacks.get(i - 1).copied(),
         }
     }
 
@@ -202,6 +216,11 @@ impl Link {
         self.out.lock().state == State::Open
     }
 
+    /// Neither closing nor closed.
+    pub(crate) fn is_starting_or_open(&self) -> bool {
+        matches!(self.out.lock().state, State::Starting | State::Open)
+    }
+
     /// Blocks until the connection attempt ends or `timeout` passes.
     pub(crate) fn wait_connected(&self, timeout: Duration) -> Result<Duration, Error> {
         let deadline = Instant::now() + timeout;
@@ -267,6 +286,7 @@ impl Outgoing {
             refused: false,
             last_direct: None,
             peer_port: None,
+            connected_to: None,
             connect: ConnectStatus::Pending,
         }
     }

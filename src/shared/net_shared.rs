@@ -163,6 +163,12 @@ impl NetShared {
         Ok(())
     }
 
+    /// The network has shut down (or is shutting down): its handles can do
+    /// nothing more.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.io.lock().shut_down
+    }
+
     /// Records what a connection abandoned during shutdown.
     pub(crate) fn record_abandoned(&self, abandoned: super::report::Abandoned) {
         self.abandoned.lock().push(abandoned);

@@ -1,8 +1,10 @@
-//! Validation of the seed's arguments: addresses, ports, keys, timeouts.
-//! Every error names the argument and its valid range.
+//! The Lua API's own argument rules, which the Lua network module this API
+//! reproduces documents: an IP literal, ports 1024..=65535 (0 lets a server
+//! choose), `WaitForConnect` between 0.25 and 10 s. The Rust API is wider
+//! (host names, any port, any timeout); scripts keep these rules and their
+//! messages. Every error names the argument and its valid range.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use crate::error::Error;
 
@@ -40,25 +42,12 @@ pub(crate) fn client_port(port: u16) -> Result<u16, Error> {
     }
 }
 
-/// `wait_for_connect`'s timeout: 0.25 s ..= 10 s, as the seed.
-pub(crate) fn connect_timeout(timeout: Duration) -> Result<Duration, Error> {
-    if (Duration::from_millis(250)..=Duration::from_secs(10)).contains(&timeout) {
-        Ok(timeout)
-    } else {
-        Err(Error::InvalidArgument {
-            argument: "timeout",
-            expected: "0.25 s ..= 10 s",
-            got: format!("{timeout:?}"),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn ranges_are_the_seeds() {
+    fn ranges_are_the_lua_apis() {
         assert!(address("127.0.0.1").is_ok());
         assert!(address("::1").is_ok());
         assert!(
@@ -76,8 +65,5 @@ mod tests {
         );
         assert!(client_port(0).is_err());
         assert!(client_port(1024).is_ok());
-        assert!(connect_timeout(Duration::from_millis(249)).is_err());
-        assert!(connect_timeout(Duration::from_secs(10)).is_ok());
-        assert!(connect_timeout(Duration::from_millis(10_001)).is_err());
     }
 }
