@@ -68,7 +68,11 @@ impl Server {
         self.shared.conns.lock().get(&id).cloned()
     }
 
-    /// Sends `value` to one connection.
+    /// Queues `value` for one connection. Success means queued, not
+    /// delivered. Refused, with nothing queued, when the connection is gone
+    /// or closing ([`SendError::Closed`]), its queue is full
+    /// ([`SendError::QueueFull`]: wait for [`Drained`](crate::EventKind::Drained)),
+    /// or the value cannot be sent (too large, too deep, not a table value).
     pub fn send_to(&self, id: ConnectionId, value: &Value) -> Result<(), SendError> {
         let link = self.link(id).ok_or(SendError::Closed)?;
         self.net
@@ -77,13 +81,17 @@ impl Server {
 
     /// Sends `value` to each listed connection; returns how many accepted it
     /// (the Lua network module's `server:Send`). The value is encoded once.
+    /// A connection that refuses (gone, closing, or its queue full: see
+    /// [`send_to`](Self::send_to)) gets nothing and is not counted; the
+    /// count is all that says so.
     pub fn send(&self, value: &Value, to: &[ConnectionId]) -> usize {
         let links: Vec<Arc<Link>> = to.iter().filter_map(|id| self.link(*id)).collect();
         self.send_to_links(value, &links)
     }
 
     /// Sends `value` to every open connection; returns how many accepted it.
-    /// The value is encoded once for all of them.
+    /// The value is encoded once for all of them. Connections that refuse
+    /// (closing, or their queue full) get nothing and are not counted.
     pub fn broadcast(&self, value: &Value) -> usize {
         let links: Vec<Arc<Link>> = self.shared.conns.lock().values().cloned().collect();
         self.send_to_links(value, &links)
