@@ -256,26 +256,10 @@ impl FrameDecoder {
     /// prefix and its payload, mutable so a sealed payload can be opened in
     /// place. For encrypted connections, whose payload is ciphertext.
     pub fn next_raw_frame(&mut self) -> Result<Option<RawFrame<'_>>, Error> {
-        let pending = self.pending();
-        let Some(prefix) = pending.first_chunk::<LENGTH_PREFIX>().copied() else {
+        let Some((prefix, range)) = self.next_raw_frame_at()? else {
             return Ok(None);
         };
-        let len = u32::from_le_bytes(prefix) as usize;
-        if len > self.max_frame_size {
-            return Err(Error::FrameTooLarge {
-                size: len as u64,
-                limit: self.max_frame_size,
-            });
-        }
-        if pending.len() < LENGTH_PREFIX + len {
-            return Ok(None);
-        }
-        let at = self.start + LENGTH_PREFIX;
-        self.start = at + len;
-        Ok(self
-            .buf
-            .get_mut(at..at + len)
-            .map(|payload| (prefix, payload)))
+        Ok(Some((prefix, self.get_mut(range))))
     }
 
     /// Like [`next_raw_frame`](Self::next_raw_frame), but gives where the
