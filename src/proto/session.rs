@@ -169,8 +169,10 @@ pub enum SessionEvent {
     /// peer that does not read will be noticed by its silence), never a
     /// Close, and nothing may be queued after a Close.
     SendControl(FrameKind),
-    /// Closing, and everything queued has been written: shut down writing,
-    /// then keep reading until the peer's end of stream (or the linger).
+    /// Closing, and everything queued, our Close included, has been
+    /// written: shut down writing, then keep reading (what arrives is
+    /// discarded) until the session closes: at the peer's Close or end of
+    /// stream, or when the linger runs out.
     ShutdownWrite,
     /// The session is over; nothing more will come from it. `error` is the
     /// error to report for it, if any (for a timeout, which limit passed).
@@ -204,7 +206,9 @@ enum Phase {
     Confirm,
     /// Usable.
     Open,
-    /// Closing locally: flushing, then waiting for the peer's end of stream.
+    /// Closing (ours, or answering the peer's Close): our Close is queued
+    /// behind what was; flushing, then waiting for the peer's Close or end
+    /// of stream. A refusal session is here from the start.
     Closing,
     /// Over.
     Closed,
@@ -434,12 +438,11 @@ impl Session {
 
     /// The wire size of the next frame if it has fully arrived and the
     /// session is open, else 0: what a driver checks against its room before
-    /// taking the next message.
+    /// taking the next message. (A closing session discards what arrives,
+    /// so it never needs room.)
     pub fn next_frame_len(&self) -> usize {
         match self.phase {
-            Phase::Open | Phase::Closing if self.established => {
-                self.decoder.next_frame_len().unwrap_or(0)
-            }
+            Phase::Open => self.decoder.next_frame_len().unwrap_or(0),
             _ => 0,
         }
     }
