@@ -1259,6 +1259,7 @@ fn ring_overflow_overwrite_reports_the_exact_drop_count() {
     // good client meanwhile.
     let mut cfg = Config::default();
     cfg.event_capacity = CAPACITY;
+    cfg.overflow = OverflowPolicy::Overwrite; // what is tested (Rust's default is lossless)
     let vnet = Network::with_config(cfg).unwrap();
     let victim = vnet.server("127.0.0.1", 0, None).unwrap();
     let fnet = Network::new();

@@ -320,6 +320,7 @@ fn a_full_send_queue_refuses_and_drained_follows() {
 fn an_overwritten_ring_reports_lost_events() {
     let mut config = Config::default();
     config.event_capacity = 8;
+    config.overflow = tablenet::OverflowPolicy::Overwrite; // what is tested
     let lua = Lua::new();
     tablenet::lua::register_with(&lua, Network::with_config(config).expect("config"))
         .expect("register");

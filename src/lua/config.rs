@@ -16,7 +16,7 @@ const OPTIONS: &str = "Lossless, InlineIo, NoDelay, EventCapacity, EventBytes, S
 /// silently leaves a default in place. Ranges are checked later by
 /// `Network::with_config`.
 pub(super) fn from_lua(options: &LuaValue) -> Result<Config, String> {
-    let mut config = Config::default();
+    let mut config = super::lua_config();
     let table = match options {
         LuaValue::Nil => return Ok(config),
         LuaValue::Table(t) => t,

@@ -105,14 +105,28 @@ pub fn register_with(lua: &Lua, network: Network) -> mlua::Result<()> {
     lua.globals().set("network", table)
 }
 
-/// The `network` table of this state, built on a [`Network::new`] the
+/// The `network` table of this state, built on a network with the Lua
+/// binding's defaults (an overwriting ring: see `lua_config`) the
 /// first time: later calls return the same table, so a state has one
 /// network.
 pub fn create(lua: &Lua) -> mlua::Result<LuaTable> {
     if let Some(table) = lua.named_registry_value::<Option<LuaTable>>(NETWORK_KEY)? {
         return Ok(table);
     }
-    create_with(lua, Network::new())
+    // A fresh default config validates.
+    let network =
+        Network::with_config(lua_config()).map_err(|e| mlua::Error::RuntimeError(e.to_string()))?;
+    create_with(lua, network)
+}
+
+/// The Lua binding's defaults: Rust's, but the ring overwrites its oldest
+/// events when full, as the Lua network module documents for
+/// `network.PollEvents()` (`network.New{Lossless = true}` chooses otherwise).
+pub(crate) fn lua_config() -> crate::Config {
+    crate::Config {
+        overflow: crate::OverflowPolicy::Overwrite,
+        ..crate::Config::default()
+    }
 }
 
 /// Builds the `network` table on `network` (to choose its [`Config`](crate::Config),

@@ -54,9 +54,12 @@ impl Default for Network {
 }
 
 impl Network {
-    /// A network with the default [`Config`]: a 2000-event ring that
-    /// overwrites its oldest events when full, as in the Lua network module. The IO thread
-    /// starts with the first server or client.
+    /// A network with the default [`Config`]: a lossless 2000-event ring
+    /// (while it is full, the IO thread stops reading, so TCP slows the
+    /// senders down; nothing is dropped). Choose
+    /// [`OverflowPolicy::Overwrite`](crate::OverflowPolicy::Overwrite) for
+    /// the Lua network module's overwriting ring. The IO thread starts with
+    /// the first server or client.
     pub fn new() -> Network {
         Network::build(Config::default())
     }

@@ -9,14 +9,17 @@ use crate::proto::secure::CipherSuite;
 /// What happens when the event ring is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OverflowPolicy {
-    /// The Lua network module's behaviour: the oldest events are overwritten, and a
-    /// [`Dropped`](crate::EventKind::Dropped) event counts them.
-    #[default]
+    /// The Lua network module's behaviour (the Lua binding's default): the
+    /// oldest events are overwritten, and a
+    /// [`Dropped`](crate::EventKind::Dropped) event counts them. It turns
+    /// TCP into a lossy channel when the application falls behind.
     Overwrite,
-    /// Nothing is lost: while the ring is full the IO thread stops reading
-    /// sockets (TCP flow control slows the senders) and stops accepting;
-    /// connect, close and error events of known connections are held until
-    /// there is room.
+    /// The default in Rust. Nothing is lost: while the ring is full the IO
+    /// thread stops reading sockets (TCP flow control slows the senders,
+    /// whose sends then meet `QueueFull`) and stops accepting; connect,
+    /// close and error events of known connections are held until there is
+    /// room.
+    #[default]
     Lossless,
 }
 
@@ -30,7 +33,9 @@ pub struct Config {
     pub event_capacity: usize,
     /// Event ring byte budget for received packets (default 64 MiB).
     pub event_bytes: usize,
-    /// What a full ring does (default: overwrite the oldest, as in the Lua network module).
+    /// What a full ring does (default: lossless, the IO thread stops reading
+    /// until the application takes events; the Lua binding overwrites the
+    /// oldest, as the Lua network module does).
     pub overflow: OverflowPolicy,
     /// Frame size and nesting limits, both directions.
     pub limits: Limits,
@@ -93,7 +98,7 @@ impl Default for Config {
         Config {
             event_capacity: 2000,
             event_bytes: 64 * 1024 * 1024,
-            overflow: OverflowPolicy::Overwrite,
+            overflow: OverflowPolicy::Lossless,
             limits: Limits::default(),
             send_queue_bytes: 8 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
