@@ -18,7 +18,7 @@ use crate::shared::{
     next_socket_id,
 };
 
-/// The network context (the Lua network module's `network` module): background IO, the
+/// The network context (the Lua network module's `network` table): background IO, the
 /// event ring, and the factory for servers and clients.
 ///
 /// Cloning shares the same network. When the last clone is dropped (at the
@@ -125,7 +125,7 @@ impl Network {
         self.shared.ring.set_hook(None);
     }
 
-    /// Starts a server listening on `address:port` (the Lua module's
+    /// Starts a server listening on `address:port` (the Lua network module's
     /// `network.Server`). `address` is a host name or an IP literal;
     /// `port` is any port, or 0 to let the OS choose; `key` is `None` for
     /// plain traffic or a hex key (32 or 64 digits) to require encryption.
@@ -172,7 +172,7 @@ impl Network {
         })
     }
 
-    /// Starts connecting a client to `address:port` (the Lua module's
+    /// Starts connecting a client to `address:port` (the Lua network module's
     /// `network.Client`); returns at once. `address` is a host name or an
     /// IP literal, `port` 1..=65535. The same as [`connect`](Self::connect)
     /// with `(address, port)`.
