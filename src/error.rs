@@ -90,6 +90,35 @@ impl From<crate::proto::secure::SecureError> for Error {
     }
 }
 
+/// Longest peer-supplied text an error repeats, in bytes (before escaping).
+pub(crate) const PEER_TEXT_MAX: usize = 128;
+
+/// Peer-supplied bytes made inert for an error message or a log line:
+/// control characters (ESC, BEL, newlines...) and invalid UTF-8 are escaped,
+/// and the text is cut after [`PEER_TEXT_MAX`] bytes with a note of how
+/// much was left out, so a peer can neither forge log lines nor make huge
+/// ones.
+pub(crate) fn inert(bytes: &[u8]) -> String {
+    let shown = bytes.get(..PEER_TEXT_MAX).unwrap_or(bytes);
+    let mut out = String::with_capacity(shown.len() + 16);
+    for chunk in shown.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() || c == '\u{7f}' {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    if bytes.len() > shown.len() {
+        out.push_str(&format!("... ({} more bytes)", bytes.len() - shown.len()));
+    }
+    out
+}
+
 impl Error {
     /// Wraps an OS error, naming the operation that failed.
     pub(crate) fn io(operation: &'static str, e: &std::io::Error) -> Error {
@@ -172,7 +201,8 @@ pub enum ProtocolError {
     /// A table on the wire sets the same key twice.
     #[error("table sets the key {key} twice")]
     DuplicateKey {
-        /// The key, as Lua-like text.
+        /// The key, as Lua-like text, made inert (control characters
+        /// escaped, at most 128 bytes shown).
         key: String,
     },
     /// The value encoding ended before the frame did.
@@ -197,7 +227,8 @@ pub enum ProtocolError {
         peer: &'static str,
     },
     /// The peer refused the connection and said why (for example a server at
-    /// its connection limit).
+    /// its connection limit). The reason is the peer's text made inert:
+    /// control characters escaped, at most 128 bytes shown.
     #[error("the {peer} refused the connection: {reason}")]
     Refused {
         /// `"server"` or `"client"`: who refused.
@@ -205,6 +236,10 @@ pub enum ProtocolError {
         /// The reason it gave.
         reason: String,
     },
+    /// A client sent a refusal preamble: only a server refuses (its text is
+    /// not repeated).
+    #[error("the client sent a refusal preamble, which only a server may send")]
+    RefusalFromClient,
     /// The peer closed the connection before the preamble exchange finished.
     #[error("the peer closed the connection during the handshake")]
     ClosedDuringHandshake,

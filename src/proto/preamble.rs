@@ -70,10 +70,11 @@ impl Preamble {
         self.flags & FLAG_ENCRYPTED != 0
     }
 
-    /// The reason, when the sender refuses the connection.
+    /// The reason, when the sender refuses the connection: the peer's text
+    /// made inert (control characters and invalid UTF-8 escaped, at most
+    /// 128 bytes shown), safe to print.
     pub fn refused(&self) -> Option<String> {
-        (self.flags & FLAG_REFUSED != 0)
-            .then(|| String::from_utf8_lossy(&self.extension).into_owned())
+        (self.flags & FLAG_REFUSED != 0).then(|| crate::error::inert(&self.extension))
     }
 
     /// Appends the preamble's bytes to `out`.

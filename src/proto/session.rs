@@ -476,6 +476,9 @@ impl Session {
             Err(e) => return self.fail(e),
         };
         self.last_rx = now;
+        if preamble.refused().is_some() && self.role == Role::Server {
+            return self.fail(ProtocolError::RefusalFromClient.into());
+        }
         if let Some(reason) = preamble.refused() {
             return self.fail(ProtocolError::Refused { peer, reason }.into());
         }

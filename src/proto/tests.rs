@@ -741,11 +741,23 @@ fn plain_preamble_ext_is_skipped_and_refusal_wins_over_the_key_bit() {
     }
     assert_eq!(got, Some(Value::Integer(7)));
 
+    // Flags 03 from a server: a refusal, whatever bit 0 says.
+    let mut client = Session::new(Role::Client, &config, None, now);
+    client.connected(now);
+    let (opened, error) = session_reads(client, b"TBLN\x02\x03\x02\x00no", now);
+    assert!(!opened);
+    assert_eq!(
+        error.as_deref(),
+        Some("protocol violation: the server refused the connection: no")
+    );
+    // Only a server refuses; a client's refusal is a violation, unrepeated.
     let (opened, error) = session_reads(plain(), b"TBLN\x02\x03\x02\x00no", now);
     assert!(!opened);
     assert_eq!(
         error.as_deref(),
-        Some("protocol violation: the client refused the connection: no")
+        Some(
+            "protocol violation: the client sent a refusal preamble, which only a server may send"
+        )
     );
 }
 

@@ -491,7 +491,7 @@ impl<'de> Visitor<'de> for HashPart<'_, '_> {
                 self.table.insert_new(key, value).err()
             };
             if let Some(key) = duplicate {
-                let key = key.to_string();
+                let key = crate::error::inert(key.to_string().as_bytes());
                 return Err(self.ctx.fail(ProtocolError::DuplicateKey { key }.into()));
             }
         }

@@ -476,3 +476,50 @@ fn a_frame_over_the_limit_is_refused_before_it_arrives() {
         }
     );
 }
+
+#[test]
+fn peer_text_is_inert_and_a_client_may_not_refuse() {
+    // A server's refusal with escape codes and a forged second line: shown
+    // escaped, never raw.
+    let now = Instant::now();
+    let config = SessionConfig::default();
+    let mut client = End::new(Role::Client, &config, None, now);
+    client.session.connected(now);
+    let _ = client.output();
+    let mut refusal = Vec::new();
+    crate::proto::Preamble {
+        version: crate::proto::VERSION,
+        flags: crate::proto::FLAG_REFUSED,
+        extension: b"full\x1b[31m\n* alice left\x07".to_vec(),
+    }
+    .encode(&mut refusal)
+    .unwrap();
+    client.input(&refusal, now);
+    let text = error_of(&client).to_string();
+    assert!(!text.chars().any(char::is_control), "{text:?}");
+    assert!(
+        text.ends_with(r"full\u{1b}[31m\n* alice left\u{7}"),
+        "{text}"
+    );
+
+    // A client that sends a refusal: a protocol violation, its text unrepeated.
+    let mut server = End::new(Role::Server, &config, None, now);
+    server.input(&refusal, now);
+    assert_eq!(
+        error_of(&server),
+        Error::Protocol(ProtocolError::RefusalFromClient)
+    );
+}
+
+#[test]
+fn peer_text_is_capped() {
+    let key = vec![b'k'; 2 * 1024 * 1024];
+    let shown = crate::error::inert(&key);
+    assert!(shown.len() < 200, "{} bytes", shown.len());
+    assert!(shown.ends_with(&format!("... ({} more bytes)", key.len() - 128)));
+    // Invalid UTF-8 is escaped byte by byte, valid text kept.
+    assert_eq!(
+        crate::error::inert(b"ok \xff\xfe \xc3\xa9"),
+        r"ok \xff\xfe é"
+    );
+}
