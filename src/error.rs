@@ -211,6 +211,14 @@ pub enum ProtocolError {
         /// How many bytes were not part of the value.
         count: usize,
     },
+    /// A message would take more memory once decoded than this side can
+    /// give it (its memory budget's free part): a dense frame of tiny
+    /// elements decodes to dozens of times its size.
+    #[error("message would take more than {limit} bytes of memory once decoded")]
+    DecodedTooLarge {
+        /// The bytes it could have taken.
+        limit: usize,
+    },
     /// The value encoding is malformed (truncated, a bad tag, a bad varint...).
     #[error("malformed value: {0}")]
     Malformed(String),

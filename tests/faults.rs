@@ -1260,6 +1260,9 @@ fn ring_overflow_overwrite_reports_the_exact_drop_count() {
     let mut cfg = Config::default();
     cfg.event_capacity = CAPACITY;
     cfg.overflow = OverflowPolicy::Overwrite; // what is tested (Rust's default is lossless)
+    // No per-connection share: the one flooder may overwrite the whole ring
+    // (with a share it would be paused instead; tests/pressure.rs).
+    cfg.connection_events = usize::MAX;
     let vnet = Network::with_config(cfg).unwrap();
     let victim = vnet.server("127.0.0.1", 0, None).unwrap();
     let fnet = Network::new();

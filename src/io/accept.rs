@@ -11,7 +11,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 
 use super::driver::Driver;
-use super::link_io::{LinkIo, ListenerIo, token};
+use super::link_io::{Held, LinkIo, ListenerIo, token};
 use crate::error::Error;
 use crate::proto::secure::{Handshake, Role as SecureRole};
 use crate::proto::session::Session;
@@ -155,6 +155,8 @@ impl Driver {
             attempt: 0,
             counted: true,
             armed: None,
+            held: Held::default(),
+            charged: 0,
         });
     }
 
@@ -197,6 +199,8 @@ impl Driver {
             attempt: 0,
             counted: false,
             armed: None,
+            held: Held::default(),
+            charged: 0,
         });
     }
 

@@ -8,7 +8,7 @@ use mio::net::TcpStream;
 use socket2::{SockRef, TcpKeepalive};
 
 use super::driver::Driver;
-use super::link_io::{LinkIo, token};
+use super::link_io::{Held, LinkIo, token};
 use crate::error::Error;
 use crate::proto::secure::{Handshake, Role as SecureRole};
 use crate::proto::session::Session;
@@ -68,6 +68,8 @@ impl Driver {
             attempt,
             counted: false,
             armed: None,
+            held: Held::default(),
+            charged: 0,
         });
         // The TCP handshake often completes within connect (over loopback it
         // always does): send the preamble now, not after a poll round for

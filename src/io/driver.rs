@@ -40,8 +40,19 @@ pub(super) struct Driver {
     pub(super) room: usize,
     pub(super) room_bytes: usize,
     pub(super) shutdown: Option<Instant>,
-    /// Received message bodies, copied back to back (see `Incoming::Raw`).
+    /// Received message bodies, copied back to back (see `body_bytes`).
     pub(super) batch: BytesMut,
+    /// Packet bytes in `pending`: charged to the budget once in the ring.
+    pub(super) pending_bytes: usize,
+    /// Receive-buffer memory beyond 64 KiB per link, summed over links
+    /// (at most half the budget).
+    pub(super) large_buffers: usize,
+    /// A link is paused for want of memory budget.
+    pub(super) budget_waiting: bool,
+    /// Memory was freed while a link waited for it: resume after this round.
+    pub(super) resume_soon: bool,
+    /// Per-connection share of the ring: events and packet bytes.
+    pub(super) quota: (usize, usize),
 }
 
 impl Reactor for Driver {
@@ -57,7 +68,14 @@ impl Driver {
             .with_handshake_timeout(config.handshake_timeout)
             .with_linger(config.linger)
             .with_heartbeat(config.heartbeat)
-            .with_idle_timeout(config.idle_timeout);
+            .with_idle_timeout(config.idle_timeout)
+            .with_frame_timeout(config.frame_timeout);
+        // The byte share is the same fraction of the ring as the event share.
+        let share = config.connection_events;
+        let quota_bytes = (config.event_bytes as u128 * share as u128
+            / config.event_capacity.max(1) as u128)
+            .min(usize::MAX as u128) as usize;
+        let quota = (share, quota_bytes);
         Driver {
             poll,
             events: Some(Events::with_capacity(1024)),
@@ -74,6 +92,11 @@ impl Driver {
             room_bytes: 0,
             shutdown: None,
             batch: BytesMut::new(),
+            pending_bytes: 0,
+            large_buffers: 0,
+            budget_waiting: false,
+            resume_soon: false,
+            quota,
         }
     }
 
@@ -126,6 +149,9 @@ impl Driver {
         self.events = Some(events);
         self.continue_reads();
         self.fire_timers();
+        if std::mem::take(&mut self.resume_soon) {
+            self.resume();
+        }
         self.flush_events();
         true
     }
@@ -148,6 +174,7 @@ impl Driver {
     pub(super) fn flush_events(&mut self) {
         if !self.pending.is_empty() {
             self.net.ring.push(self.pending.drain(..));
+            self.pending_bytes = 0;
         }
     }
 
@@ -170,7 +197,14 @@ impl Driver {
 
     fn resume(&mut self) {
         self.room = 0;
+        self.budget_waiting = false;
+        let now = Instant::now();
         for t in std::mem::take(&mut self.paused_links) {
+            if let Some(io) = self.links.get_mut(&t) {
+                io.session.resume_reading(now);
+                // Its timers may have moved: arm for the new deadline.
+                self.arm(t);
+            }
             self.more_to_read.push_back(t);
         }
         if std::mem::take(&mut self.paused_accept) {

@@ -163,6 +163,7 @@ impl Driver {
         let Some(io) = self.links.remove(&t) else {
             return;
         };
+        self.account_buffer(io.charged, 0);
         io.deregister(self.poll.registry());
         let _ = io.stream.shutdown(std::net::Shutdown::Both);
         let link = io.link.clone();

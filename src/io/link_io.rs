@@ -11,46 +11,39 @@ use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-use crate::error::Error;
 use crate::proto::session::Session;
-use crate::proto::{Limits, decode_value};
 use crate::shared::{Link, ServerShared};
-use crate::value::Value;
 
-/// A received application message, as the IO thread hands it on.
-pub(super) enum Incoming {
-    /// Decoded here (a large one).
-    Message(Value),
-    /// Its body, to be decoded by the thread that takes it out of the ring.
-    Raw(Bytes),
-}
-
-/// Bodies up to this size are decoded by the application's thread; larger
-/// ones (few, and mostly bulk bytes, a copy either way) here, which spares
-/// copying them once more into the batch buffer.
-const DEFER_DECODE_MAX: usize = 4 * 1024;
+/// Bodies up to this size are copied into the shared batch buffer; larger
+/// ones get a buffer of their own.
+const BATCH_MAX: usize = 4 * 1024;
 
 /// Size of the buffers that small bodies are copied into, back to back.
 const BATCH_BYTES: usize = 16 * 1024;
 
-impl Incoming {
-    /// A message body: copied into `batch` when small (one allocation per
-    /// batch buffer, shared by its bodies: the application's thread frees
-    /// it with the last of them), decoded here when large.
-    pub(super) fn of(
-        body: &[u8],
-        limits: &Limits,
-        batch: &mut BytesMut,
-    ) -> Result<Incoming, Error> {
-        if body.len() > DEFER_DECODE_MAX {
-            return Ok(Incoming::Message(decode_value(body, limits)?));
-        }
-        if batch.capacity() < body.len() {
-            *batch = BytesMut::with_capacity(BATCH_BYTES);
-        }
-        batch.extend_from_slice(body);
-        Ok(Incoming::Raw(batch.split().freeze()))
+/// A received message body, copied out of the receive buffer for the ring.
+/// Small bodies share a batch buffer (one allocation for many, which the
+/// application's thread frees with the last of them). Nothing is decoded
+/// here: the thread that takes the message decodes it, so one large or
+/// dense message never holds up other connections' traffic or heartbeats.
+pub(super) fn body_bytes(body: &[u8], batch: &mut BytesMut) -> Bytes {
+    if body.len() > BATCH_MAX {
+        return Bytes::copy_from_slice(body);
     }
+    if batch.capacity() < body.len() {
+        *batch = BytesMut::with_capacity(BATCH_BYTES);
+    }
+    batch.extend_from_slice(body);
+    batch.split().freeze()
+}
+
+/// What a link added to the ring since the ring's `epoch` (every take
+/// empties the ring): what its quota is checked against.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Held {
+    pub(super) epoch: u64,
+    pub(super) events: usize,
+    pub(super) bytes: usize,
 }
 
 /// One connection as the IO thread drives it: the socket, the shared link,
@@ -69,6 +62,10 @@ pub(super) struct LinkIo {
     pub(super) counted: bool,
     /// The deadline a timer is armed for.
     pub(super) armed: Option<Instant>,
+    /// What it holds in the ring (its quota).
+    pub(super) held: Held,
+    /// Receive-buffer memory charged to the network's budget.
+    pub(super) charged: usize,
 }
 
 impl LinkIo {

@@ -6,13 +6,17 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::driver::Driver;
-use super::link_io::Incoming;
+use super::link_io::{Held, body_bytes};
 use crate::error::Error;
 use crate::proto::session::Input;
 use crate::shared::{EventKind, Flushed, Pending, Role, Source};
 
 /// Bytes read from one link before the others get a turn.
 const READ_BUDGET: usize = 256 * 1024;
+
+/// Receive-buffer memory a link may hold without counting as a large
+/// partial frame: together, the larger ones hold at most half the budget.
+const SMALL_BUFFER: usize = 64 * 1024;
 
 impl Driver {
     /// `closed`: the peer's end of stream (or an error) was announced, so
@@ -91,13 +95,26 @@ impl Driver {
         }
         let mut total = 0;
         loop {
+            let allowance = self.growth_allowance(t);
             let Some(io) = self.links.get_mut(&t) else {
                 return;
             };
             let stream = io.stream.clone();
-            let buf = io.session.read_buffer();
+            let Some(buf) = io.session.read_buffer_within(allowance) else {
+                // No memory budget for more of this link: wait until the
+                // application takes events or other links free memory.
+                self.budget_waiting = true;
+                self.net.ring.resume_at_next_take();
+                self.pause_link(t);
+                return;
+            };
             let offered = buf.len();
-            match (&*stream).read(buf) {
+            let result = (&*stream).read(buf);
+            self.settle(t);
+            let Some(io) = self.links.get_mut(&t) else {
+                return;
+            };
+            match result {
                 Ok(0) => {
                     io.session.end_of_stream();
                     self.process(t);
@@ -110,9 +127,7 @@ impl Driver {
                         return; // paused or closed
                     }
                     if n < offered && !to_end {
-                        if let Some(io) = self.links.get_mut(&t) {
-                            io.session.release_idle_memory();
-                        }
+                        self.release_idle_memory(t);
                         return;
                     }
                     if total >= READ_BUDGET {
@@ -121,7 +136,7 @@ impl Driver {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    io.session.release_idle_memory();
+                    self.release_idle_memory(t);
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -133,13 +148,102 @@ impl Driver {
         }
     }
 
+    /// How much the link's receive buffer may grow now: what the budget has
+    /// free, and beyond the link's first 64 KiB, what is left of the half
+    /// that large partial frames may hold together.
+    fn growth_allowance(&self, t: usize) -> usize {
+        let Some(io) = self.links.get(&t) else {
+            return 0;
+        };
+        let budget = &self.net.budget;
+        let small = SMALL_BUFFER.saturating_sub(io.charged);
+        let large = (budget.limit() / 2).saturating_sub(self.large_buffers);
+        budget
+            .free()
+            .saturating_sub(self.pending_bytes)
+            .min(small.saturating_add(large))
+    }
+
+    /// Frees an empty receive buffer (an idle link holds none).
+    fn release_idle_memory(&mut self, t: usize) {
+        if let Some(io) = self.links.get_mut(&t) {
+            io.session.release_idle_memory();
+        }
+        self.settle(t);
+    }
+
+    /// Brings the budget's count of the link's receive buffer up to date.
+    pub(super) fn settle(&mut self, t: usize) {
+        let Some(io) = self.links.get_mut(&t) else {
+            return;
+        };
+        let (before, after) = (io.charged, io.session.receive_memory());
+        io.charged = after;
+        self.account_buffer(before, after);
+    }
+
+    /// A receive buffer went from `before` to `after` bytes.
+    pub(super) fn account_buffer(&mut self, before: usize, after: usize) {
+        let large = |n: usize| n.saturating_sub(SMALL_BUFFER);
+        self.large_buffers = (self.large_buffers + large(after)).saturating_sub(large(before));
+        if after >= before {
+            self.net.budget.charge(after - before);
+        } else {
+            self.net.budget.release(before - after);
+            // Links waiting for memory may fit now.
+            self.resume_soon |= self.budget_waiting;
+        }
+    }
+
+    /// Stops reading a link until [`resume`](Driver::resume): its session's
+    /// timers stand still meanwhile (the wait is ours, not the peer's).
+    pub(super) fn pause_link(&mut self, t: usize) {
+        if let Some(io) = self.links.get_mut(&t) {
+            io.session.pause_reading(Instant::now());
+            self.paused_links.push(t);
+        }
+    }
+
+    /// True when the link may add a message of `size` bytes to the ring:
+    /// within its share, or the ring has room to spare. Otherwise the ring
+    /// resumes us at its next take.
+    fn within_quota(&mut self, t: usize, size: usize) -> bool {
+        let epoch = self.net.ring.epoch();
+        let (quota_events, quota_bytes) = self.quota;
+        let Some(io) = self.links.get_mut(&t) else {
+            return false;
+        };
+        if io.held.epoch != epoch {
+            io.held = Held {
+                epoch,
+                ..Held::default()
+            };
+        }
+        let held = io.held;
+        if held.events == 0 || (held.events < quota_events && held.bytes + size <= quota_bytes) {
+            return true;
+        }
+        // Over its share: the ring decides, counting what we hold back.
+        self.flush_events();
+        if self.net.ring.quota_pause(epoch) {
+            return false;
+        }
+        // The ring has room to spare: another share before asking again.
+        if let Some(io) = self.links.get_mut(&t) {
+            io.held = Held {
+                epoch,
+                ..Held::default()
+            };
+        }
+        true
+    }
+
     /// Lets the session handle what is buffered, putting messages into the
     /// ring. False when the link closed or was paused (stop reading it).
     fn process(&mut self, t: usize) -> bool {
         // One clock read per batch of bytes: the frames in it were all seen
         // now (stamps their events and the heartbeat's last sign of life).
         let seen = Instant::now();
-        let limits = self.net.config.limits;
         // Per batch, not per frame: the link handle and who messages are from.
         let Some(link) = self.links.get(&t).map(|io| io.link.clone()) else {
             return false;
@@ -156,14 +260,22 @@ impl Driver {
             // Check for room before taking the frame out, so a paused link
             // keeps it buffered.
             let size = io.session.next_frame_len();
-            if size > 0 && !self.has_room(size) {
-                self.paused_links.push(t);
-                return false;
+            if size > 0 {
+                if !self.has_room(size) || !self.within_quota(t, size) {
+                    self.pause_link(t);
+                    return false;
+                }
+                if self.net.budget.free().saturating_sub(self.pending_bytes) < size {
+                    self.budget_waiting = true;
+                    self.net.ring.resume_at_next_take();
+                    self.pause_link(t);
+                    return false;
+                }
             }
             let Some(io) = self.links.get_mut(&t) else {
                 return false;
             };
-            let incoming = match io.session.poll_input(seen) {
+            let pending = match io.session.poll_input(seen) {
                 Input::Empty => return self.on_session_events(t),
                 Input::Handled => {
                     if !self.on_session_events(t) {
@@ -171,18 +283,11 @@ impl Driver {
                     }
                     continue;
                 }
-                Input::Message(body) => (body.len(), Incoming::of(body, &limits, &mut self.batch)),
-            };
-            let pending = match incoming {
-                (size, Ok(Incoming::Raw(body))) => Pending::message(from, body, seen, size),
-                (size, Ok(Incoming::Message(packet))) => {
-                    let mut p = Pending::at(EventKind::Receive { from, packet }, seen);
-                    p.bytes = size;
-                    p
-                }
-                (_, Err(e)) => {
-                    self.abort(t, e, true);
-                    return false;
+                Input::Message(body) => {
+                    io.held.events += 1;
+                    io.held.bytes += body.len();
+                    let size = body.len();
+                    Pending::message(from, body_bytes(body, &mut self.batch), seen, size)
                 }
             };
             if !received {
@@ -193,6 +298,7 @@ impl Driver {
             }
             self.room = self.room.saturating_sub(1);
             self.room_bytes = self.room_bytes.saturating_sub(pending.bytes);
+            self.pending_bytes += pending.bytes;
             self.pending.push(pending);
         }
     }

@@ -9,7 +9,8 @@ use crate::net::{Config, OverflowPolicy};
 /// The options `network.New` knows, as documented in bindings/lua/README.md.
 const OPTIONS: &str = "Lossless, InlineIo, NoDelay, EventCapacity, EventBytes, SendQueueBytes, \
                        MaxConnections, MaxFrameSize, MaxDepth, HandshakeTimeout, Linger, \
-                       Heartbeat, IdleTimeout, Keepalive";
+                       Heartbeat, IdleTimeout, Keepalive, ConnectionEvents, MemoryBudget, \
+                       FrameTimeout";
 
 /// Reads `network.New`'s argument: nil (every default) or a table of
 /// options. Unknown names and wrong types are errors, so a typo never
@@ -27,6 +28,7 @@ pub(super) fn from_lua(options: &LuaValue) -> Result<Config, String> {
             )));
         }
     };
+    let mut share = None;
     for pair in table.pairs::<LuaValue, LuaValue>() {
         let (key, value) = pair.map_err(|e| bad(&e.to_string()))?;
         let name = match &key {
@@ -60,9 +62,18 @@ pub(super) fn from_lua(options: &LuaValue) -> Result<Config, String> {
             "Heartbeat" => config.heartbeat = read.optional_seconds(&value)?,
             "IdleTimeout" => config.idle_timeout = read.optional_seconds(&value)?,
             "Keepalive" => config.keepalive = read.optional_seconds(&value)?,
+            "ConnectionEvents" => share = Some(read.count(&value)?),
+            "MemoryBudget" => config.memory_budget = read.count(&value)?,
+            "FrameTimeout" => config.frame_timeout = read.optional_seconds(&value)?,
             _ => return Err(bad(&format!("unknown option `{name}`; known: {OPTIONS}"))),
         }
     }
+    // The overwriting ring has no share by default (as in the Lua network
+    // module); the lossless one has Rust's.
+    config.connection_events = share.unwrap_or(match config.overflow {
+        OverflowPolicy::Overwrite => usize::MAX,
+        OverflowPolicy::Lossless => Config::default().connection_events,
+    });
     Ok(config)
 }
 

@@ -121,10 +121,14 @@ pub fn create(lua: &Lua) -> mlua::Result<LuaTable> {
 
 /// The Lua binding's defaults: Rust's, but the ring overwrites its oldest
 /// events when full, as the Lua network module documents for
-/// `network.PollEvents()` (`network.New{Lossless = true}` chooses otherwise).
+/// `network.PollEvents()` (`network.New{Lossless = true}` chooses otherwise),
+/// and with no per-connection share, so that one busy peer fills and
+/// overwrites the ring exactly as there. (Rust's default share pauses such a
+/// peer instead, so the others' events are never overwritten by it.)
 pub(crate) fn lua_config() -> crate::Config {
     crate::Config {
         overflow: crate::OverflowPolicy::Overwrite,
+        connection_events: usize::MAX,
         ..crate::Config::default()
     }
 }

@@ -151,6 +151,8 @@ pub struct FrameDecoder {
     start: usize,
     end: usize,
     max_frame_size: usize,
+    /// Bytes received in all (to tell progress on a partial frame).
+    received: u64,
 }
 
 impl FrameDecoder {
@@ -161,6 +163,7 @@ impl FrameDecoder {
             start: 0,
             end: 0,
             max_frame_size: limits.max_frame_size,
+            received: 0,
         }
     }
 
@@ -175,6 +178,7 @@ impl FrameDecoder {
         if let Some(free) = self.buf.get_mut(self.end..self.end + bytes.len()) {
             free.copy_from_slice(bytes);
             self.end += bytes.len();
+            self.received += bytes.len() as u64;
         }
     }
 
@@ -185,9 +189,65 @@ impl FrameDecoder {
         self.buf.get_mut(self.end..).unwrap_or_default()
     }
 
+    /// [`read_buffer`](Self::read_buffer), unless offering it would grow the
+    /// buffer's memory by more than `max_growth` bytes (then `None`, and
+    /// nothing is allocated). A partial frame's buffer grows by doubling, up
+    /// to exactly the frame's size, so large frames are read in large
+    /// chunks and never cost more than they are.
+    pub fn read_buffer_within(&mut self, max_growth: usize) -> Option<&mut [u8]> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.buf.len() - self.end < MIN_READ {
+            let pending = self.end - self.start;
+            let target = self.target_len(pending);
+            if target > self.buf.capacity() && target - self.buf.capacity() > max_growth {
+                return None;
+            }
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end = pending;
+                self.start = 0;
+            }
+            if target > self.buf.len() {
+                self.buf.reserve_exact(target - self.buf.len());
+                self.buf.resize(target, 0);
+            }
+        }
+        self.buf.get_mut(self.end..)
+    }
+
+    /// The buffer length to grow to with `pending` bytes at its front: room
+    /// for 4 KiB more, or, inside a frame whose length is known, double the
+    /// buffer up to the frame's end.
+    fn target_len(&self, pending: usize) -> usize {
+        let at_least = pending + MIN_READ;
+        let frame_end = self
+            .pending()
+            .first_chunk::<LENGTH_PREFIX>()
+            .map(|p| LENGTH_PREFIX + (u32::from_le_bytes(*p) as usize).min(self.max_frame_size));
+        match frame_end {
+            Some(end) if end > at_least => end.min(self.buf.len().saturating_mul(2)).max(at_least),
+            _ => at_least,
+        }
+    }
+
+    /// Bytes of memory the receive buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Bytes received since the decoder was made.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
     /// Marks `n` bytes of the last [`read_buffer`](Self::read_buffer) as received.
     pub fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.buf.len());
+        let end = (self.end + n).min(self.buf.len());
+        self.received += (end - self.end) as u64;
+        self.end = end;
     }
 
     /// Discards everything received and not yet taken out.

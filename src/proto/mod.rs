@@ -36,7 +36,7 @@ pub use frame::{
 pub use limits::Limits;
 pub use preamble::{FLAG_ENCRYPTED, FLAG_REFUSED, MAGIC, MAX_EXTENSION, Preamble, VERSION};
 pub use send_queue::{OutFrame, SMALL_FRAME, SendQueue};
-pub use wire::decode_value;
+pub use wire::{decode_value, decode_value_within};
 
 #[cfg(test)]
 mod tests;

@@ -80,6 +80,9 @@ pub struct SessionConfig {
     pub heartbeat: Option<Duration>,
     /// Close when no application message arrived for this long. `None`: off.
     pub idle_timeout: Option<Duration>,
+    /// Close when a partial frame got no new byte for this long while the
+    /// session was being read (see [`Session::pause_reading`]). `None`: off.
+    pub frame_timeout: Option<Duration>,
 }
 
 impl Default for SessionConfig {
@@ -90,6 +93,7 @@ impl Default for SessionConfig {
             linger: Duration::from_secs(5),
             heartbeat: None,
             idle_timeout: None,
+            frame_timeout: None,
         }
     }
 }
@@ -124,6 +128,12 @@ impl SessionConfig {
     /// Sets (or turns off) the idle timeout.
     pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> SessionConfig {
         self.idle_timeout = idle;
+        self
+    }
+
+    /// Sets (or turns off) the partial-frame timeout.
+    pub fn with_frame_timeout(mut self, timeout: Option<Duration>) -> SessionConfig {
+        self.frame_timeout = timeout;
         self
     }
 }
@@ -233,6 +243,13 @@ pub struct Session {
     deadline: Option<Instant>,
     last_rx: Instant,
     last_message: Instant,
+    /// When a byte last arrived (for the partial-frame timeout), and the
+    /// decoder's count of bytes then.
+    last_progress: Instant,
+    progress_mark: u64,
+    /// The driver stopped reading us (its own backpressure) at this time:
+    /// liveness and frame timers stand still until it resumes.
+    paused_since: Option<Instant>,
     /// A ping is out and unanswered.
     pinged: bool,
     established: bool,
@@ -288,6 +305,9 @@ impl Session {
             deadline: now.checked_add(config.handshake_timeout),
             last_rx: now,
             last_message: now,
+            last_progress: now,
+            progress_mark: 0,
+            paused_since: None,
             pinged: false,
             established: false,
             close_when_open: false,
@@ -415,9 +435,55 @@ impl Session {
         self.decoder.read_buffer()
     }
 
+    /// [`read_buffer`](Self::read_buffer), unless that would grow the
+    /// receive buffer's memory by more than `max_growth` bytes (`None`:
+    /// nothing was allocated). For a driver that keeps a memory budget.
+    pub fn read_buffer_within(&mut self, max_growth: usize) -> Option<&mut [u8]> {
+        self.decoder.read_buffer_within(max_growth)
+    }
+
+    /// Bytes of memory the receive buffer holds now.
+    pub fn receive_memory(&self) -> usize {
+        self.decoder.capacity()
+    }
+
     /// Marks `n` bytes of the last [`read_buffer`](Self::read_buffer) as received.
     pub fn filled(&mut self, n: usize) {
         self.decoder.filled(n);
+    }
+
+    /// The driver stops reading this session for a while (its own
+    /// backpressure: no room for what would arrive). Until
+    /// [`resume_reading`](Self::resume_reading), the heartbeat, idle and
+    /// partial-frame timers stand still: the peer's silence is ours.
+    pub fn pause_reading(&mut self, now: Instant) {
+        if self.paused_since.is_none() {
+            self.paused_since = Some(now);
+        }
+    }
+
+    /// The driver reads this session again: the timers go on from where
+    /// they stood.
+    pub fn resume_reading(&mut self, now: Instant) {
+        let Some(since) = self.paused_since.take() else {
+            return;
+        };
+        let paused = now.saturating_duration_since(since);
+        for t in [
+            &mut self.last_rx,
+            &mut self.last_message,
+            &mut self.last_progress,
+        ] {
+            *t = t.checked_add(paused).unwrap_or(*t).min(now);
+        }
+        if self.phase == Phase::Open {
+            self.deadline = self.next_liveness_check();
+        }
+    }
+
+    /// Reading is paused (see [`pause_reading`](Self::pause_reading)).
+    pub fn is_reading_paused(&self) -> bool {
+        self.paused_since.is_some()
     }
 
     /// Appends received bytes (a copying alternative to `read_buffer`).
@@ -453,6 +519,10 @@ impl Session {
     /// ([`SessionEvent::Closed`]), and so does the peer's end of stream once
     /// everything before it has been handled.
     pub fn poll_input(&mut self, now: Instant) -> Input<'_> {
+        if self.decoder.received() != self.progress_mark {
+            self.progress_mark = self.decoder.received();
+            self.last_progress = now;
+        }
         match self.phase {
             Phase::Closed => Input::Empty,
             Phase::Connecting => self.input_exhausted(),
@@ -597,6 +667,7 @@ impl Session {
     /// was seen.
     fn input_exhausted(&mut self) -> Input<'_> {
         if !self.end_of_stream {
+            self.arm_frame_timeout();
             return Input::Empty;
         }
         match self.phase {
@@ -748,7 +819,23 @@ impl Session {
     /// Heartbeat and idle timeout of an open session: ping a quiet peer,
     /// close a silent or idle one, and schedule the next check.
     fn check_liveness(&mut self, now: Instant) {
+        if self.paused_since.is_some() {
+            // Our own backpressure: the timers stand still until resumed.
+            self.deadline = None;
+            return;
+        }
         let (heartbeat, idle) = (self.config.heartbeat, self.config.idle_timeout);
+        if let Some(limit) = self.config.frame_timeout
+            && self.decoder.buffered() > 0
+            && now.saturating_duration_since(self.last_progress) >= limit
+        {
+            let error = Error::Timeout {
+                operation: "a partial frame (no byte arrived)",
+                after: limit,
+            };
+            self.close_with(CloseReason::Timeout, Some(error));
+            return;
+        }
         let expired = match (heartbeat, idle) {
             (Some(limit), _) if now.saturating_duration_since(self.last_rx) >= limit => {
                 Some(("heartbeat", limit))
@@ -776,7 +863,25 @@ impl Session {
         self.deadline = self.next_liveness_check();
     }
 
-    /// When an open session's heartbeat or idle timeout next needs a look.
+    /// An open session holding part of a frame: make sure a check comes
+    /// by the partial-frame deadline.
+    fn arm_frame_timeout(&mut self) {
+        if self.phase != Phase::Open
+            || self.config.frame_timeout.is_none()
+            || self.paused_since.is_some()
+            || self.decoder.buffered() == 0
+        {
+            return;
+        }
+        if let Some(next) = self.next_liveness_check()
+            && self.deadline.is_none_or(|d| next < d)
+        {
+            self.deadline = Some(next);
+        }
+    }
+
+    /// When an open session's heartbeat, idle or partial-frame timeout next
+    /// needs a look.
     fn next_liveness_check(&self) -> Option<Instant> {
         let heartbeat = self.config.heartbeat.and_then(|limit| {
             // Ping after a third of the limit in silence; give up at the limit.
@@ -787,10 +892,12 @@ impl Session {
             .config
             .idle_timeout
             .and_then(|limit| self.last_message.checked_add(limit));
-        match (heartbeat, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let frame = self
+            .config
+            .frame_timeout
+            .filter(|_| self.decoder.buffered() > 0)
+            .and_then(|limit| self.last_progress.checked_add(limit));
+        [heartbeat, idle, frame].into_iter().flatten().min()
     }
 
     // ------------------------------------------------------------ transitions

@@ -17,7 +17,11 @@
 //!   length (every element takes at least one byte), so a tiny packet claiming
 //!   2^40 elements reserves nothing it cannot fill;
 //! - borrows strings from the input, so a claimed string length is checked
-//!   against the bytes actually present before anything is allocated.
+//!   against the bytes actually present before anything is allocated;
+//! - with [`decode_value_within`], charges the decoded size (values, table
+//!   entries, string bytes) as it goes, and stops as soon as a message
+//!   would cost more memory than the caller can give it: a dense frame of
+//!   one-byte elements decodes to dozens of times its size.
 
 use std::cell::Cell;
 use std::fmt;
@@ -89,10 +93,20 @@ pub(crate) fn encode_value(
 /// Any input gives a value or an error: never a panic, a stack overflow, or
 /// an allocation larger than a small multiple of `bytes.len()`.
 pub fn decode_value(bytes: &[u8], limits: &Limits) -> Result<Value, Error> {
+    decode_value_within(bytes, limits, usize::MAX)
+}
+
+/// [`decode_value`], refusing a value whose decoded form would take more
+/// than `max_cost` bytes of memory (estimated from the sizes of values,
+/// table entries and strings, see [`decoded_cost`](self)): the error comes
+/// as soon as the running total passes the limit, before the rest is built.
+pub fn decode_value_within(bytes: &[u8], limits: &Limits, max_cost: usize) -> Result<Value, Error> {
     let ctx = DecodeCtx {
         max_depth: limits.max_depth,
         budget: Cell::new(bytes.len()),
         failure: Cell::new(None),
+        cost: Cell::new(0),
+        max_cost,
     };
     let seed = ValueSeed {
         ctx: &ctx,
@@ -280,9 +294,40 @@ struct DecodeCtx {
     budget: Cell<usize>,
     /// The structured error behind a serde error, read back after decoding.
     failure: Cell<Option<Error>>,
+    /// Estimated bytes of memory the decoded value takes so far.
+    cost: Cell<usize>,
+    max_cost: usize,
 }
 
+/// Memory one value takes where it is stored (a sequence slot, a hash value).
+const VALUE_COST: usize = std::mem::size_of::<Value>();
+/// Heap memory a key holds (a long string's bytes).
+fn key_heap_size(key: &Key) -> usize {
+    match key.repr() {
+        KeyRepr::String(s) => s.heap_size(),
+        _ => 0,
+    }
+}
+
+/// Memory a hash entry takes beyond its value: its key and its index slot.
+const ENTRY_COST: usize = std::mem::size_of::<Key>() + 2 * std::mem::size_of::<usize>();
+
 impl DecodeCtx {
+    /// Charges `n` bytes of decoded memory; an error once over the limit.
+    fn spend<E: de::Error>(&self, n: usize) -> Result<(), E> {
+        let cost = self.cost.get().saturating_add(n);
+        self.cost.set(cost);
+        if cost > self.max_cost {
+            return Err(self.fail(
+                ProtocolError::DecodedTooLarge {
+                    limit: self.max_cost,
+                }
+                .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn fail<E: de::Error>(&self, e: Error) -> E {
         let text = e.to_string();
         self.failure.set(Some(e));
@@ -322,6 +367,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
         let (tag, variant) = data.variant::<u32>()?;
+        self.ctx.spend(VALUE_COST)?;
         Ok(match tag {
             tag::NIL => {
                 variant.unit_variant()?;
@@ -330,8 +376,13 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             tag::BOOLEAN => Value::Boolean(variant.newtype_variant()?),
             tag::INTEGER => Value::Integer(variant.newtype_variant()?),
             tag::NUMBER => Value::Number(variant.newtype_variant()?),
-            tag::STRING => Value::String(variant.newtype_variant_seed(BytesSeed)?),
+            tag::STRING => {
+                let s = variant.newtype_variant_seed(BytesSeed)?;
+                self.ctx.spend(s.heap_size())?;
+                Value::String(s)
+            }
             tag::TABLE => {
+                self.ctx.spend(std::mem::size_of::<Table>())?;
                 if self.depth >= self.ctx.max_depth {
                     return Err(self.ctx.fail(Error::TooDeep {
                         limit: self.ctx.max_depth,
@@ -445,6 +496,9 @@ impl<'de> Visitor<'de> for SequencePart<'_, '_> {
             // A nil leaves a hole; later elements then land in the hash part
             // under their index, as in the Lua constructor `{1, nil, 3}`.
             if !value.is_nil() {
+                if self.table.sequence_len() as i64 + 1 != index {
+                    self.ctx.spend(ENTRY_COST)?;
+                }
                 self.table.set_key(Key::from(index), value);
             }
         }
@@ -482,6 +536,7 @@ impl<'de> Visitor<'de> for HashPart<'_, '_> {
             depth: self.depth,
         };
         while let Some(key) = map.next_key_seed(KeySeed { ctx: self.ctx })? {
+            self.ctx.spend(ENTRY_COST + key_heap_size(&key))?;
             let value = map.next_value_seed(seed)?;
             // A key seen before (in either part) makes the encoding
             // ambiguous: refuse it. A nil value sets nothing, as in Lua.

@@ -33,6 +33,38 @@ pub struct Config {
     pub event_capacity: usize,
     /// Event ring byte budget for received packets (default 64 MiB).
     pub event_bytes: usize,
+    /// What one connection may hold in the ring while the ring is contended
+    /// (at least three quarters full, in events or bytes): this many events (default
+    /// 250, an eighth of the default ring), and the same fraction of
+    /// `event_bytes`. A connection over its share is paused alone (its
+    /// socket is not read, so TCP slows that sender) until the application
+    /// takes events; every other connection goes on. A ring with room to
+    /// spare lets anyone fill it, so one busy sender is never slowed by the
+    /// quota alone. One message always fits. A share larger than the ring
+    /// turns the quota off (`usize::MAX`): under `Overwrite`, one flooding
+    /// peer then overwrites everyone's events, as in the Lua network module.
+    pub connection_events: usize,
+    /// One limit on everything peers can make this network hold (default
+    /// 256 MiB): the receive buffers of partial frames and the messages
+    /// waiting in the ring. When it is full, links that need more memory
+    /// are not read (TCP slows their senders) until the application takes
+    /// events or connections close. Partial frames over 64 KiB together
+    /// hold at most half of it, so peers sending large frames cannot keep
+    /// small messages out. A message whose decoded size would not fit what
+    /// is free is refused with an `Error` event naming the limit
+    /// ([`ProtocolError::DecodedTooLarge`](crate::ProtocolError::DecodedTooLarge)),
+    /// and its connection is closed. At least twice
+    /// `limits.max_frame_size` plus 128 KiB, so one frame of the largest
+    /// size always fits.
+    pub memory_budget: usize,
+    /// A partial frame to which no byte was added for this long, while this
+    /// side was reading the connection, closes it with reason `Timeout`
+    /// (default 15 s). Time the connection was paused by this side's own
+    /// backpressure (a full ring, the quota, the memory budget) does not
+    /// count, so an honest sender is never punished for our slowness; a peer
+    /// that starts a large frame and stalls frees its memory. `None` turns
+    /// it off.
+    pub frame_timeout: Option<Duration>,
     /// What a full ring does (default: lossless, the IO thread stops reading
     /// until the application takes events; the Lua binding overwrites the
     /// oldest, as the Lua network module does).
@@ -98,6 +130,9 @@ impl Default for Config {
         Config {
             event_capacity: 2000,
             event_bytes: 64 * 1024 * 1024,
+            connection_events: 250,
+            memory_budget: 256 * 1024 * 1024,
+            frame_timeout: Some(Duration::from_secs(15)),
             overflow: OverflowPolicy::Lossless,
             limits: Limits::default(),
             send_queue_bytes: 8 * 1024 * 1024,
@@ -141,6 +176,17 @@ impl Config {
                 self.event_bytes,
             ));
         }
+        if self.connection_events == 0 {
+            return Err(invalid("connection_events", "at least 1 event", 0));
+        }
+        let one_frame = self.limits.max_frame_size.saturating_add(64 * 1024);
+        if self.memory_budget < one_frame.saturating_mul(2) {
+            return Err(invalid(
+                "memory_budget",
+                "at least 2 * limits.max_frame_size + 128 KiB",
+                self.memory_budget,
+            ));
+        }
         if self.send_queue_bytes == 0 {
             return Err(invalid("send_queue_bytes", "at least 1 byte", 0));
         }
@@ -172,6 +218,7 @@ impl Config {
         for (name, value) in [
             ("heartbeat", self.heartbeat),
             ("idle_timeout", self.idle_timeout),
+            ("frame_timeout", self.frame_timeout),
         ] {
             if let Some(v) = value
                 && !timeout_range.contains(&v)

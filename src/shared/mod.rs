@@ -8,6 +8,7 @@
 //! the [`Reactor`] trait and the start function a network is built
 //! with.
 
+mod budget;
 mod config;
 mod connection;
 mod event;

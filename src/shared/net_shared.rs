@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use super::budget::Budget;
 use super::config::Config;
 use super::event::Event;
 use super::ids::ServerId;
@@ -100,6 +101,8 @@ struct IoThread {
 pub(crate) struct NetShared {
     pub(crate) config: Config,
     pub(crate) ring: Ring,
+    /// What peers make this network hold, against `Config::memory_budget`.
+    pub(crate) budget: Arc<Budget>,
     commands: Mutex<Vec<Command>>,
     waker: OnceLock<mio::Waker>,
     io: Mutex<IoThread>,
@@ -114,15 +117,18 @@ pub(crate) struct NetShared {
 
 impl NetShared {
     pub(crate) fn new(config: Config, start: StartIo) -> Arc<NetShared> {
+        let budget = Arc::new(Budget::new(config.memory_budget));
         let ring = Ring::new(
             config.event_capacity,
             config.event_bytes,
             config.overflow,
             config.limits,
+            budget.clone(),
         );
         let shared = Arc::new(NetShared {
             config,
             ring,
+            budget,
             commands: Mutex::new(Vec::new()),
             waker: OnceLock::new(),
             io: Mutex::new(IoThread::default()),

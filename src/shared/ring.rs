@@ -19,16 +19,18 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
+use super::budget::Budget;
 use super::config::OverflowPolicy;
 use super::event::{Event, EventKind, Source};
 use super::ids::ObjectId;
 use crate::error::Error;
-use crate::proto::{Limits, decode_value};
+use crate::proto::{Limits, decode_value_within};
 
 /// A callback run (on the IO thread) when events become available.
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync>;
@@ -59,6 +61,12 @@ pub(crate) struct Ring {
     /// An empty queue with capacity, swapped in when events are taken, so
     /// taking allocates only the returned vector.
     spare: Mutex<Slots>,
+    /// The network's memory budget: packets are charged while they wait
+    /// here, and a message decodes only if its decoded size fits what is free.
+    budget: Arc<Budget>,
+    /// Counts the times events were taken (mirrors `State::epoch`, for the
+    /// IO thread's per-connection quota without taking the lock).
+    epoch: AtomicU64,
 }
 
 type Slots = VecDeque<(Instant, Content, usize)>;
@@ -115,6 +123,9 @@ struct State {
     paused: bool,
     /// Threads blocked in `wait`.
     waiting: usize,
+    /// Counts the times events were taken: every take empties the ring, so
+    /// what a connection holds is what it added in the current epoch.
+    epoch: u64,
 }
 
 /// One event as the IO thread produces it.
@@ -155,6 +166,7 @@ impl Ring {
         byte_budget: usize,
         policy: OverflowPolicy,
         limits: Limits,
+        budget: Arc<Budget>,
     ) -> Ring {
         Ring {
             state: Mutex::new(State {
@@ -163,6 +175,7 @@ impl Ring {
                 dropped: 0,
                 paused: false,
                 waiting: 0,
+                epoch: 0,
             }),
             ready: Condvar::new(),
             capacity,
@@ -175,7 +188,37 @@ impl Ring {
             limits,
             failed: Mutex::new(HashSet::new()),
             spare: Mutex::new(VecDeque::new()),
+            budget,
+            epoch: AtomicU64::new(0),
         }
+    }
+
+    /// How many times events were taken so far (see [`Ring::quota_pause`]).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// A connection holds its share of the ring (what it added since
+    /// `epoch`): true, and the IO thread is resumed at the next take, when
+    /// the ring is contended (at least three quarters full, in events or
+    /// bytes, so a quarter stays for everyone else) and
+    /// no take has happened since `epoch`. False when it may go on adding:
+    /// the ring has room to spare, or was emptied meanwhile.
+    pub(crate) fn quota_pause(&self, epoch: u64) -> bool {
+        let mut st = self.state.lock();
+        let contended = st.events.len().saturating_mul(4) >= self.capacity.saturating_mul(3)
+            || st.bytes.saturating_mul(4) >= self.byte_budget.saturating_mul(3);
+        if st.epoch != epoch || !contended {
+            return false;
+        }
+        st.paused = true;
+        true
+    }
+
+    /// Resume the IO thread at the next take (it paused a link for want of
+    /// memory budget, which takes free).
+    pub(crate) fn resume_at_next_take(&self) {
+        self.state.lock().paused = true;
     }
 
     pub(crate) fn set_hook(&self, hook: Option<Hook>) {
@@ -219,11 +262,13 @@ impl Ring {
                         if let Some((_, old, bytes)) = st.events.pop_front() {
                             st.bytes -= bytes;
                             st.dropped += 1;
+                            self.budget.release(bytes);
                             overwritten.push(old);
                         }
                     }
                 }
                 st.bytes += p.bytes;
+                self.budget.charge(p.bytes);
                 st.events.push_back((p.time, p.content, p.bytes));
             }
             let ready = was_empty && !st.events.is_empty();
@@ -315,7 +360,9 @@ impl Ring {
         let dropped = std::mem::take(&mut st.dropped);
         let spare = std::mem::take(&mut *self.spare.lock());
         let slots = std::mem::replace(&mut st.events, spare);
-        st.bytes = 0;
+        self.budget.release(std::mem::take(&mut st.bytes));
+        st.epoch += 1;
+        self.epoch.store(st.epoch, Ordering::Release);
         if std::mem::take(&mut st.paused) {
             let resume = self.resume.lock().clone();
             if let Some(resume) = resume {
@@ -362,7 +409,7 @@ impl Ring {
                     if !failed.is_empty() && failed.contains(&id) {
                         continue;
                     }
-                    match decode_value(&body, &self.limits) {
+                    match decode_value_within(&body, &self.limits, self.decode_limit(body.len())) {
                         Ok(packet) => EventKind::Receive { from, packet },
                         Err(error) => {
                             // Bounded: an entry whose close event was
@@ -403,6 +450,16 @@ impl Ring {
         out
     }
 
+    /// The most memory a message of `size` bytes may take once decoded: what
+    /// the budget has free, but at least 32 times its size plus 1 MiB (so
+    /// ordinary messages always decode, whatever partial frames hold), and
+    /// never more than the whole budget. A dense frame of tiny elements
+    /// would otherwise decode to dozens of times its size.
+    fn decode_limit(&self, size: usize) -> usize {
+        let floor = size.saturating_mul(32).saturating_add(1 << 20);
+        self.budget.free().max(floor).min(self.budget.limit())
+    }
+
     /// Wakes every thread blocked in `wait` (used at shutdown).
     pub(crate) fn wake_waiters(&self) {
         let _guard = self.state.lock();
@@ -415,6 +472,10 @@ mod tests {
     use super::*;
     use crate::shared::ids::ObjectId;
     use crate::shared::ids::ServerId;
+
+    fn unlimited() -> Arc<Budget> {
+        Arc::new(Budget::new(usize::MAX))
+    }
 
     fn ev(n: u64) -> Pending {
         Pending::new(EventKind::Dropped { count: n })
@@ -432,7 +493,7 @@ mod tests {
 
     #[test]
     fn overwrite_drops_exactly_the_oldest_and_counts_them() {
-        let ring = Ring::new(3, 1 << 20, OverflowPolicy::Overwrite, Limits::default());
+        let ring = Ring::new(3, 1 << 20, OverflowPolicy::Overwrite, Limits::default(), unlimited());
         ring.push((1..=5).map(ev));
         let got = ring.take();
         // A Dropped{2} first, then the three newest.
@@ -442,7 +503,7 @@ mod tests {
 
     #[test]
     fn byte_budget_overwrites_too() {
-        let ring = Ring::new(100, 10, OverflowPolicy::Overwrite, Limits::default());
+        let ring = Ring::new(100, 10, OverflowPolicy::Overwrite, Limits::default(), unlimited());
         for n in 1..=3 {
             let mut p = ev(n);
             p.bytes = 4;
@@ -453,7 +514,7 @@ mod tests {
 
     #[test]
     fn lossless_keeps_everything_and_pauses_when_full() {
-        let ring = Ring::new(2, 1 << 20, OverflowPolicy::Lossless, Limits::default());
+        let ring = Ring::new(2, 1 << 20, OverflowPolicy::Lossless, Limits::default(), unlimited());
         let resumed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let r = resumed.clone();
         ring.set_resume(Some(Arc::new(move || {
@@ -469,7 +530,7 @@ mod tests {
 
     #[test]
     fn wait_returns_at_the_deadline_when_nothing_comes() {
-        let ring = Ring::new(4, 1 << 20, OverflowPolicy::Overwrite, Limits::default());
+        let ring = Ring::new(4, 1 << 20, OverflowPolicy::Overwrite, Limits::default(), unlimited());
         let start = Instant::now();
         assert!(ring.wait(Duration::from_millis(30)).is_empty());
         assert!(start.elapsed() >= Duration::from_millis(30));
@@ -481,7 +542,7 @@ mod tests {
             4,
             1 << 20,
             OverflowPolicy::Overwrite,
-            Limits::default(),
+            Limits::default(), unlimited()
         ));
         let hooked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let h = hooked.clone();
@@ -507,7 +568,7 @@ mod tests {
         use crate::shared::ids::{ConnectionId, ServerId};
         use crate::value::Value;
 
-        let ring = Ring::new(100, 1 << 20, OverflowPolicy::Lossless, Limits::default());
+        let ring = Ring::new(100, 1 << 20, OverflowPolicy::Lossless, Limits::default(), unlimited());
         let failed = Arc::new(Mutex::new(Vec::new()));
         let f = failed.clone();
         ring.set_fail(Some(Arc::new(move |id, error| f.lock().push((id, error)))));

@@ -32,6 +32,11 @@ impl ByteString {
         &self.0
     }
 
+    /// Bytes allocated on the heap (0 for a string stored inline).
+    pub(crate) fn heap_size(&self) -> usize {
+        if self.0.spilled() { self.0.capacity() } else { 0 }
+    }
+
     /// The text, if the bytes are valid UTF-8.
     pub fn to_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.0).ok()
