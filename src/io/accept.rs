@@ -157,6 +157,7 @@ impl Driver {
             armed: None,
             held: Held::default(),
             charged: 0,
+            reserved: 0,
         });
     }
 
@@ -201,6 +202,7 @@ impl Driver {
             armed: None,
             held: Held::default(),
             charged: 0,
+            reserved: 0,
         });
     }
 

@@ -70,6 +70,7 @@ impl Driver {
             armed: None,
             held: Held::default(),
             charged: 0,
+            reserved: 0,
         });
         // The TCP handshake often completes within connect (over loopback it
         // always does): send the preamble now, not after a poll round for

@@ -66,6 +66,8 @@ pub(super) struct LinkIo {
     pub(super) held: Held,
     /// Receive-buffer memory charged to the network's budget.
     pub(super) charged: usize,
+    /// Budget reserved for the whole large frame now arriving (0: none).
+    pub(super) reserved: usize,
 }
 
 impl LinkIo {

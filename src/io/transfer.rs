@@ -101,6 +101,9 @@ impl Driver {
             };
             let stream = io.stream.clone();
             let Some(buf) = io.session.read_buffer_within(allowance) else {
+                if self.reserve_frame(t) {
+                    continue;
+                }
                 // No memory budget for more of this link: wait until the
                 // application takes events or other links free memory.
                 self.budget_waiting = true;
@@ -126,6 +129,7 @@ impl Driver {
                     if !self.process(t) {
                         return; // paused or closed
                     }
+                    self.end_reservation(t);
                     if n < offered && !to_end {
                         self.release_idle_memory(t);
                         return;
@@ -148,26 +152,77 @@ impl Driver {
         }
     }
 
-    /// How much the link's receive buffer may grow now: what the budget has
-    /// free, and beyond the link's first 64 KiB, what is left of the half
-    /// that large partial frames may hold together.
+    /// How much the link's receive buffer may grow now: within its first
+    /// 64 KiB, what the budget has free; beyond, what was reserved for the
+    /// large frame now arriving (see [`reserve_frame`](Self::reserve_frame)).
     fn growth_allowance(&self, t: usize) -> usize {
         let Some(io) = self.links.get(&t) else {
             return 0;
         };
-        let budget = &self.net.budget;
-        let small = SMALL_BUFFER.saturating_sub(io.charged);
-        let large = (budget.limit() / 2).saturating_sub(self.large_buffers);
-        budget
+        let capacity = io.session.receive_memory();
+        if io.reserved > capacity {
+            return io.reserved - capacity;
+        }
+        let small = SMALL_BUFFER.saturating_sub(capacity);
+        self.net
+            .budget
             .free()
             .saturating_sub(self.pending_bytes)
-            .min(small.saturating_add(large))
+            .min(small)
+    }
+
+    /// A frame larger than 64 KiB is arriving: reserves the memory for all
+    /// of it at once, out of the half of the budget that large partial
+    /// frames share, or nothing. Whole reservations mean every admitted
+    /// frame can finish (or stall and be timed out), where growing many
+    /// frames bit by bit could leave them all half-grown, waiting for each
+    /// other. False when there is no room (the link then waits).
+    fn reserve_frame(&mut self, t: usize) -> bool {
+        let Some(io) = self.links.get(&t) else {
+            return false;
+        };
+        let Some(size) = io.session.next_frame_size() else {
+            return false;
+        };
+        // Room for the frame and the reads that straddle its end.
+        let want = size + 4 * 1024;
+        if io.reserved >= want || want <= SMALL_BUFFER {
+            return false;
+        }
+        let large = |n: usize| n.saturating_sub(SMALL_BUFFER);
+        let extra = want.saturating_sub(io.charged);
+        let large_extra = large(want).saturating_sub(large(io.charged));
+        let budget = &self.net.budget;
+        if budget.free().saturating_sub(self.pending_bytes) < extra
+            || self.large_buffers + large_extra > budget.limit() / 2
+        {
+            return false;
+        }
+        if let Some(io) = self.links.get_mut(&t) {
+            io.reserved = want;
+        }
+        self.settle(t);
+        true
+    }
+
+    /// The large frame was taken out: its reservation ends.
+    fn end_reservation(&mut self, t: usize) {
+        if let Some(io) = self.links.get_mut(&t)
+            && io.reserved > 0
+            && io.session.buffered() <= SMALL_BUFFER
+        {
+            io.reserved = 0;
+            self.settle(t);
+        }
     }
 
     /// Frees an empty receive buffer (an idle link holds none).
     fn release_idle_memory(&mut self, t: usize) {
         if let Some(io) = self.links.get_mut(&t) {
             io.session.release_idle_memory();
+            if io.session.buffered() == 0 {
+                io.reserved = 0;
+            }
         }
         self.settle(t);
     }
@@ -177,7 +232,7 @@ impl Driver {
         let Some(io) = self.links.get_mut(&t) else {
             return;
         };
-        let (before, after) = (io.charged, io.session.receive_memory());
+        let (before, after) = (io.charged, io.session.receive_memory().max(io.reserved));
         io.charged = after;
         self.account_buffer(before, after);
     }

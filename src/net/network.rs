@@ -84,8 +84,10 @@ impl Network {
     }
 
     /// Takes every queued event, oldest first, without blocking (the Lua network module's
-    /// `network.PollEvents()`). Received messages up to 4 KiB are decoded
-    /// here, on the calling thread; one that does not decode is an
+    /// `network.PollEvents()`). Received messages are decoded here, on the
+    /// calling thread (never on the IO thread, so a large one cannot hold up
+    /// other connections), each within what the memory budget allows (see
+    /// [`Config::memory_budget`]); one that does not decode is an
     /// [`EventKind::Error`](crate::EventKind::Error) in its place, and its
     /// connection is closed with that error (its later messages dropped).
     pub fn poll_events(&self) -> Vec<Event> {
@@ -111,6 +113,14 @@ impl Network {
     /// [`Config::inline_io`].
     pub fn pending_events(&self) -> usize {
         self.shared.ring.pending()
+    }
+
+    /// Bytes this network holds for its peers now, against
+    /// [`Config::memory_budget`]: receive buffers (partial frames) and
+    /// received messages not yet taken. For monitoring, and for checking
+    /// that the budget holds.
+    pub fn memory_in_use(&self) -> usize {
+        self.shared.budget.used()
     }
 
     /// Calls `hook` (on the IO thread; keep it short) whenever events become

@@ -233,6 +233,13 @@ impl FrameDecoder {
         }
     }
 
+    /// The size (length prefix included) of the frame now arriving, once
+    /// its prefix is in; what holding it whole will take.
+    pub fn next_frame_size(&self) -> Option<usize> {
+        let prefix = self.pending().first_chunk::<LENGTH_PREFIX>()?;
+        Some(LENGTH_PREFIX + (u32::from_le_bytes(*prefix) as usize).min(self.max_frame_size))
+    }
+
     /// Bytes of memory the receive buffer holds.
     pub fn capacity(&self) -> usize {
         self.buf.capacity()

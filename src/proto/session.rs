@@ -442,6 +442,12 @@ impl Session {
         self.decoder.read_buffer_within(max_growth)
     }
 
+    /// The size of the frame now arriving (length prefix included), once
+    /// its prefix is in: what receiving it whole will take.
+    pub fn next_frame_size(&self) -> Option<usize> {
+        self.decoder.next_frame_size()
+    }
+
     /// Bytes of memory the receive buffer holds now.
     pub fn receive_memory(&self) -> usize {
         self.decoder.capacity()

@@ -493,7 +493,13 @@ mod tests {
 
     #[test]
     fn overwrite_drops_exactly_the_oldest_and_counts_them() {
-        let ring = Ring::new(3, 1 << 20, OverflowPolicy::Overwrite, Limits::default(), unlimited());
+        let ring = Ring::new(
+            3,
+            1 << 20,
+            OverflowPolicy::Overwrite,
+            Limits::default(),
+            unlimited(),
+        );
         ring.push((1..=5).map(ev));
         let got = ring.take();
         // A Dropped{2} first, then the three newest.
@@ -503,7 +509,13 @@ mod tests {
 
     #[test]
     fn byte_budget_overwrites_too() {
-        let ring = Ring::new(100, 10, OverflowPolicy::Overwrite, Limits::default(), unlimited());
+        let ring = Ring::new(
+            100,
+            10,
+            OverflowPolicy::Overwrite,
+            Limits::default(),
+            unlimited(),
+        );
         for n in 1..=3 {
             let mut p = ev(n);
             p.bytes = 4;
@@ -514,7 +526,13 @@ mod tests {
 
     #[test]
     fn lossless_keeps_everything_and_pauses_when_full() {
-        let ring = Ring::new(2, 1 << 20, OverflowPolicy::Lossless, Limits::default(), unlimited());
+        let ring = Ring::new(
+            2,
+            1 << 20,
+            OverflowPolicy::Lossless,
+            Limits::default(),
+            unlimited(),
+        );
         let resumed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let r = resumed.clone();
         ring.set_resume(Some(Arc::new(move || {
@@ -530,7 +548,13 @@ mod tests {
 
     #[test]
     fn wait_returns_at_the_deadline_when_nothing_comes() {
-        let ring = Ring::new(4, 1 << 20, OverflowPolicy::Overwrite, Limits::default(), unlimited());
+        let ring = Ring::new(
+            4,
+            1 << 20,
+            OverflowPolicy::Overwrite,
+            Limits::default(),
+            unlimited(),
+        );
         let start = Instant::now();
         assert!(ring.wait(Duration::from_millis(30)).is_empty());
         assert!(start.elapsed() >= Duration::from_millis(30));
@@ -542,7 +566,8 @@ mod tests {
             4,
             1 << 20,
             OverflowPolicy::Overwrite,
-            Limits::default(), unlimited()
+            Limits::default(),
+            unlimited(),
         ));
         let hooked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let h = hooked.clone();
@@ -568,7 +593,13 @@ mod tests {
         use crate::shared::ids::{ConnectionId, ServerId};
         use crate::value::Value;
 
-        let ring = Ring::new(100, 1 << 20, OverflowPolicy::Lossless, Limits::default(), unlimited());
+        let ring = Ring::new(
+            100,
+            1 << 20,
+            OverflowPolicy::Lossless,
+            Limits::default(),
+            unlimited(),
+        );
         let failed = Arc::new(Mutex::new(Vec::new()));
         let f = failed.clone();
         ring.set_fail(Some(Arc::new(move |id, error| f.lock().push((id, error)))));

@@ -34,7 +34,11 @@ impl ByteString {
 
     /// Bytes allocated on the heap (0 for a string stored inline).
     pub(crate) fn heap_size(&self) -> usize {
-        if self.0.spilled() { self.0.capacity() } else { 0 }
+        if self.0.spilled() {
+            self.0.capacity()
+        } else {
+            0
+        }
     }
 
     /// The text, if the bytes are valid UTF-8.

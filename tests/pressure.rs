@@ -1,0 +1,312 @@
+//! Under pressure: what hostile or just fast peers can make a server hold,
+//! and whether the others still get through. Loopback only, bounded in
+//! count and time; the numbers come from the library's own counters
+//! (`Network::memory_in_use`), not from the process, which other tests share.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tablenet::{
+    CloseReason, Config, Error, EventKind, Network, OverflowPolicy, ProtocolError, Source, Value,
+    table,
+};
+
+const PLAIN_PREAMBLE: &[u8; 8] = b"TBLN\x02\x00\x00\x00";
+const WAIT: Duration = Duration::from_secs(20);
+const MIB: usize = 1024 * 1024;
+
+/// A raw peer that has exchanged plain preambles with the server.
+fn raw_plain(port: u16) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.set_write_timeout(Some(WAIT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream.write_all(PLAIN_PREAMBLE).unwrap();
+    let mut preamble = [0u8; 8];
+    stream.read_exact(&mut preamble).unwrap();
+    assert_eq!(&preamble, PLAIN_PREAMBLE);
+    stream
+}
+
+/// Starts a message frame of `len` bytes (kind byte included) and sends
+/// `sent` of them.
+fn partial_frame(stream: &mut TcpStream, len: usize, sent: usize) {
+    let mut bytes = Vec::with_capacity(4 + sent);
+    bytes.extend_from_slice(&(len as u32).to_le_bytes());
+    bytes.push(0x01);
+    bytes.resize(4 + sent, 0x55);
+    stream.write_all(&bytes).unwrap();
+}
+
+/// The frame of a message `{nil, true, true, ...}` of exactly `frame_len`
+/// bytes (kind byte included), written by hand: a sequence part whose first
+/// element is nil, so every later one lands in the hash part when decoded.
+fn holey_sequence_frame(frame_len: usize) -> Vec<u8> {
+    // kind, TABLE tag, count (FC + u32), nil, (BOOLEAN true) * k, empty hash.
+    let k = (frame_len - 1 - 1 - 5 - 1 - 1) / 2;
+    let mut f = Vec::with_capacity(4 + frame_len);
+    let len = 1 + 1 + 5 + 1 + 2 * k + 1;
+    f.extend_from_slice(&(len as u32).to_le_bytes());
+    f.extend_from_slice(&[0x01, 0x05, 0xFC]);
+    f.extend_from_slice(&((k + 1) as u32).to_le_bytes());
+    f.push(0x00);
+    for _ in 0..k {
+        f.extend_from_slice(&[0x01, 0x01]);
+    }
+    f.push(0x00);
+    f
+}
+
+fn numbered(n: usize) -> Value {
+    table! { "n" => n as i64 }.into()
+}
+
+/// 12 peers each hold most of a 4 MiB frame against a 16 MiB budget while
+/// an honest client streams numbered messages: the server never holds more
+/// than its budget, the honest stream arrives whole and in order, and each
+/// stalled partial frame is closed by the frame timeout.
+#[test]
+fn partial_frames_stay_within_the_budget_and_stalled_ones_are_closed() {
+    const ATTACKERS: usize = 12;
+    const HONEST: usize = 2000;
+    let mut config = Config::default();
+    config.limits.max_frame_size = 4 * MIB;
+    config.memory_budget = 16 * MIB;
+    config.frame_timeout = Some(Duration::from_millis(500));
+    let budget = config.memory_budget;
+    let snet = Network::with_config(config).unwrap();
+    let server = util::listen(&snet);
+    let port = server.port();
+
+    let attackers: Vec<TcpStream> = (0..ATTACKERS)
+        .map(|_| {
+            let mut s = raw_plain(port);
+            partial_frame(&mut s, 4 * MIB, 4 * MIB - 512 * 1024);
+            s
+        })
+        .collect();
+
+    let cnet = Network::new();
+    let client = cnet.connect(("127.0.0.1", port), None).unwrap();
+    client.wait_for_connect(util::DEADLINE).unwrap();
+    let sender = thread::spawn(move || {
+        for n in 0..HONEST {
+            loop {
+                match client.send(&numbered(n)) {
+                    Ok(()) => break,
+                    Err(tablenet::SendError::QueueFull { .. }) => {
+                        thread::sleep(Duration::from_millis(1))
+                    }
+                    Err(e) => panic!("honest send {n}: {e:?}"),
+                }
+            }
+        }
+        client
+    });
+
+    let start = Instant::now();
+    let (mut next, mut peak, mut timed_out) = (0usize, 0usize, 0usize);
+    let mut honest_source = None;
+    let mut handles = Vec::new(); // a dropped Connect handle would close its connection
+    while (next < HONEST || timed_out < ATTACKERS) && start.elapsed() < Duration::from_secs(60) {
+        peak = peak.max(snet.memory_in_use());
+        for ev in snet.wait_events(Duration::from_millis(10)) {
+            match ev.kind {
+                EventKind::Connect { connection, .. } => handles.push(connection),
+                EventKind::Receive { from, packet } => {
+                    let n = util::number(&packet).expect("a numbered message");
+                    assert_eq!(n, next, "the honest stream arrives in order");
+                    assert!(honest_source.is_none_or(|s| s == from));
+                    honest_source = Some(from);
+                    next += 1;
+                }
+                EventKind::ClientClose {
+                    reason: CloseReason::Timeout,
+                    ..
+                } => timed_out += 1,
+                _ => {}
+            }
+        }
+    }
+    peak = peak.max(snet.memory_in_use());
+    println!(
+        "{ATTACKERS} partial 4 MiB frames: peak held {:.1} MiB of a {} MiB budget; \
+         {next}/{HONEST} honest messages in order; {timed_out} stalled frames closed; {:?}",
+        peak as f64 / MIB as f64,
+        budget / MIB,
+        start.elapsed()
+    );
+    assert_eq!(next, HONEST, "every honest message arrived");
+    assert_eq!(timed_out, ATTACKERS, "every stalled frame was closed");
+    assert!(peak <= budget, "held {peak} bytes, budget {budget}");
+    util::wait_until("memory is given back", util::DEADLINE, || {
+        snet.memory_in_use() < MIB
+    });
+    drop(attackers);
+    let client = sender.join().unwrap();
+    drop(client);
+    cnet.shutdown(Duration::from_secs(2));
+    snet.shutdown(Duration::from_secs(2));
+}
+
+/// One maximum-size (16 MiB) message `{nil, true, true, ...}` decodes to far
+/// more than the default budget: it is refused by its decoded size, and its
+/// decoding never holds up the IO thread: pings on another connection are
+/// answered within 250 ms throughout.
+#[test]
+fn a_dense_message_is_refused_by_its_decoded_size_and_pings_go_on() {
+    let mut config = Config::default();
+    config.limits.max_frame_size = 16 * MIB;
+    let snet = Network::with_config(config).unwrap();
+    let server = util::listen(&snet);
+    let port = server.port();
+
+    let mut pinger = raw_plain(port);
+    let mut attacker = raw_plain(port);
+    let frame = holey_sequence_frame(16 * MIB);
+    let writer = thread::spawn(move || {
+        attacker.write_all(&frame).unwrap();
+        attacker
+    });
+
+    // The application's thread takes events (and decodes) meanwhile.
+    let app = thread::spawn(move || {
+        let start = Instant::now();
+        let mut handles = Vec::new(); // a dropped Connect handle would close its connection
+        while start.elapsed() < Duration::from_secs(120) {
+            for ev in snet.wait_events(Duration::from_millis(50)) {
+                match ev.kind {
+                    EventKind::Connect { connection, .. } => handles.push(connection),
+                    EventKind::Error { error, .. } => return (snet, Some(error)),
+                    EventKind::Receive { .. } => return (snet, None),
+                    _ => {}
+                }
+            }
+        }
+        panic!("no event for the dense message in 120 s");
+    });
+
+    let mut worst = Duration::ZERO;
+    let mut pings = 0;
+    while !app.is_finished() {
+        let sent = Instant::now();
+        pinger.write_all(&[1, 0, 0, 0, 0x03]).unwrap();
+        let mut pong = [0u8; 5];
+        pinger.read_exact(&mut pong).unwrap();
+        assert_eq!(pong, [1, 0, 0, 0, 0x04]);
+        worst = worst.max(sent.elapsed());
+        pings += 1;
+        thread::sleep(Duration::from_millis(10));
+    }
+    let (snet, error) = app.join().unwrap();
+    let _attacker = writer.join().unwrap();
+    println!("dense 16 MiB message: {error:?}; {pings} pings, slowest answer {worst:?}");
+    assert!(
+        matches!(
+            error,
+            Some(Error::Protocol(ProtocolError::DecodedTooLarge { .. }))
+        ),
+        "{error:?}"
+    );
+    assert!(pings > 0);
+    assert!(
+        worst < Duration::from_millis(250),
+        "a ping waited {worst:?}"
+    );
+    snet.shutdown(Duration::from_secs(2));
+}
+
+/// Under the overwriting ring, one peer sending as fast as it can is paused
+/// at its share instead of overwriting everyone: a client that joins during
+/// the flood gets its Connect and every message through, and nothing is
+/// dropped.
+#[test]
+fn a_flooder_cannot_overwrite_the_others() {
+    const HONEST: usize = 200;
+    let mut config = Config::default();
+    config.overflow = OverflowPolicy::Overwrite;
+    let snet = Network::with_config(config).unwrap();
+    let server = util::listen(&snet);
+    let port = server.port();
+
+    let fnet = Network::new();
+    let flooder = fnet.connect(("127.0.0.1", port), None).unwrap();
+    flooder.wait_for_connect(util::DEADLINE).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match flooder.send(&Value::from("flood")) {
+                    Ok(()) => sent += 1,
+                    Err(tablenet::SendError::QueueFull { .. }) => {
+                        thread::sleep(Duration::from_millis(1))
+                    }
+                    Err(e) => panic!("flood: {e:?}"),
+                }
+            }
+            (flooder, sent)
+        })
+    };
+    // Let the flood fill what it may while nobody takes events.
+    util::wait_until("the flood fills its share", util::DEADLINE, || {
+        snet.pending_events() >= 1500
+    });
+
+    let hnet = Network::new();
+    let honest = hnet.connect(("127.0.0.1", port), None).unwrap();
+    honest.wait_for_connect(util::DEADLINE).unwrap();
+    for n in 0..HONEST {
+        honest.send(&numbered(n)).unwrap();
+    }
+    // Taken slowly, as by a game's loop: a batch every 50 ms.
+    let start = Instant::now();
+    let (mut next, mut dropped, mut connects, mut floods) = (0usize, 0u64, 0usize, 0usize);
+    let mut honest_source: Option<Source> = None;
+    let mut handles = Vec::new(); // a dropped Connect handle would close its connection
+    while next < HONEST && start.elapsed() < Duration::from_secs(30) {
+        thread::sleep(Duration::from_millis(50));
+        for ev in snet.poll_events() {
+            match ev.kind {
+                EventKind::Dropped { count } => dropped += count,
+                EventKind::Connect { connection, .. } => {
+                    connects += 1;
+                    handles.push(connection);
+                }
+                EventKind::Receive { from, packet } => match util::number(&packet) {
+                    Some(n) => {
+                        assert_eq!(n, next, "the honest client's messages in order");
+                        assert!(honest_source.is_none_or(|s| s == from));
+                        honest_source = Some(from);
+                        next += 1;
+                    }
+                    None => floods += 1,
+                },
+                _ => {}
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (flooder, sent) = flood.join().unwrap();
+    println!(
+        "flood under Overwrite: {sent} sent, {floods} taken; honest {next}/{HONEST}; \
+         {connects} connects seen; {dropped} dropped"
+    );
+    assert_eq!(dropped, 0, "nothing was overwritten");
+    assert_eq!(next, HONEST, "every honest message arrived");
+    assert_eq!(
+        connects, 2,
+        "the flooder's and the honest client's Connect arrived"
+    );
+    drop(handles);
+    drop(flooder);
+    drop(honest);
+    fnet.shutdown(Duration::from_secs(2));
+    hnet.shutdown(Duration::from_secs(2));
+    snet.shutdown(Duration::from_secs(2));
+}
