@@ -4,7 +4,10 @@
 //!
 //! On success it also checks that the codec is consistent: the value
 //! re-encodes and decodes to the same value (floats by bit pattern), the
-//! canonical encoding is a fixed point, and the depth limit is exact.
+//! canonical encoding is a fixed point, the depth limit is exact, and a
+//! decoded-size limit is monotonic: a value that decodes within some cost
+//! decodes within any larger one, and fails only with `DecodedTooLarge`
+//! below it.
 
 #![no_main]
 
@@ -12,8 +15,8 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 
 use libfuzzer_sys::fuzz_target;
-use tablenet::Error;
-use tablenet::proto::{Limits, decode_value, encode_message_to_vec};
+use tablenet::proto::{Limits, decode_value, decode_value_within, encode_message_to_vec};
+use tablenet::{Error, ProtocolError};
 use tablenet_fuzz::{check_table_invariants, depth, same};
 
 /// A `fmt::Write` that only counts, so formatting is exercised without
@@ -46,6 +49,32 @@ fuzz_target!(|data: &[u8]| {
     assert!(same(&value, &again), "{value:?} re-decoded as {again:?}");
     let frame2 = encode_message_to_vec(&again, &limits).expect("re-encodes");
     assert_eq!(frame, frame2, "the canonical encoding is not a fixed point");
+
+    // The decoded-size limit: a value never costs more than 256 times its
+    // wire size; find the least cost that passes (bisection), then one byte
+    // less fails with the right error.
+    let (mut lo, mut hi) = (0usize, 256 * (data.len() + 1));
+    assert!(
+        decode_value_within(data, &limits, hi).is_ok(),
+        "decodes to more than 256 times its size"
+    );
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if decode_value_within(data, &limits, mid).is_ok() {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    assert!(decode_value_within(data, &limits, lo).is_ok());
+    if lo > 0 {
+        match decode_value_within(data, &limits, lo - 1) {
+            Err(Error::Protocol(ProtocolError::DecodedTooLarge { limit })) => {
+                assert_eq!(limit, lo - 1)
+            }
+            other => panic!("cost {lo} passes, {} gives {other:?}", lo - 1),
+        }
+    }
 
     // The depth limit is exact: the value's own depth passes, one less fails.
     let d = depth(&value);

@@ -804,3 +804,42 @@ fn empty_sealed_frame_is_refused_after_it_opens() {
     let (_, error) = session_reads(server, &empty, now);
     assert_eq!(error.as_deref(), Some("protocol violation: empty frame"));
 }
+
+#[test]
+fn decoding_within_a_cost_refuses_dense_values_early_and_passes_ordinary_ones() {
+    use crate::proto::decode_value_within;
+    let limits = Limits::default();
+    // 100,000 small integers: 1-2 bytes each on the wire, a Value (tens of
+    // bytes) each decoded.
+    let dense = Value::Table(Table::from_sequence(
+        (0..100_000).map(|i| Value::Integer(i % 50)).collect(),
+    ));
+    let frame = encode_message_to_vec(&dense, &limits).unwrap();
+    let body = &frame[LENGTH_PREFIX + 1..];
+    let decoded_floor = 100_000 * std::mem::size_of::<Value>();
+    assert!(decoded_floor > 10 * body.len());
+    match decode_value_within(body, &limits, 4 * body.len()) {
+        Err(Error::Protocol(ProtocolError::DecodedTooLarge { limit })) => {
+            assert_eq!(limit, 4 * body.len())
+        }
+        other => panic!("expected DecodedTooLarge, got {other:?}"),
+    }
+    assert_eq!(
+        decode_value_within(body, &limits, decoded_floor * 2).unwrap(),
+        dense
+    );
+    // A hole turns the rest into hash entries, which cost more.
+    let mut holey: Vec<Value> = vec![Value::Nil];
+    holey.extend((1..1000).map(|_| Value::Boolean(true)));
+    let holey = Value::Table(Table::from_sequence(holey));
+    let frame = encode_message_to_vec(&holey, &limits).unwrap();
+    let body = &frame[LENGTH_PREFIX + 1..];
+    assert!(decode_value_within(body, &limits, 999 * std::mem::size_of::<Value>()).is_err());
+    assert_eq!(decode_value_within(body, &limits, 1 << 20).unwrap(), holey);
+    // Strings count their bytes.
+    let text = Value::from("y".repeat(10_000));
+    let frame = encode_message_to_vec(&text, &limits).unwrap();
+    let body = &frame[LENGTH_PREFIX + 1..];
+    assert!(decode_value_within(body, &limits, 9_000).is_err());
+    assert_eq!(decode_value_within(body, &limits, 11_000).unwrap(), text);
+}

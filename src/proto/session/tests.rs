@@ -523,3 +523,108 @@ fn peer_text_is_capped() {
         r"ok \xff\xfe é"
     );
 }
+
+#[test]
+fn a_stalled_partial_frame_times_out_but_time_paused_by_us_does_not_count() {
+    let now = Instant::now();
+    let limit = Duration::from_secs(2);
+    let config = SessionConfig::default().with_frame_timeout(Some(limit));
+    let mut client = End::new(Role::Client, &config, None, now);
+    let mut server = End::new(Role::Server, &config, None, now);
+    client.session.connected(now);
+    exchange(&mut client, &mut server, now);
+    // Nothing partial: no frame deadline.
+    assert_eq!(server.session.poll_timeout(), None);
+
+    // Half of a 100-byte frame arrives: the deadline is set from it.
+    let frame = encode_message_to_vec(&Value::from("x".repeat(95)), &Limits::default()).unwrap();
+    let half = frame.len() / 2;
+    server.input(&frame[..half], now);
+    assert_eq!(server.session.poll_timeout(), Some(now + limit));
+
+    // A byte more a second later is progress: the check moves on.
+    let t1 = now + Duration::from_secs(1);
+    server.input(&frame[half..half + 1], t1);
+    server.session.handle_timeout(now + limit);
+    server.events();
+    assert!(server.closed.is_none());
+    assert_eq!(server.session.poll_timeout(), Some(t1 + limit));
+
+    // We stop reading it for 10 s (our backpressure): nothing fires, and
+    // the time does not count once we read again.
+    server.session.pause_reading(t1);
+    server.session.handle_timeout(t1 + limit);
+    server.events();
+    assert!(server.closed.is_none());
+    assert_eq!(server.session.poll_timeout(), None);
+    let t2 = t1 + Duration::from_secs(10);
+    server.session.resume_reading(t2);
+    assert_eq!(server.session.poll_timeout(), Some(t2 + limit));
+
+    // Then the peer stays silent for the whole limit: closed, and said why.
+    server.session.handle_timeout(t2 + limit);
+    server.events();
+    assert!(matches!(
+        server.closed,
+        Some((
+            CloseReason::Timeout,
+            Some(Error::Timeout {
+                operation: "a partial frame (no byte arrived)",
+                ..
+            })
+        ))
+    ));
+}
+
+#[test]
+fn a_heartbeat_does_not_count_time_paused_by_us() {
+    let now = Instant::now();
+    let limit = Duration::from_secs(3);
+    let config = SessionConfig::default().with_heartbeat(Some(limit));
+    let mut client = End::new(Role::Client, &config, None, now);
+    let mut server = End::new(Role::Server, &config, None, now);
+    client.session.connected(now);
+    exchange(&mut client, &mut server, now);
+    // Paused right away for a minute: the peer's silence is ours.
+    client.session.pause_reading(now);
+    client.session.handle_timeout(now + limit / 3);
+    client.events();
+    let later = now + Duration::from_secs(60);
+    client.session.resume_reading(later);
+    assert!(client.closed.is_none());
+    assert_eq!(client.session.poll_timeout(), Some(later + limit / 3));
+}
+
+#[test]
+fn a_large_frame_grows_its_buffer_only_within_the_allowance() {
+    let limits = Limits::default();
+    let mut d = crate::proto::FrameDecoder::new(&limits);
+    // The first read needs 4 KiB.
+    assert!(d.read_buffer_within(4095).is_none());
+    assert_eq!(d.capacity(), 0);
+    let buf = d.read_buffer_within(4096).unwrap();
+    assert_eq!(buf.len(), 4096);
+    // A 1 MiB frame announced and 4 KiB of it in: growth doubles, up to
+    // the frame's size, and only as far as allowed.
+    buf[..4].copy_from_slice(&(1u32 << 20).to_le_bytes());
+    d.filled(4096);
+    assert_eq!(d.next_frame_size(), Some(4 + (1 << 20)));
+    assert!(d.read_buffer_within(4095).is_none());
+    assert_eq!(d.read_buffer_within(4096).unwrap().len(), 4096);
+    assert_eq!(d.capacity(), 8192);
+    let total = 4 + (1u64 << 20);
+    let mut sizes = vec![d.capacity()];
+    while d.received() < total {
+        let left = (total - d.received()) as usize;
+        let buf = d.read_buffer_within(usize::MAX).unwrap();
+        let n = buf.len().min(left);
+        d.filled(n);
+        if sizes.last() != Some(&d.capacity()) {
+            sizes.push(d.capacity());
+        }
+    }
+    // Doubling (few large reads), never past the frame and one 4 KiB read.
+    assert_eq!(sizes[..4], [8192, 16384, 32768, 65536]);
+    assert!(sizes.len() <= 10, "{sizes:?}");
+    assert!(d.capacity() <= total as usize + 4096, "{sizes:?}");
+}
