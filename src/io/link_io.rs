@@ -14,24 +14,26 @@ use mio::{Interest, Registry, Token};
 use crate::proto::session::Session;
 use crate::shared::{Link, ServerShared};
 
-/// Bodies up to this size are copied into the shared batch buffer; larger
-/// ones get a buffer of their own.
-const BATCH_MAX: usize = 4 * 1024;
+/// Bodies up to this size are decoded by the application's thread, copied
+/// back to back into a shared batch buffer (one allocation for many, which
+/// that thread frees with the last of them).
+pub(super) const BATCH_MAX: usize = 4 * 1024;
 
 /// Size of the buffers that small bodies are copied into, back to back.
 const BATCH_BYTES: usize = 16 * 1024;
 
-/// A received message body, copied out of the receive buffer for the ring.
-/// Small bodies share a batch buffer (one allocation for many, which the
-/// application's thread frees with the last of them). Nothing is decoded
-/// here: the thread that takes the message decodes it, so one large or
-/// dense message never holds up other connections' traffic or heartbeats.
+/// Decoded size up to which the IO thread decodes a larger body itself:
+/// about a millisecond of work at most, so one message never holds up other
+/// connections' traffic or heartbeats for longer. Typical large messages (a
+/// few big strings) fit, and are then never copied once more; a denser one
+/// is handed to the application's thread, which decodes it within what the
+/// memory budget has free.
+pub(super) const IO_DECODE_COST: usize = 1024 * 1024;
+
+/// A small received message body, copied into the batch buffer.
 pub(super) fn body_bytes(body: &[u8], batch: &mut BytesMut) -> Bytes {
-    if body.len() > BATCH_MAX {
-        return Bytes::copy_from_slice(body);
-    }
     if batch.capacity() < body.len() {
-        *batch = BytesMut::with_capacity(BATCH_BYTES);
+        *batch = BytesMut::with_capacity(BATCH_BYTES.max(body.len()));
     }
     batch.extend_from_slice(body);
     batch.split().freeze()

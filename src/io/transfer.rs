@@ -6,8 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::driver::Driver;
-use super::link_io::{Held, body_bytes};
-use crate::error::Error;
+use bytes::Bytes;
+
+use super::link_io::{BATCH_MAX, Held, IO_DECODE_COST, body_bytes};
+use crate::error::{Error, ProtocolError};
+use crate::proto::decode_value_costed;
 use crate::proto::session::Input;
 use crate::shared::{EventKind, Flushed, Pending, Role, Source};
 
@@ -205,15 +208,16 @@ impl Driver {
         true
     }
 
-    /// The large frame was taken out: its reservation ends.
+    /// After frames were taken out: a large one's reservation ends, and a
+    /// buffer handed over with its message is no longer the link's.
     fn end_reservation(&mut self, t: usize) {
         if let Some(io) = self.links.get_mut(&t)
             && io.reserved > 0
             && io.session.buffered() <= SMALL_BUFFER
         {
             io.reserved = 0;
-            self.settle(t);
         }
+        self.settle(t);
     }
 
     /// Frees an empty receive buffer (an idle link holds none).
@@ -299,6 +303,7 @@ impl Driver {
         // One clock read per batch of bytes: the frames in it were all seen
         // now (stamps their events and the heartbeat's last sign of life).
         let seen = Instant::now();
+        let limits = self.net.config.limits;
         // Per batch, not per frame: the link handle and who messages are from.
         let Some(link) = self.links.get(&t).map(|io| io.link.clone()) else {
             return false;
@@ -339,10 +344,35 @@ impl Driver {
                     continue;
                 }
                 Input::Message(body) => {
-                    io.held.events += 1;
-                    io.held.bytes += body.len();
                     let size = body.len();
-                    Pending::message(from, body_bytes(body, &mut self.batch), seen, size)
+                    io.held.events += 1;
+                    io.held.bytes += size;
+                    if size <= BATCH_MAX {
+                        Pending::message(from, body_bytes(body, &mut self.batch), seen, size)
+                    } else {
+                        match decode_value_costed(body, &limits, IO_DECODE_COST) {
+                            Ok((packet, cost)) => {
+                                let mut p = Pending::at(EventKind::Receive { from, packet }, seen);
+                                p.bytes = size.max(cost);
+                                p
+                            }
+                            // Dense: the application's thread decodes it,
+                            // within the budget. Its buffer goes with it
+                            // when large (no copy); the link gets a new one.
+                            Err(Error::Protocol(ProtocolError::DecodedTooLarge { .. })) => {
+                                let bytes = if size >= SMALL_BUFFER {
+                                    io.session.take_message().unwrap_or_default()
+                                } else {
+                                    Bytes::copy_from_slice(body)
+                                };
+                                Pending::message(from, bytes, seen, size)
+                            }
+                            Err(e) => {
+                                self.abort(t, e, true);
+                                return false;
+                            }
+                        }
+                    }
                 }
             };
             if !received {

@@ -10,6 +10,8 @@
 //! is at most [`Limits::max_frame_size`]. A `Message` frame's body is one
 //! encoded [`Value`].
 
+use bytes::Bytes;
+
 use super::Limits;
 use super::preamble::{self, Preamble};
 use super::wire;
@@ -189,48 +191,67 @@ impl FrameDecoder {
         self.buf.get_mut(self.end..).unwrap_or_default()
     }
 
-    /// [`read_buffer`](Self::read_buffer), unless offering it would grow the
-    /// buffer's memory by more than `max_growth` bytes (then `None`, and
-    /// nothing is allocated). A partial frame's buffer grows by doubling, up
-    /// to exactly the frame's size, so large frames are read in large
-    /// chunks and never cost more than they are.
+    /// [`read_buffer`](Self::read_buffer) for a caller that keeps a memory
+    /// budget: once a frame's length is known, the buffer grows to hold the
+    /// whole frame at once (read in large chunks, never copied as it grows),
+    /// unless that would grow its memory by more than `max_growth` bytes:
+    /// then `None`, and nothing is allocated. A new buffer's pages are zeroed
+    /// lazily by the system, so memory is touched only as bytes arrive.
     pub fn read_buffer_within(&mut self, max_growth: usize) -> Option<&mut [u8]> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
-        if self.buf.len() - self.end < MIN_READ {
-            let pending = self.end - self.start;
-            let target = self.target_len(pending);
-            if target > self.buf.capacity() && target - self.buf.capacity() > max_growth {
+        if self.buf.len() - self.end >= MIN_READ {
+            return self.buf.get_mut(self.end..);
+        }
+        let pending = self.end - self.start;
+        let at_least = pending + MIN_READ;
+        let target = match self.next_frame_size() {
+            Some(frame) if frame > at_least => frame,
+            _ => at_least,
+        };
+        if target > self.buf.capacity() {
+            if target - self.buf.capacity() > max_growth {
                 return None;
             }
+            let mut grown = vec![0u8; target];
+            if let (Some(to), Some(from)) =
+                (grown.get_mut(..pending), self.buf.get(self.start..self.end))
+            {
+                to.copy_from_slice(from);
+            }
+            self.buf = grown;
+        } else {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
-                self.end = pending;
-                self.start = 0;
             }
             if target > self.buf.len() {
-                self.buf.reserve_exact(target - self.buf.len());
                 self.buf.resize(target, 0);
             }
         }
+        self.start = 0;
+        self.end = pending;
         self.buf.get_mut(self.end..)
     }
 
-    /// The buffer length to grow to with `pending` bytes at its front: room
-    /// for 4 KiB more, or, inside a frame whose length is known, double the
-    /// buffer up to the frame's end.
-    fn target_len(&self, pending: usize) -> usize {
-        let at_least = pending + MIN_READ;
-        let frame_end = self
-            .pending()
-            .first_chunk::<LENGTH_PREFIX>()
-            .map(|p| LENGTH_PREFIX + (u32::from_le_bytes(*p) as usize).min(self.max_frame_size));
-        match frame_end {
-            Some(end) if end > at_least => end.min(self.buf.len().saturating_mul(2)).max(at_least),
-            _ => at_least,
+    /// Hands over `range` of the buffer (taken out already: it ends at or
+    /// before the bytes still pending) as shared bytes without copying it:
+    /// the buffer itself becomes them, and the bytes still pending move to a
+    /// fresh buffer. For large messages, whose copy would cost more.
+    pub(crate) fn take_range(&mut self, range: std::ops::Range<usize>) -> Bytes {
+        if range.end > self.start || range.start > range.end {
+            return Bytes::copy_from_slice(self.buf.get(range).unwrap_or_default());
         }
+        let rest = self
+            .buf
+            .get(self.start..self.end)
+            .unwrap_or_default()
+            .to_vec();
+        let whole = std::mem::replace(&mut self.buf, rest);
+        self.start = 0;
+        self.end = self.buf.len();
+        Bytes::from(whole).slice(range)
     }
 
     /// The size (length prefix included) of the frame now arriving, once

@@ -36,6 +36,7 @@ pub use frame::{
 pub use limits::Limits;
 pub use preamble::{FLAG_ENCRYPTED, FLAG_REFUSED, MAGIC, MAX_EXTENSION, Preamble, VERSION};
 pub use send_queue::{OutFrame, SMALL_FRAME, SendQueue};
+pub(crate) use wire::decode_value_costed;
 pub use wire::{decode_value, decode_value_within};
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ use std::collections::VecDeque;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use super::secure::{CONFIRM_FRAME_LEN, Handshake, Opener, Role, Sealer, TAG_LEN};
 use super::{FrameDecoder, FrameKind, LENGTH_PREFIX, Limits, MAX_CLOSE_REASON, Preamble};
 use crate::error::{Error, ProtocolError};
@@ -242,11 +244,14 @@ pub struct Session {
     /// Handshake, linger or next liveness check.
     deadline: Option<Instant>,
     last_rx: Instant,
-    last_message: Instant,
+    last_message_at: Instant,
     /// When a byte last arrived (for the partial-frame timeout), and the
     /// decoder's count of bytes then.
     last_progress: Instant,
     progress_mark: u64,
+    /// Where the last message returned by `poll_input` lies in the receive
+    /// buffer (for [`Session::take_message`]).
+    last_message: Option<Range<usize>>,
     /// The driver stopped reading us (its own backpressure) at this time:
     /// liveness and frame timers stand still until it resumes.
     paused_since: Option<Instant>,
@@ -304,9 +309,10 @@ impl Session {
             events: VecDeque::new(),
             deadline: now.checked_add(config.handshake_timeout),
             last_rx: now,
-            last_message: now,
+            last_message_at: now,
             last_progress: now,
             progress_mark: 0,
+            last_message: None,
             paused_since: None,
             pinged: false,
             established: false,
@@ -448,6 +454,16 @@ impl Session {
         self.decoder.next_frame_size()
     }
 
+    /// The body of the message the last [`poll_input`](Self::poll_input)
+    /// returned, handed over without copying: the receive buffer itself
+    /// becomes it (what follows moves to a fresh buffer). Worth it for large
+    /// messages, which would otherwise be copied; `None` if the last call
+    /// returned no message.
+    pub fn take_message(&mut self) -> Option<Bytes> {
+        let range = self.last_message.take()?;
+        Some(self.decoder.take_range(range))
+    }
+
     /// Bytes of memory the receive buffer holds now.
     pub fn receive_memory(&self) -> usize {
         self.decoder.capacity()
@@ -477,7 +493,7 @@ impl Session {
         let paused = now.saturating_duration_since(since);
         for t in [
             &mut self.last_rx,
-            &mut self.last_message,
+            &mut self.last_message_at,
             &mut self.last_progress,
         ] {
             *t = t.checked_add(paused).unwrap_or(*t).min(now);
@@ -525,6 +541,7 @@ impl Session {
     /// ([`SessionEvent::Closed`]), and so does the peer's end of stream once
     /// everything before it has been handled.
     pub fn poll_input(&mut self, now: Instant) -> Input<'_> {
+        self.last_message = None;
         if self.decoder.received() != self.progress_mark {
             self.progress_mark = self.decoder.received();
             self.last_progress = now;
@@ -641,7 +658,8 @@ impl Session {
             // Closing locally: what still arrives is discarded.
             FrameKind::Message if closing => Input::Handled,
             FrameKind::Message => {
-                self.last_message = now;
+                self.last_message_at = now;
+                self.last_message = Some(range.clone());
                 Input::Message(self.decoder.get_mut(range))
             }
         }
@@ -846,7 +864,7 @@ impl Session {
             (Some(limit), _) if now.saturating_duration_since(self.last_rx) >= limit => {
                 Some(("heartbeat", limit))
             }
-            (_, Some(limit)) if now.saturating_duration_since(self.last_message) >= limit => {
+            (_, Some(limit)) if now.saturating_duration_since(self.last_message_at) >= limit => {
                 Some(("idle timeout", limit))
             }
             _ => None,
@@ -897,7 +915,7 @@ impl Session {
         let idle = self
             .config
             .idle_timeout
-            .and_then(|limit| self.last_message.checked_add(limit));
+            .and_then(|limit| self.last_message_at.checked_add(limit));
         let frame = self
             .config
             .frame_timeout
@@ -912,7 +930,7 @@ impl Session {
         self.phase = Phase::Open;
         self.established = true;
         self.last_rx = now;
-        self.last_message = now;
+        self.last_message_at = now;
         self.deadline = self.next_liveness_check();
         self.events.push_back(SessionEvent::Established { sealer });
         if std::mem::take(&mut self.close_when_open) {

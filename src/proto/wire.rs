@@ -101,6 +101,15 @@ pub fn decode_value(bytes: &[u8], limits: &Limits) -> Result<Value, Error> {
 /// table entries and strings, see [`decoded_cost`](self)): the error comes
 /// as soon as the running total passes the limit, before the rest is built.
 pub fn decode_value_within(bytes: &[u8], limits: &Limits, max_cost: usize) -> Result<Value, Error> {
+    decode_value_costed(bytes, limits, max_cost).map(|(value, _)| value)
+}
+
+/// [`decode_value_within`], also giving the value's estimated decoded size.
+pub(crate) fn decode_value_costed(
+    bytes: &[u8],
+    limits: &Limits,
+    max_cost: usize,
+) -> Result<(Value, usize), Error> {
     let ctx = DecodeCtx {
         max_depth: limits.max_depth,
         budget: Cell::new(bytes.len()),
@@ -113,7 +122,7 @@ pub fn decode_value_within(bytes: &[u8], limits: &Limits, max_cost: usize) -> Re
         depth: 0,
     };
     match bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG) {
-        Ok((value, read)) if read == bytes.len() => Ok(value),
+        Ok((value, read)) if read == bytes.len() => Ok((value, ctx.cost.get())),
         Ok((_, read)) => Err(ProtocolError::TrailingBytes {
             count: bytes.len().saturating_sub(read),
         }
@@ -301,14 +310,6 @@ struct DecodeCtx {
 
 /// Memory one value takes where it is stored (a sequence slot, a hash value).
 const VALUE_COST: usize = std::mem::size_of::<Value>();
-/// Heap memory a key holds (a long string's bytes).
-fn key_heap_size(key: &Key) -> usize {
-    match key.repr() {
-        KeyRepr::String(s) => s.heap_size(),
-        _ => 0,
-    }
-}
-
 /// Memory a hash entry takes beyond its value: its key and its index slot.
 const ENTRY_COST: usize = std::mem::size_of::<Key>() + 2 * std::mem::size_of::<usize>();
 
@@ -377,9 +378,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             tag::INTEGER => Value::Integer(variant.newtype_variant()?),
             tag::NUMBER => Value::Number(variant.newtype_variant()?),
             tag::STRING => {
-                let s = variant.newtype_variant_seed(BytesSeed)?;
-                self.ctx.spend(s.heap_size())?;
-                Value::String(s)
+                Value::String(variant.newtype_variant_seed(BytesSeed { ctx: self.ctx })?)
             }
             tag::TABLE => {
                 self.ctx.spend(std::mem::size_of::<Table>())?;
@@ -403,17 +402,20 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 }
 
-/// Reads a byte string borrowed from the input, then copies it once.
-struct BytesSeed;
+/// Reads a byte string borrowed from the input, charges it, then copies it
+/// once.
+struct BytesSeed<'a> {
+    ctx: &'a DecodeCtx,
+}
 
-impl<'de> DeserializeSeed<'de> for BytesSeed {
+impl<'de> DeserializeSeed<'de> for BytesSeed<'_> {
     type Value = ByteString;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<ByteString, D::Error> {
         d.deserialize_bytes(self)
     }
 }
 
-impl<'de> Visitor<'de> for BytesSeed {
+impl<'de> Visitor<'de> for BytesSeed<'_> {
     type Value = ByteString;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -421,6 +423,8 @@ impl<'de> Visitor<'de> for BytesSeed {
     }
 
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<ByteString, E> {
+        // Charged before the copy: a refused string costs nothing.
+        self.ctx.spend(ByteString::heap_size_of(v.len()))?;
         Ok(ByteString::from(v))
     }
 }
@@ -536,7 +540,7 @@ impl<'de> Visitor<'de> for HashPart<'_, '_> {
             depth: self.depth,
         };
         while let Some(key) = map.next_key_seed(KeySeed { ctx: self.ctx })? {
-            self.ctx.spend(ENTRY_COST + key_heap_size(&key))?;
+            self.ctx.spend(ENTRY_COST)?;
             let value = map.next_value_seed(seed)?;
             // A key seen before (in either part) makes the encoding
             // ambiguous: refuse it. A nil value sets nothing, as in Lua.
@@ -580,7 +584,9 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
             tag::BOOLEAN => Ok(Key::from(variant.newtype_variant::<bool>()?)),
             tag::INTEGER => Ok(Key::from(variant.newtype_variant::<i64>()?)),
             tag::NUMBER => Key::from_f64(variant.newtype_variant()?).map_err(bad),
-            tag::STRING => Ok(Key::from(variant.newtype_variant_seed(BytesSeed)?)),
+            tag::STRING => Ok(Key::from(
+                variant.newtype_variant_seed(BytesSeed { ctx: self.ctx })?,
+            )),
             tag::NIL => Err(bad(KeyError::Nil)),
             tag::TABLE => Err(bad(KeyError::Table)),
             other => Err(self

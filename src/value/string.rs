@@ -32,13 +32,10 @@ impl ByteString {
         &self.0
     }
 
-    /// Bytes allocated on the heap (0 for a string stored inline).
-    pub(crate) fn heap_size(&self) -> usize {
-        if self.0.spilled() {
-            self.0.capacity()
-        } else {
-            0
-        }
+    /// Bytes a string of `len` bytes allocates on the heap (0 when it is
+    /// stored inline).
+    pub(crate) const fn heap_size_of(len: usize) -> usize {
+        if len > INLINE { len } else { 0 }
     }
 
     /// The text, if the bytes are valid UTF-8.
