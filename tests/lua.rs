@@ -1,15 +1,17 @@
 //! The Lua binding inside an embedded Lua 5.4 state (mlua, vendored).
 //!
 //! Run with `cargo test --features lua --test lua`. The same Lua script,
-//! tests/lua/api.lua, runs against the loadable module with the stock
-//! `lua5.4` interpreter in bindings/lua/ci.sh.
+//! tests/lua/api.lua, runs against the loadable module under the stock
+//! lua5.1, lua5.2, lua5.3, lua5.4 and luajit interpreters in
+//! bindings/lua/ci.sh (which also covers the rules for Luas without integers).
 #![cfg(feature = "lua")]
 
 use std::time::{Duration, Instant};
 
 use tablenet::lua::mlua::{self, Lua};
 use tablenet::lua::{
-    ConvertError, ConvertLimits, try_value_from_lua, value_from_lua, value_to_lua,
+    BigIntegers, ConvertError, ConvertLimits, try_value_from_lua, try_value_to_lua, value_from_lua,
+    value_to_lua,
 };
 use tablenet::{Config, Network, OverflowPolicy, Table, Value, table};
 
@@ -373,4 +375,24 @@ fn examples_compile() {
             .into_function()
             .unwrap_or_else(|e| panic!("{path}: {e}"));
     }
+}
+
+/// Lua 5.4 holds every i64: the BigIntegers policy never applies, and
+/// integers a double cannot hold come back exactly under each policy.
+#[test]
+fn big_integers_are_exact_on_a_lua_with_integers() {
+    let lua = Lua::new();
+    let mut t = table! { "odd" => (1_i64 << 53) + 1, "max" => i64::MAX };
+    t.set((1_i64 << 53) + 1, "key");
+    t.set(1_i64 << 53, "other key");
+    let value = Value::Table(t);
+    for policy in [BigIntegers::Error, BigIntegers::Float, BigIntegers::String] {
+        let lua_value = try_value_to_lua(&lua, &value, policy)
+            .expect("no Lua error")
+            .unwrap_or_else(|e| panic!("{policy:?}: {e}"));
+        let back = value_from_lua(&lua_value, &ConvertLimits::default()).expect("back");
+        assert_eq!(back, value, "{policy:?}");
+    }
+    assert_eq!(BigIntegers::default(), BigIntegers::Error);
+    assert_eq!(BigIntegers::String.name(), "string");
 }

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# CI for the Lua binding, run with the stock Debian interpreter:
-#   1. builds the loadable module (bindings/lua, its own cargo workspace);
-#   2. installs lua5.4 with apt-get if it is missing;
-#   3. runs tests/lua/api.lua against the module (every seed call, plain and
-#      encrypted, a server and clients in one script);
+# CI for the Lua binding, with Debian's stock interpreters:
+#   1. installs lua5.1, lua5.2, lua5.3, lua5.4, luajit, luarocks, love and the
+#      Lua headers with apt-get if any is missing;
+#   2. builds the loadable module once per Lua version (debug builds, one
+#      shared target folder) and runs tests/lua/api.lua under each
+#      interpreter, and the Lua echo server with a Lua client;
+#   3. integers beyond 2^53 from Lua 5.4 to every other version
+#      (tests/lua/big_integers.lua: each BigIntegers policy);
 #   4. the Lua chat member (examples/lua/chat.lua) chats with the Rust chat
-#      server and a Rust member (cargo build --example chat);
-#   5. the Lua echo server (examples/lua/echo_server.lua) answers a Lua client.
+#      server and a Rust member (cargo build --example chat), under lua5.4;
+#   5. `luarocks make` installs the module into a temporary tree, offline,
+#      and api.lua runs against that install;
+#   6. a headless LÖVE 11.4 game (tests/lua/love) exchanges tables.
 # Loopback only; every wait has a deadline. Exits non-zero on the first failure.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -74,25 +79,84 @@ wait_exit() {
   [ "$status" -eq 0 ] || fail "$name exited with status $status"
 }
 
-step "lua5.4 (Debian's stock interpreter)"
-if ! command -v lua5.4 >/dev/null 2>&1; then
+# feature:interpreter for every Lua version the module supports.
+versions=(lua51:lua5.1 lua52:lua5.2 lua53:lua5.3 lua54:lua5.4 luajit:luajit)
+
+step "the interpreters, luarocks, LÖVE and the Lua headers (Debian packages)"
+packages=(lua5.1 lua5.2 lua5.3 lua5.4 luajit luarocks love
+  liblua5.1-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev libluajit-5.1-dev)
+missing=0
+for tool in lua5.1 lua5.2 lua5.3 lua5.4 luajit luarocks love; do
+  command -v "$tool" >/dev/null 2>&1 || missing=1
+done
+for header in lua5.1 lua5.2 lua5.3 lua5.4 luajit-2.1; do
+  [ -e "/usr/include/$header/lua.h" ] || missing=1
+done
+if [ "$missing" -eq 1 ]; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
-lua5.4 -v
+for v in "${versions[@]}"; do "${v#*:}" -v; done
 
-step "build the module: cargo build (bindings/lua)"
-# Its own workspace and target directory: mlua's `module` feature must not
-# meet the `vendored` feature of the root's tests.
-(cd bindings/lua && env -u CARGO_TARGET_DIR cargo build)
-cp bindings/lua/target/debug/libtablenet_lua.so "$work/tablenet.so"
-export LUA_CPATH="$work/?.so;;"
-lua5.4 -e 'local n = require "tablenet"; assert(n.EVENT_CONNECT == 1)'
+# One target folder for every version (cargo keeps each feature set's
+# artifacts apart; only the final .so is overwritten, so it is copied at
+# once). Beside the root's artifacts, never mixed with them: mlua's `module`
+# feature here must not meet the root tests' `vendored`.
+module_target="${CARGO_TARGET_DIR:-$root/target}/lua-module"
+for v in "${versions[@]}"; do
+  feature="${v%%:*}"
+  step "build the module for $feature (bindings/lua, debug)"
+  CARGO_TARGET_DIR="$module_target" cargo build --manifest-path bindings/lua/Cargo.toml \
+    --no-default-features --features "$feature"
+  mkdir -p "$work/$feature"
+  cp "$module_target/debug/libtablenet_lua.so" "$work/$feature/tablenet.so"
+done
 
-step "tests/lua/api.lua with lua5.4"
-timeout 300 lua5.4 tests/lua/api.lua
+# with_module FEATURE COMMAND...: runs COMMAND with that module on LUA_CPATH.
+with_module() {
+  local feature="$1"
+  shift
+  LUA_CPATH="$work/$feature/?.so;;" "$@"
+}
+
+for v in "${versions[@]}"; do
+  feature="${v%%:*}" lua="${v#*:}"
+  step "tests/lua/api.lua with $lua"
+  with_module "$feature" "$lua" -e 'local n = require "tablenet"; assert(n.EVENT_CONNECT == 1)'
+  with_module "$feature" timeout 300 "$lua" tests/lua/api.lua
+
+  step "the Lua echo server with a Lua client, under $lua"
+  # Not through with_module: $! must be timeout's own pid, to stop it.
+  LUA_CPATH="$work/$feature/?.so;;" timeout 120 "$lua" examples/lua/echo_server.lua --port 0 --for 60 \
+    >"$work/echo-$feature.out" 2>&1 &
+  echo_pid=$!
+  pids+=("$echo_pid")
+  wait_for "$work/echo-$feature.out" "listening on "
+  eport="$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/echo-$feature.out" | head -n 1)"
+  with_module "$feature" timeout 60 "$lua" tests/lua/echo_client.lua "$eport" || fail "the echo client failed"
+  wait_for "$work/echo-$feature.out" "* broadcast from"
+  kill "$echo_pid" 2>/dev/null || true
+done
+
+for v in "${versions[@]}"; do
+  feature="${v%%:*}" lua="${v#*:}"
+  [ "$feature" = lua54 ] && continue
+  step "integers beyond 2^53: lua5.4 sends, $lua receives (tests/lua/big_integers.lua)"
+  LUA_CPATH="$work/$feature/?.so;;" timeout 60 "$lua" tests/lua/big_integers.lua receive \
+    >"$work/big-$feature.out" 2>&1 &
+  receiver=$!
+  pids+=("$receiver")
+  wait_for "$work/big-$feature.out" "ports "
+  ports="$(sed -n 's/^ports //p' "$work/big-$feature.out")"
+  # shellcheck disable=SC2086 # three ports, split on purpose
+  with_module lua54 timeout 60 lua5.4 tests/lua/big_integers.lua send $ports || fail "the 5.4 sender failed"
+  wait_exit "$receiver" "the $lua receiver" 60
+  cat "$work/big-$feature.out"
+done
+
+export LUA_CPATH="$work/lua54/?.so;;"
 
 step "build the Rust chat example: cargo build --example chat"
 cargo build --example chat
@@ -167,13 +231,31 @@ fi
 grep -qF "chat: cannot join $saddr:" "$work/nokey.out" || fail "the missing-key message"
 cat "$work/nokey.out"
 
-step "the Lua echo server with a Lua client"
-timeout 120 lua5.4 examples/lua/echo_server.lua --port 0 --for 60 >"$work/echo.out" 2>&1 &
-pids+=($!)
-wait_for "$work/echo.out" "listening on "
-eport="$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/echo.out" | head -n 1)"
-timeout 60 lua5.4 tests/lua/echo_client.lua "$eport" || fail "the echo client failed"
-wait_for "$work/echo.out" "* broadcast from"
+step "luarocks make: install the module offline into a temporary tree (lua5.3), api.lua against it"
+# The rockspec builds with cargo for the Lua luarocks runs for; a debug
+# build here, so it reuses the lua53 build above.
+tree="$work/rocks"
+CARGO_TARGET_DIR="$module_target" TABLENET_CARGO_PROFILE=dev \
+  luarocks --lua-version 5.3 --tree "$tree" make --deps-mode none tablenet-0.1.0-1.rockspec
+rm -f tablenet.so # the build's copy: only the installed one may be found
+[ -e "$tree/lib/lua/5.3/tablenet.so" ] || fail "luarocks installed no tablenet.so"
+(
+  unset LUA_CPATH LUA_PATH
+  eval "$(luarocks --lua-version 5.3 --tree "$tree" path)"
+  case "$LUA_CPATH" in *"$work/lua"*) fail "LUA_CPATH points at the build folder" ;; esac
+  cd "$work" # not the checkout, whose ./?.so could hold a stray build
+  found="$(lua5.3 -e 'print(package.searchpath("tablenet", package.cpath))')"
+  [ "$found" = "$tree/lib/lua/5.3/tablenet.so" ] || fail "require would load $found"
+  timeout 300 lua5.3 "$root/tests/lua/api.lua"
+)
+
+step "LÖVE 11.4, headless: a server and a client exchange tables inside love.update"
+mkdir -p "$work/xdg"
+chmod 700 "$work/xdg"
+(cd "$work" && XDG_RUNTIME_DIR="$work/xdg" with_module luajit timeout 60 love "$root/tests/lua/love") \
+  >"$work/love.out" 2>&1 || fail "the LÖVE smoke test failed"
+cat "$work/love.out"
+grep -qF "love smoke: passed" "$work/love.out" || fail "the LÖVE smoke test did not pass"
 
 echo
 echo "Lua binding CI passed"

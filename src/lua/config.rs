@@ -1,25 +1,28 @@
-//! `network.New{...}`'s options: a Lua table read into a [`Config`].
+//! `network.New{...}`'s options: a Lua table read into a [`Config`], and
+//! the binding's own [`BigIntegers`] policy.
 
 use std::time::Duration;
 
 use mlua::Value as LuaValue;
 
+use super::BigIntegers;
 use crate::net::{Config, OverflowPolicy};
 
 /// The options `network.New` knows, as documented in bindings/lua/README.md.
 const OPTIONS: &str = "Lossless, InlineIo, NoDelay, EventCapacity, EventBytes, SendQueueBytes, \
                        MaxConnections, MaxFrameSize, MaxDepth, HandshakeTimeout, Linger, \
                        Heartbeat, IdleTimeout, Keepalive, ConnectionEvents, MemoryBudget, \
-                       FrameTimeout";
+                       FrameTimeout, BigIntegers";
 
 /// Reads `network.New`'s argument: nil (every default) or a table of
 /// options. Unknown names and wrong types are errors, so a typo never
 /// silently leaves a default in place. Ranges are checked later by
 /// `Network::with_config`.
-pub(super) fn from_lua(options: &LuaValue) -> Result<Config, String> {
+pub(super) fn from_lua(options: &LuaValue) -> Result<(Config, BigIntegers), String> {
     let mut config = super::lua_config();
+    let mut big = BigIntegers::default();
     let table = match options {
-        LuaValue::Nil => return Ok(config),
+        LuaValue::Nil => return Ok((config, big)),
         LuaValue::Table(t) => t,
         other => {
             return Err(bad(&format!(
@@ -65,6 +68,7 @@ pub(super) fn from_lua(options: &LuaValue) -> Result<Config, String> {
             "ConnectionEvents" => share = Some(read.count(&value)?),
             "MemoryBudget" => config.memory_budget = read.count(&value)?,
             "FrameTimeout" => config.frame_timeout = read.optional_seconds(&value)?,
+            "BigIntegers" => big = read.big_integers(&value)?,
             _ => return Err(bad(&format!("unknown option `{name}`; known: {OPTIONS}"))),
         }
     }
@@ -74,7 +78,7 @@ pub(super) fn from_lua(options: &LuaValue) -> Result<Config, String> {
         OverflowPolicy::Overwrite => usize::MAX,
         OverflowPolicy::Lossless => Config::default().connection_events,
     });
-    Ok(config)
+    Ok((config, big))
 }
 
 fn bad(what: &str) -> String {
@@ -128,6 +132,18 @@ impl Reader<'_> {
                 bad(&format!("option `{}`: {expected}, got {got}", self.name))
             }
         })
+    }
+
+    fn big_integers(&self, value: &LuaValue) -> Result<BigIntegers, String> {
+        let expected = "\"error\", \"float\" or \"string\"";
+        let text = match value {
+            LuaValue::String(s) => s.to_string_lossy(),
+            other => return Err(self.wrong(expected, other)),
+        };
+        [BigIntegers::Error, BigIntegers::Float, BigIntegers::String]
+            .into_iter()
+            .find(|p| p.name() == text)
+            .ok_or_else(|| bad(&format!("option `{}`: {expected}, got {text:?}", self.name)))
     }
 
     /// Seconds, or `false` for off.

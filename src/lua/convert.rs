@@ -12,8 +12,9 @@ use std::collections::HashSet;
 use std::ffi::c_void;
 use std::fmt::Write as _;
 
-use mlua::{IntoLua, Lua};
+use mlua::Lua;
 
+use super::cdata::Cdata;
 use crate::net::Config;
 use crate::proto::Limits;
 use crate::stack::guarded;
@@ -87,6 +88,31 @@ pub enum ConvertError {
         /// The table that has the key.
         path: String,
     },
+    /// A LuaJIT `uint64_t` above `i64::MAX` (integers travel as `i64`).
+    #[error(
+        "cannot send {value}{}: integers travel as 64-bit signed integers, at most 9223372036854775807",
+        at(path)
+    )]
+    OutOfRange {
+        /// The value as Lua prints it (`18446744073709551615ULL`).
+        value: String,
+        /// Where it is.
+        path: String,
+    },
+    /// Two keys of one table that become the same key once converted
+    /// (LuaJIT: `5LL` and `5` are different Lua keys, one integer key here).
+    #[error(
+        "cannot send a table whose keys {first} and {second} are the same key once sent{}",
+        at(path)
+    )]
+    DuplicateKey {
+        /// The first key, as Lua prints it.
+        first: String,
+        /// The second key, as Lua prints it.
+        second: String,
+        /// The table that has them.
+        path: String,
+    },
     /// A table that contains itself (directly or through other tables).
     #[error("cannot send a table that contains itself{}", at(path))]
     Cycle {
@@ -117,7 +143,7 @@ pub enum ConvertError {
     },
 }
 
-fn at(path: &str) -> String {
+pub(super) fn at(path: &str) -> String {
     if path.is_empty() {
         String::new()
     } else {
@@ -132,6 +158,8 @@ impl ConvertError {
             ConvertError::Unsendable { path, .. }
             | ConvertError::BadKey { path, .. }
             | ConvertError::Cycle { path }
+            | ConvertError::OutOfRange { path, .. }
+            | ConvertError::DuplicateKey { path, .. }
             | ConvertError::TooDeep { path, .. } => path.insert_str(0, segment),
             ConvertError::TooManyValues { .. } | ConvertError::TooManyBytes { .. } => {}
         }
@@ -205,6 +233,7 @@ impl Walker<'_> {
                 Value::String(bytes.as_ref().into())
             }
             mlua::Value::Table(t) => Value::Table(self.table(t, depth + 1)?),
+            mlua::Value::Other(_) => Value::Integer(cdata_integer(value)?),
             other => {
                 return Err(ConvertError::Unsendable {
                     type_name: lua_type_name(other),
@@ -229,6 +258,7 @@ impl Walker<'_> {
                 self.count_bytes(bytes.len())?;
                 Key::from(bytes.as_ref())
             }
+            mlua::Value::Other(_) => Key::from(cdata_integer(key)?),
             other => {
                 return Err(ConvertError::BadKey {
                     type_name: lua_type_name(other),
@@ -271,14 +301,66 @@ impl Walker<'_> {
                 }
                 Err(e) => return Err(e),
             };
-            out.set(key, value);
+            // Lua keys are unique, but LuaJIT's `5LL` and `5` both become 5.
+            if out.set(key, value).is_some() {
+                return Err(duplicate_key(table, &k).into());
+            }
         }
         Ok(out)
     }
 }
 
+/// A LuaJIT `int64_t`/`uint64_t` cdata as an integer; any other cdata is
+/// unsendable.
+fn cdata_integer(value: &mlua::Value) -> Result<i64, ConvertError> {
+    match super::cdata::read(value) {
+        Cdata::Integer(i) => Ok(i),
+        Cdata::TooLarge(text) => Err(ConvertError::OutOfRange {
+            value: text,
+            path: String::new(),
+        }),
+        Cdata::Other => Err(ConvertError::Unsendable {
+            type_name: "cdata",
+            path: String::new(),
+        }),
+    }
+}
+
+/// The error for two keys of `table` that became one, the later being `k`
+/// (a rare path: it walks the table again to name them as Lua prints them).
+/// Only numbers and cdata can merge: strings and booleans map one to one.
+fn duplicate_key(table: &mlua::Table, k: &mlua::Value) -> ConvertError {
+    let number_key = |k: &mlua::Value| match k {
+        mlua::Value::Integer(i) => Some(Key::from(*i)),
+        mlua::Value::Number(f) => Key::from_f64(*f).ok(),
+        mlua::Value::Other(_) => cdata_integer(k).ok().map(Key::from),
+        _ => None,
+    };
+    let key = number_key(k);
+    let name = |k: &mlua::Value| k.to_string().unwrap_or_else(|_| "?".into());
+    let first = table
+        .pairs::<mlua::Value, mlua::Value>()
+        .flatten()
+        .find(|(other, _)| !same_key(other, k) && key.is_some() && number_key(other) == key)
+        .map(|(other, _)| name(&other))
+        .unwrap_or_else(|| "?".into());
+    ConvertError::DuplicateKey {
+        first,
+        second: name(k),
+        path: String::new(),
+    }
+}
+
+/// The same Lua key (mlua's `==` never holds between two cdata).
+fn same_key(a: &mlua::Value, b: &mlua::Value) -> bool {
+    match (a, b) {
+        (mlua::Value::Other(_), mlua::Value::Other(_)) => a.to_pointer() == b.to_pointer(),
+        _ => a == b,
+    }
+}
+
 /// `.name` for identifier keys, `[key]` otherwise, as Lua would write it.
-fn path_segment(key: KeyRef<'_>) -> String {
+pub(super) fn path_segment(key: KeyRef<'_>) -> String {
     match key {
         KeyRef::String(s) => match std::str::from_utf8(s) {
             Ok(name) if is_identifier(name) => format!(".{name}"),
@@ -324,6 +406,8 @@ pub(super) fn lua_type_name(value: &mlua::Value) -> &'static str {
         mlua::Value::LightUserData(_) => "light userdata",
         mlua::Value::Table(_) => "table",
         mlua::Value::Error(_) => "error object (userdata)",
+        // The one type mlua leaves as `Other` outside Luau: LuaJIT's FFI data.
+        mlua::Value::Other(_) => "cdata",
         other => other.type_name(),
     }
 }
@@ -366,64 +450,6 @@ fn convert(value: &mlua::Value, limits: &ConvertLimits) -> Result<Value, Failure
         bytes: 0,
     };
     walker.value(value, 0)
-}
-
-/// Converts a [`Value`] into a Lua value of `lua`: integers become Lua
-/// integers, floats Lua floats, strings Lua strings (any bytes), tables new
-/// Lua tables (sequence part first, then the hash part in its order).
-pub fn value_to_lua(lua: &Lua, value: &Value) -> mlua::Result<mlua::Value> {
-    Ok(match value {
-        Value::Nil => mlua::Value::Nil,
-        Value::Boolean(b) => mlua::Value::Boolean(*b),
-        Value::Integer(i) => mlua::Value::Integer(*i),
-        Value::Number(f) => mlua::Value::Number(*f),
-        Value::String(s) => mlua::Value::String(lua.create_string(s.as_bytes())?),
-        Value::Table(t) => mlua::Value::Table(guarded(|| table_to_lua(lua, t))?),
-    })
-}
-
-fn table_to_lua(lua: &Lua, table: &Table) -> mlua::Result<mlua::Table> {
-    let out = lua.create_table_with_capacity(table.sequence_len(), table.hash_len())?;
-    for (i, v) in table.sequence().iter().enumerate() {
-        out.raw_seti(i + 1, value_to_lua(lua, v)?)?;
-    }
-    for (k, v) in table.iter().skip(table.sequence_len()) {
-        out.raw_set(key_to_lua(lua, k)?, value_to_lua(lua, v)?)?;
-    }
-    Ok(out)
-}
-
-fn key_to_lua(lua: &Lua, key: KeyRef<'_>) -> mlua::Result<mlua::Value> {
-    Ok(match key {
-        KeyRef::Boolean(b) => mlua::Value::Boolean(b),
-        KeyRef::Integer(i) => mlua::Value::Integer(i),
-        KeyRef::Number(f) => mlua::Value::Number(f),
-        KeyRef::String(s) => mlua::Value::String(lua.create_string(s)?),
-    })
-}
-
-impl IntoLua for Value {
-    fn into_lua(self, lua: &Lua) -> mlua::Result<mlua::Value> {
-        value_to_lua(lua, &self)
-    }
-}
-
-impl IntoLua for &Value {
-    fn into_lua(self, lua: &Lua) -> mlua::Result<mlua::Value> {
-        value_to_lua(lua, self)
-    }
-}
-
-impl IntoLua for Table {
-    fn into_lua(self, lua: &Lua) -> mlua::Result<mlua::Value> {
-        Ok(mlua::Value::Table(guarded(|| table_to_lua(lua, &self))?))
-    }
-}
-
-impl IntoLua for &Table {
-    fn into_lua(self, lua: &Lua) -> mlua::Result<mlua::Value> {
-        Ok(mlua::Value::Table(guarded(|| table_to_lua(lua, self))?))
-    }
 }
 
 impl mlua::FromLua for Value {

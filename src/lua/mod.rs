@@ -1,5 +1,6 @@
 //! The Lua binding (cargo feature `lua`): the Lua network module's `network` table, for an
-//! [mlua] state (Lua 5.4).
+//! [mlua] state of any Lua version mlua builds (5.1, 5.2, 5.3, 5.4, LuaJIT; the
+//! application's own mlua dependency chooses it).
 //!
 //! [`register`] installs the global `network` into a state your program
 //! owns; [`create`] returns the same table without setting a global (the
@@ -38,7 +39,10 @@
 //!   `Value`). Integers stay integers, floats floats, strings are bytes, tables
 //!   keep holes and mixed keys. Functions, userdata, coroutines, tables as keys
 //!   and tables that contain themselves are refused with a [`ConvertError`];
-//!   [`ConvertLimits`] bounds depth, value count and string bytes.
+//!   [`ConvertLimits`] bounds depth, value count and string bytes. On Lua
+//!   5.1, 5.2 and LuaJIT, whole doubles travel as integers, LuaJIT's
+//!   `int64_t` cdata exactly, and an integer a double cannot hold follows
+//!   [`BigIntegers`] when received (by default an error, never a rounding).
 //! - Objects: one userdata per server, client and `ClientConnection`, so
 //!   `ev.Object` is the same object every time and works as a table key. A
 //!   `ClientConnection` owns its connection: when the script drops every
@@ -53,9 +57,11 @@
 //! the `.Socket` and `.Server` event fields).
 
 mod args;
+mod cdata;
 mod config;
 mod convert;
 mod objects;
+mod to_lua;
 
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -63,8 +69,9 @@ use std::time::Duration;
 pub use mlua;
 use mlua::{AnyUserData, IntoLuaMulti, Lua, Table as LuaTable};
 
-pub use convert::{ConvertError, ConvertLimits, try_value_from_lua, value_from_lua, value_to_lua};
+pub use convert::{ConvertError, ConvertLimits, try_value_from_lua, value_from_lua};
 use objects::{Client, ClientConnection, Server};
+pub use to_lua::{BigIntegers, ReceiveError, try_value_to_lua, value_to_lua};
 
 use crate::net::{Event, EventKind, Network, Source};
 
@@ -144,14 +151,14 @@ pub fn create_with(lua: &Lua, network: Network) -> mlua::Result<LuaTable> {
             "this Lua state already has a tablenet network".into(),
         ));
     }
-    let t = build(lua, network)?;
+    let t = build(lua, network, BigIntegers::default())?;
     lua.set_named_registry_value(NETWORK_KEY, &t)?;
     Ok(t)
 }
 
 /// A `network` table on `network`; every table of a state shares the
 /// state's object registry (socket ids are unique within the process).
-fn build(lua: &Lua, network: Network) -> mlua::Result<LuaTable> {
+fn build(lua: &Lua, network: Network, big: BigIntegers) -> mlua::Result<LuaTable> {
     if lua
         .named_registry_value::<Option<LuaTable>>(OBJECTS_KEY)?
         .is_none()
@@ -224,7 +231,7 @@ fn build(lua: &Lua, network: Network) -> mlua::Result<LuaTable> {
     let net = network.clone();
     t.raw_set(
         "PollEvents",
-        lua.create_function(move |lua, ()| events_table(lua, net.poll_events()))?,
+        lua.create_function(move |lua, ()| events_table(lua, net.poll_events(), big))?,
     )?;
 
     let net = network.clone();
@@ -238,18 +245,18 @@ fn build(lua: &Lua, network: Network) -> mlua::Result<LuaTable> {
         "WaitEvents",
         lua.create_function(move |lua, timeout: mlua::Value| {
             let timeout = wait_timeout(&timeout)?;
-            events_table(lua, net.wait_events(timeout))
+            events_table(lua, net.wait_events(timeout), big)
         })?,
     )?;
 
     t.raw_set(
         "New",
         lua.create_function(|lua, options: mlua::Value| {
-            let config = config::from_lua(&options).map_err(mlua::Error::RuntimeError)?;
+            let (config, big) = config::from_lua(&options).map_err(mlua::Error::RuntimeError)?;
             let network = Network::with_config(config).map_err(|e| {
                 mlua::Error::RuntimeError(format!("bad argument #1 to 'New' ({e})"))
             })?;
-            build(lua, network)
+            build(lua, network, big)
         })?,
     )?;
     Ok(t)
@@ -294,7 +301,7 @@ fn arguments(
             return Err(invalid(
                 "address",
                 "an IPv4 or IPv6 literal such as 127.0.0.1 or ::1",
-                other.type_name(),
+                convert::lua_type_name(other),
             ));
         }
     };
@@ -309,7 +316,7 @@ fn arguments(
         mlua::Value::Integer(_) | mlua::Value::Number(_) | mlua::Value::String(_) => {
             let text = || {
                 port.to_string()
-                    .unwrap_or_else(|_| port.type_name().to_owned())
+                    .unwrap_or_else(|_| convert::lua_type_name(port).to_owned())
             };
             let n = lua
                 .coerce_integer(port.clone())
@@ -318,7 +325,13 @@ fn arguments(
                 .ok_or_else(|| invalid("port", expected_port, &text()))?;
             u16::try_from(n).map_err(|_| invalid("port", expected_port, &text()))?
         }
-        other => return Err(invalid("port", expected_port, other.type_name())),
+        other => {
+            return Err(invalid(
+                "port",
+                expected_port,
+                convert::lua_type_name(other),
+            ));
+        }
     };
     let expected_key = "nil, or 32 or 64 hex digits (a 128-bit or 256-bit key)";
     let key = match key {
@@ -328,7 +341,7 @@ fn arguments(
                 .map(|s| s.to_owned())
                 .map_err(|_| invalid("key", expected_key, "a string that is not UTF-8"))?,
         ),
-        other => return Err(invalid("key", expected_key, other.type_name())),
+        other => return Err(invalid("key", expected_key, convert::lua_type_name(other))),
     };
     // The Lua API's own rules, narrower than the Rust API's.
     args::address(&address).map_err(|e| e.to_string())?;
@@ -380,11 +393,11 @@ fn wait_timeout(value: &mlua::Value) -> mlua::Result<Duration> {
 }
 
 /// The array `PollEvents` returns.
-fn events_table(lua: &Lua, events: Vec<Event>) -> mlua::Result<LuaTable> {
+fn events_table(lua: &Lua, events: Vec<Event>, big: BigIntegers) -> mlua::Result<LuaTable> {
     let objects = objects(lua)?;
     let out = lua.create_table_with_capacity(events.len(), 0)?;
     for (i, event) in events.into_iter().enumerate() {
-        out.raw_seti(i + 1, event_table(lua, &objects, event)?)?;
+        out.raw_seti(i + 1, event_table(lua, &objects, event, big)?)?;
     }
     Ok(out)
 }
@@ -392,7 +405,15 @@ fn events_table(lua: &Lua, events: Vec<Event>) -> mlua::Result<LuaTable> {
 /// One event as the Lua network module's example table: `.Event`, `.Timestamp`, `.Object`,
 /// `.Errors`, and `.Result` or `.Packet` where they apply; `.Socket` (the
 /// object's socket id) and `.Server` (for a connection's events) as well.
-fn event_table(lua: &Lua, objects: &LuaTable, event: Event) -> mlua::Result<LuaTable> {
+/// A packet this Lua cannot hold exactly (see [`BigIntegers`]) becomes an
+/// `EVENT_ERROR` of its connection saying why, never an error of the whole
+/// poll (which would lose the other events).
+fn event_table(
+    lua: &Lua,
+    objects: &LuaTable,
+    event: Event,
+    big: BigIntegers,
+) -> mlua::Result<LuaTable> {
     let t = lua.create_table_with_capacity(0, 7)?;
     t.raw_set("Timestamp", event.timestamp())?;
     let (code, socket, errors) = match event.kind {
@@ -410,12 +431,17 @@ fn event_table(lua: &Lua, objects: &LuaTable, event: Event) -> mlua::Result<LuaT
             (EVENT_CONNECTED, Some(client.socket_id()), errors)
         }
         EventKind::Receive { from, packet } => {
-            t.raw_set("Packet", value_to_lua(lua, &packet)?)?;
             let id = match from {
                 Source::Connection(id) => id.socket_id(),
                 Source::Client(id) => id.socket_id(),
             };
-            (EVENT_RECEIVE, Some(id), String::new())
+            match try_value_to_lua(lua, &packet, big)? {
+                Ok(packet) => {
+                    t.raw_set("Packet", packet)?;
+                    (EVENT_RECEIVE, Some(id), String::new())
+                }
+                Err(e) => (EVENT_ERROR, Some(id), e.to_string()),
+            }
         }
         EventKind::ServerClose { client, reason } => (
             EVENT_SERVER_CLOSE,

@@ -60,7 +60,7 @@ fn connection_ids(
                 let got = match arg {
                     mlua::Value::UserData(ud) if ud.is::<Server>() => "server",
                     mlua::Value::UserData(ud) if ud.is::<Client>() => "client",
-                    other => other.type_name(),
+                    other => super::convert::lua_type_name(other),
                 };
                 mlua::Error::RuntimeError(format!(
                     "bad argument #{} to '{method}' (ClientConnection expected, got {got})",

@@ -1,5 +1,7 @@
--- Exercises every call of the seed's network API (and the binding's
+-- Exercises every call of the Lua network module's API (and the binding's
 -- extensions) with a server and clients in one script, plain and encrypted.
+-- Portable: Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT (subtype checks only where
+-- math.type exists; no `//`; -0.0 computed at run time).
 --
 -- Runs two ways:
 --   * embedded: tests/lua.rs installs the global `network` and runs this file;
@@ -10,6 +12,18 @@
 -- and ends with "N passed, 0 failed"; any failure raises an error (exit 1).
 
 local network = rawget(_G, "network") or require("tablenet")
+
+-- Lua 5.3+ has integers; 5.1, 5.2 and LuaJIT have only doubles.
+local mtype = math.type
+local function is_integer(x)
+  if mtype then return mtype(x) == "integer" end
+  return type(x) == "number" and x == math.floor(x)
+end
+-- PUC Lua 5.1 folds a literal -0.0 into an earlier 0 constant.
+local function negative_zero()
+  local z = 0.5 - 0.5
+  return -z
+end
 
 local passed = 0
 local function check(cond, what, ...)
@@ -86,7 +100,7 @@ local function same(a, b, path)
   path = path or "packet"
   if type(a) ~= type(b) then return false, path .. ": " .. type(a) .. " vs " .. type(b) end
   if type(a) == "number" then
-    if math.type(a) ~= math.type(b) then return false, path .. ": " .. math.type(a) .. " vs " .. math.type(b) end
+    if mtype and mtype(a) ~= mtype(b) then return false, path .. ": " .. mtype(a) .. " vs " .. mtype(b) end
     if a ~= a then return b ~= b, path .. ": NaN" end
     return a == b, path .. ": " .. tostring(a) .. " vs " .. tostring(b)
   end
@@ -116,7 +130,7 @@ local codes = {}
 for i, name in ipairs({ "EVENT_CONNECT", "EVENT_CONNECTED", "EVENT_RECEIVE", "EVENT_SERVER_CLOSE",
   "EVENT_CLIENT_CLOSE", "EVENT_ERROR" }) do
   check(network[name] == i, name .. " is " .. i)
-  check(math.type(network[name]) == "integer", name .. " is an integer")
+  check(is_integer(network[name]), name .. " is an integer")
   codes[network[name]] = name
 end
 check(network.EVENT_DRAINED == 7, "EVENT_DRAINED is 7 (extension)")
@@ -173,9 +187,9 @@ local server, result = network.Server("127.0.0.1") -- port nil: the OS chooses
 check(server ~= nil, "plain server starts", tostring(result))
 check(type(result) == "string" and result:find("listening on 127.0.0.1:", 1, true), "Server result string", result)
 local port = server:GetPort()
-check(math.type(port) == "integer" and port >= 1024, "server:GetPort() is the real port", tostring(port))
+check(is_integer(port) and port >= 1024, "server:GetPort() is the real port", tostring(port))
 check(server:GetAddress() == "127.0.0.1", "server:GetAddress()")
-check(math.type(server:GetSocket()) == "integer", "server:GetSocket() is an integer")
+check(is_integer(server:GetSocket()), "server:GetSocket() is an integer")
 check(server:ConnectionCount() == 0, "no connections yet")
 check(tostring(server):find("tablenet server", 1, true), "tostring(server)")
 local server0 = network.Server("127.0.0.1", 0)
@@ -198,7 +212,7 @@ check(client:GetPort() == port, "client:GetPort() is the server's port once conn
 local connected = expect_polling(is(network.EVENT_CONNECTED, client), "EVENT_CONNECTED")
 check(connected.Result == true, "EVENT_CONNECTED .Result is true")
 check(connected.Errors == "", "EVENT_CONNECTED .Errors is empty on success")
-check(math.type(connected.Timestamp) == "float", ".Timestamp is a float")
+check(not mtype or mtype(connected.Timestamp) == "float", ".Timestamp is a float")
 check(math.abs(connected.Timestamp - os.time()) < 5 and connected.Timestamp >= start - 1,
   ".Timestamp is seconds since the epoch", tostring(connected.Timestamp))
 
@@ -208,7 +222,7 @@ check(type(conn) == "userdata", "EVENT_CONNECT .Object is a ClientConnection")
 check(rawequal(ev.Server, server), ".Server names the accepting server (extension)")
 check(ev.Socket == conn:GetSocket(), ".Socket is the object's socket id (extension)")
 check(conn:GetAddress() == "127.0.0.1", "conn:GetAddress()")
-check(math.type(conn:GetPort()) == "integer" and conn:GetPort() > 0, "conn:GetPort()")
+check(is_integer(conn:GetPort()) and conn:GetPort() > 0, "conn:GetPort()")
 check(conn:GetSocket() ~= client:GetSocket() and conn:GetSocket() ~= server:GetSocket(), "conn:GetSocket() unique")
 check(server:ConnectionCount() == 1, "server:ConnectionCount() is 1")
 check(tostring(conn):find("ClientConnection", 1, true), "tostring(conn)")
@@ -221,7 +235,9 @@ section("tables round-trip: integers, floats, bytes, holes, mixed keys")
 ---------------------------------------------------------------------------
 local shared = { "shared", n = 1 }
 local packet = {
-  "Hello Client", 42, 4.0, -7, 0.5, math.maxinteger, math.mininteger, 1 / 0, -1 / 0, -0.0,
+  -- Without integers: 2^53 is the largest exact whole number, -2^63 is exact.
+  "Hello Client", 42, 4.0, -7, 0.5, math.maxinteger or 2 ^ 53, math.mininteger or -2 ^ 63, 1 / 0, -1 / 0,
+  negative_zero(),
   [12] = "after a hole",
   OpCode = 10,
   Data = "From server",
@@ -247,7 +263,9 @@ check(clients[ev.Object] == "first", "ev.Object works as a table key")
 local got = ev.Packet
 local same_ok, where = same(packet, got)
 check(same_ok, "the packet arrives unchanged", tostring(where))
-check(math.type(got[3]) == "float" and math.type(got[2]) == "integer", "4.0 stays a float, 42 an integer")
+check(not mtype or (mtype(got[3]) == "float" and mtype(got[2]) == "integer"), "4.0 stays a float, 42 an integer")
+check(got[6] == packet[6] and got[7] == packet[7], "the largest and smallest integers arrive exactly")
+check(not mtype or (mtype(got[6]) == "integer" and mtype(got[7]) == "integer"), "math.maxinteger stays an integer")
 check(1 / got[10] < 0, "-0.0 keeps its sign")
 check(got.holes[2] == nil and got.holes[3] == 3 and got.holes[5] == 5, "holes survive")
 check(got[11] == nil and got[12] == "after a hole", "a hole in the array part survives")
@@ -281,7 +299,7 @@ clients[conn2] = "second"
 check(server:ConnectionCount() == 2, "server:ConnectionCount() is 2")
 
 local n = server:Send({ "Hello Client" }, conn)
-check(n == 1 and math.type(n) == "integer", "server:Send to one connection returns 1", tostring(n))
+check(n == 1 and is_integer(n), "server:Send to one connection returns 1", tostring(n))
 ev = expect(receive_on(client), "Hello on client 1")
 check(ev.Packet[1] == "Hello Client", "client 1 receives the seed's message")
 check(rawequal(ev.Object, client), "client-side EVENT_RECEIVE .Object is the client")
@@ -306,7 +324,7 @@ check(rawequal(ev.Object, conn2) and clients[ev.Object] == "second", "the messag
 fails("server:Send to a string", "ClientConnection expected, got string", server.Send, server, {}, "x")
 fails("server:Send to a client object", "ClientConnection expected, got client", server.Send, server, {}, client)
 fails("server:Send with nil", "ClientConnection expected, got nil", server.Send, server, {}, nil)
-fails("server:Disconnect of a number", "ClientConnection expected, got integer", server.Disconnect, server, 5)
+fails("server:Disconnect of a number", "ClientConnection expected, got number", server.Disconnect, server, 5)
 fails("server:Send() with no message", "table expected, got nil", server.Send, server)
 fails("client:Send() with no message", "table expected, got nil", client.Send, client)
 fails("a method called with a dot", "self", server.GetPort)
@@ -369,6 +387,72 @@ ev = expect(receive_on(conn), "the 128-deep table")
 local depth, node = 1, ev.Packet
 while node[1] do depth, node = depth + 1, node[1] end
 check(depth == 128, "the 128-deep table arrives whole", tostring(depth))
+
+---------------------------------------------------------------------------
+section("numbers on every Lua: BigIntegers, LuaJIT's 64-bit cdata")
+---------------------------------------------------------------------------
+fails("New{BigIntegers = 'round'}", "option `BigIntegers`: \"error\", \"float\" or \"string\"", network.New,
+  { BigIntegers = "round" })
+fails("New{BigIntegers = 1}", "option `BigIntegers`", network.New, { BigIntegers = 1 })
+-- Whole-number doubles travel as integers, on every version.
+check(client:Send({ w = 2 ^ 53, f = 2 ^ 63 }), "2^53 and 2^63 as doubles are sent")
+ev = expect(receive_on(conn), "2^53 and 2^63")
+check(ev.Packet.w == 2 ^ 53 and ev.Packet.f == 2 ^ 63, "2^53 and 2^63 arrive exactly")
+check(not mtype or (mtype(ev.Packet.w) == "float" and mtype(ev.Packet.f) == "float"), "doubles stay doubles on 5.3+")
+-- LuaJIT's int64_t/uint64_t cdata (`1LL`): literals PUC Lua cannot parse.
+local cdata = rawget(_G, "jit") and (loadstring or load)([[
+  local ffi = require("ffi")
+  return { five = 5LL, neg = -5LL, boxed = ffi.new("int64_t", 7), max = 0x7fffffffffffffffLL,
+    odd = 9007199254740993LL, umax = 18446744073709551615ULL, small = 5ULL, int = ffi.new("int32_t", 3) }]])
+if cdata then
+  local c = cdata()
+  check(client:Send({ c.five, c.neg, c.boxed, c.small, [c.five] = "key" }), "int64_t and uint64_t cdata are sent")
+  ev = expect(receive_on(conn), "the cdata integers")
+  local p = ev.Packet
+  check(p[1] == 5 and p[2] == -5 and p[3] == 7 and p[4] == 5 and p[5] == "key", "cdata integers arrive as integers")
+  fails("a uint64_t above the largest integer", "cannot send 18446744073709551615ULL (at packet.u)", client.Send,
+    client, { u = c.umax })
+  fails("an int32_t cdata", "cannot send a cdata (at packet.i)", client.Send, client, { i = c.int })
+  fails("5LL and 5 as keys", "keys ", client.Send, client, { [c.five] = 1, [5] = 2 })
+  local text = fails("5LL and 5 as keys (names)", "5LL", client.Send, client, { [c.five] = 1, [5] = 2 })
+  check(text:find("are the same key", 1, true), "the collision names both keys", text)
+  local _, why = network.Server("127.0.0.1", 0, c.five)
+  check(why:find("got cdata", 1, true), "argument errors say cdata", tostring(why))
+  -- An integer a double cannot hold: EVENT_ERROR by default, not rounded.
+  check(client:Send({ id = c.odd }), "2^53 + 1 as int64_t is sent")
+  ev = expect(is(network.EVENT_ERROR, conn), "EVENT_ERROR for 2^53 + 1")
+  check(ev.Errors:find("9007199254740993 (at packet.id)", 1, true), "the error names the integer and its path",
+    ev.Errors)
+  check(ev.Packet == nil, "no packet with the error")
+  for _, policy in ipairs({ "float", "string" }) do
+    local pnet = network.New({ BigIntegers = policy })
+    local ps = assert(pnet.Server("127.0.0.1", 0))
+    local pc = assert(pnet.Client("127.0.0.1", ps:GetPort()))
+    check(pc:WaitForConnect(5), policy .. ": client connects")
+    local got_packets, errors = {}, {}
+    check(pc:Send({ id = c.odd, max = c.max }), policy .. ": sent")
+    check(pc:Send({ [c.odd] = "odd", [2 ^ 53] = "even" }), policy .. ": keys sent")
+    local deadline = os.time() + 10
+    while #got_packets + #errors < 2 do
+      check(os.time() <= deadline, policy .. ": both messages in time")
+      for _, e in ipairs(pnet.WaitEvents(0.05)) do
+        if e.Event == pnet.EVENT_RECEIVE then got_packets[#got_packets + 1] = e.Packet end
+        if e.Event == pnet.EVENT_ERROR then errors[#errors + 1] = e.Errors end
+      end
+    end
+    local p1 = got_packets[1]
+    if policy == "float" then
+      check(p1 and p1.id == 2 ^ 53 and p1.max == 2 ^ 63, "float: rounded to the nearest double")
+      local e = errors[1] or ""
+      check(#errors == 1 and (e:find("keys 9007199254740993 and 9007199254740992", 1, true)
+        or e:find("keys 9007199254740992 and 9007199254740993", 1, true)), "float: merged keys are an error", e)
+    else
+      check(p1 and p1.id == "9007199254740993" and p1.max == "9223372036854775807", "string: the digits")
+      local p2 = got_packets[2]
+      check(p2 and p2["9007199254740993"] == "odd" and p2[2 ^ 53] == "even", "string: both keys arrive")
+    end
+  end
+end
 
 ---------------------------------------------------------------------------
 section("WaitForConnect arguments and failures")

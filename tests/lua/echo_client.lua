@@ -43,7 +43,7 @@ expect(packet_on(b, function(p) return p.Event == "joined" and p.Count == 2 end)
 local sent = { text = "echo me", n = 1, f = 1.5, bytes = "\0\255", list = { 1, nil, 3 } }
 check(a:Send(sent), "a sends")
 local echo = expect(packet_on(a, function(p) return p.text == "echo me" end), "the echo").Packet
-check(echo.n == 1 and math.type(echo.n) == "integer" and echo.f == 1.5 and echo.bytes == "\0\255", "the echo is unchanged")
+check(echo.n == 1 and (not math.type or math.type(echo.n) == "integer") and echo.f == 1.5 and echo.bytes == "\0\255", "the echo is unchanged")
 check(echo.list[1] == 1 and echo.list[2] == nil and echo.list[3] == 3, "holes survive the echo")
 
 check(b:Send({ Broadcast = true, text = "to all" }), "b sends a broadcast")
