@@ -84,10 +84,11 @@ impl Network {
     }
 
     /// Takes every queued event, oldest first, without blocking (the Lua network module's
-    /// `network.PollEvents()`). Received messages are decoded here, on the
-    /// calling thread (never on the IO thread, so a large one cannot hold up
-    /// other connections), each within what the memory budget allows (see
-    /// [`Config::memory_budget`]); one that does not decode is an
+    /// `network.PollEvents()`). Received messages up to 4 KiB, and larger
+    /// ones that would cost more than 1 MiB decoded, are decoded here, on
+    /// the calling thread (the IO thread decodes the rest), each within what
+    /// the memory budget allows (see [`Config::memory_budget`]); one that
+    /// does not decode is an
     /// [`EventKind::Error`](crate::EventKind::Error) in its place, and its
     /// connection is closed with that error (its later messages dropped).
     pub fn poll_events(&self) -> Vec<Event> {
