@@ -13,9 +13,16 @@
 //! decoded by the thread that takes them, outside the lock: the IO thread
 //! then only frames, the application's thread allocates and frees the values
 //! (no cross-thread frees in the allocator), and both cores share the work.
-//! A message that does not decode becomes an `Error` event in its place; the
-//! IO thread is asked (through the fail hook) to close its link, and the
-//! link's later messages are dropped until its close event is taken.
+//! So are large ones too dense for the IO thread to decode cheaply; each is
+//! decoded within what the network's memory budget has free (packets are
+//! charged to it while they wait here). A message that does not decode
+//! becomes an `Error` event in its place; the IO thread is asked (through
+//! the fail hook) to close its link, and the link's later messages are
+//! dropped until its close event is taken.
+//!
+//! Every take empties the ring and starts a new *epoch*: what a connection
+//! added since the epoch began is what it holds, which the IO thread checks
+//! against its share ([`Ring::quota_pause`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
