@@ -98,7 +98,7 @@ pub fn decode_value(bytes: &[u8], limits: &Limits) -> Result<Value, Error> {
 
 /// [`decode_value`], refusing a value whose decoded form would take more
 /// than `max_cost` bytes of memory (estimated from the sizes of values,
-/// table entries and strings, see [`decoded_cost`](self)): the error comes
+/// table entries and strings): the error comes
 /// as soon as the running total passes the limit, before the rest is built.
 pub fn decode_value_within(bytes: &[u8], limits: &Limits, max_cost: usize) -> Result<Value, Error> {
     decode_value_costed(bytes, limits, max_cost).map(|(value, _)| value)
