@@ -270,3 +270,20 @@ def test_drained_after_queue_full():
     client.send(["after"])
     events.expect(tablenet.EVENT_RECEIVE, lambda e: e.packet == ["after"])
     net.shutdown(2.0)
+
+
+def test_the_readme_example_runs():
+    import re
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    readme = (ROOT / "bindings/python/README.md").read_text()
+    code = re.search(r"```python\n(import tablenet\n.*?)```", readme, re.S).group(1)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "{'OpCode': 10, 'Data': 'From client'}",
+        "['Hello Client']",
+    ]
