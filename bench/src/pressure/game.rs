@@ -320,7 +320,7 @@ fn report(
     line.set("server_worlds_refused", s.worlds_refused);
     line.set("flood_received", s.flood_received);
     line.set("flood_received_in_window", flood_in_window);
-    for k in ["sent", "queue_full", "drained"] {
+    for k in ["sent", "queue_full", "drained", "closed"] {
         line.set(&format!("flood_{k}"), fl.get(k).map_or("-", String::as_str));
     }
     line.set("server_dropped", s.dropped);

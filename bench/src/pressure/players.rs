@@ -201,6 +201,18 @@ pub fn flood_main(args: &[String]) {
         say(&format!("FLOOD failed={}", super::sanitize(&e.to_string())));
         std::process::exit(1);
     }
+    // A player that joined and then floods: wait (up to 5 s) for a first
+    // world state, proof that the server's application holds this
+    // connection. (Flooding at once can overwrite the flooder's own Connect
+    // event under `Overwrite`, and the server then drops it.)
+    let joined_by = Instant::now() + Duration::from_secs(5);
+    let mut joined = false;
+    while !joined && Instant::now() < joined_by {
+        joined = net
+            .wait_events(Duration::from_millis(50))
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Receive { .. }));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     std::thread::spawn(move || {
@@ -208,7 +220,7 @@ pub fn flood_main(args: &[String]) {
         while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
         stop2.store(true, Ordering::Relaxed);
     });
-    say("GO");
+    say(&format!("GO joined={}", super::yes_no(joined)));
     let (mut sent, mut queue_full, mut drained, mut closed) = (0u64, 0u64, 0u64, false);
     let mut msg: Value = table! { "f" => 0, "pad" => "flood" }.into();
     let count_drained = |events: Vec<tablenet::Event>| {
