@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p tablenet-bench -- [--quick] [--reps N] [--side S] [--svg FILE] SCENARIO...
 //! cargo run --release -p tablenet-bench -- chart RESULTS.txt OUT.svg
+//! cargo run --release -p tablenet-bench -- pressure [--quick] [--max-frame BYTES] [--overwrite] [--no-flood] SCENARIO...
 //! ```
 //! SCENARIO: stream, pingpong, fanout, connections, large, or all.
 //! See bench/README.md.
@@ -13,6 +14,7 @@ mod common;
 mod connections;
 mod fanout;
 mod pingpong;
+mod pressure;
 mod sides;
 mod stream;
 
@@ -27,6 +29,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: tablenet-bench [--quick] [--reps N] [--side S] [--svg FILE] SCENARIO...\n\
          \x20      tablenet-bench chart RESULTS.txt OUT.svg\n\
+         \x20      tablenet-bench pressure [--quick] [--max-frame BYTES] [--overwrite] [--no-flood] game|partial|amplify|bulk|all\n\
          SCENARIO: {} or all\n\
          --quick   smaller workloads and 3 reps (checks that everything runs; also TABLENET_BENCH_QUICK=1)\n\
          --reps N  repetitions per side (default 5)\n\
@@ -43,6 +46,10 @@ fn main() {
         Some("__conn-server") => return connections::server_main(&args[1..]),
         Some("__conn-clients") => return connections::clients_main(&args[1..]),
         Some("chart") => return chart_command(&args[1..]),
+        Some("pressure") => pressure::main(&args[1..]),
+        Some("__pressure-server") => return pressure::server_main(&args[1..]),
+        Some("__pressure-players") => return pressure::players_main(&args[1..]),
+        Some("__pressure-flood") => return pressure::flood_main(&args[1..]),
         _ => {}
     }
 
