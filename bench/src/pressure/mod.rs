@@ -81,9 +81,10 @@ impl PressureOpts {
             config.limits.max_frame_size = max;
             config.event_bytes = config.event_bytes.max(max);
         }
-        // ISSUE 16: once the fix adds a global memory budget (for example a
-        // `Config::memory_budget` field), this is the one place to set or
-        // report it. It does not exist yet: leave the default.
+        // The memory budget stays at its default (256 MiB), but must hold
+        // two frames of the largest size (`Config::validate`).
+        let two_frames = 2 * (config.limits.max_frame_size + 64 * 1024);
+        config.memory_budget = config.memory_budget.max(two_frames);
         config
     }
 
