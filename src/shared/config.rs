@@ -50,9 +50,10 @@ pub struct Config {
     /// are not read (TCP slows their senders) until the application takes
     /// events or connections close. Partial frames over 64 KiB together
     /// hold at most half of it, so peers sending large frames cannot keep
-    /// small messages out. A message whose decoded size would not fit what
-    /// is free (but at least 32 times its size plus 1 MiB, and never more
-    /// than the whole budget) is refused with an `Error` event naming the limit
+    /// small messages out. A message whose decoded size would take more
+    /// than half of what is free (decoding briefly needs up to twice that:
+    /// but it may always take 32 times its size plus 1 MiB, and never more
+    /// than half the budget) is refused with an `Error` event naming the limit
     /// ([`ProtocolError::DecodedTooLarge`](crate::ProtocolError::DecodedTooLarge)),
     /// and its connection is closed. At least twice
     /// `limits.max_frame_size` plus 128 KiB, so one frame of the largest

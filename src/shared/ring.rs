@@ -457,14 +457,17 @@ impl Ring {
         out
     }
 
-    /// The most memory a message of `size` bytes may take once decoded: what
-    /// the budget has free, but at least 32 times its size plus 1 MiB (so
-    /// ordinary messages always decode, whatever partial frames hold), and
-    /// never more than the whole budget. A dense frame of tiny elements
-    /// would otherwise decode to dozens of times its size.
+    /// The most memory a message of `size` bytes may take once decoded, as
+    /// the decoder estimates it: half of what the budget has free beside the
+    /// message itself (a growing table briefly holds its old and new
+    /// storage, up to twice the estimate), but at least 32 times its size
+    /// plus 1 MiB (so ordinary messages always decode, whatever partial
+    /// frames hold), and never more than half the budget. A dense frame of
+    /// tiny elements would otherwise decode to dozens of times its size.
     fn decode_limit(&self, size: usize) -> usize {
-        let floor = size.saturating_mul(32).saturating_add(1 << 20);
-        self.budget.free().max(floor).min(self.budget.limit())
+        let half = self.budget.limit() / 2;
+        let floor = size.saturating_mul(32).saturating_add(1 << 20).min(half);
+        (self.budget.free().saturating_sub(size) / 2).max(floor)
     }
 
     /// Wakes every thread blocked in `wait` (used at shutdown).
