@@ -7,7 +7,10 @@
 //! and hands them to the ring in batches. Small messages go into the ring
 //! undecoded (their bodies copied back to back into shared buffers) and are
 //! decoded by the application's thread as it takes them out (see
-//! `shared::ring`). The thread count does not grow with connections.
+//! `shared::ring`); so are large ones too dense to decode here within about
+//! a millisecond. Every link draws on the network's memory budget and its
+//! share of the ring (`pressure`). The thread count does not grow with
+//! connections.
 //!
 //! Dependencies run one way: this module uses `shared` and `proto`, never
 //! the public handles in `net`; `net` reaches it only through [`start`].
@@ -17,6 +20,7 @@ mod connect;
 mod driver;
 mod lifecycle;
 mod link_io;
+mod pressure;
 mod transfer;
 
 use std::sync::Arc;
