@@ -82,6 +82,9 @@ class Network:
         keepalive: Union[None, float, bool] = None,
         cipher: Optional[str] = None,
         bytes_strings: bool = False,
+        connection_events: Optional[int] = None,
+        memory_budget: Optional[int] = None,
+        frame_timeout: Union[None, float, bool] = None,
     ) -> None: ...
     def server(self, address: str, port: int = 0, key: Optional[str] = None) -> "Server": ...
     def client(self, address: str, port: int, key: Optional[str] = None) -> "Client": ...

@@ -210,6 +210,9 @@ impl Network {
         keepalive = None,
         cipher = None,
         bytes_strings = false,
+        connection_events = None,
+        memory_budget = None,
+        frame_timeout = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -230,6 +233,9 @@ impl Network {
         keepalive: Option<&Bound<'_, PyAny>>,
         cipher: Option<&str>,
         bytes_strings: bool,
+        connection_events: Option<usize>,
+        memory_budget: Option<usize>,
+        frame_timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<Network>> {
         let mut config = Config::default();
         config.overflow = if lossless {
@@ -271,6 +277,15 @@ impl Network {
         }
         if let Some(v) = optional_seconds("keepalive", keepalive)? {
             config.keepalive = v;
+        }
+        if let Some(v) = connection_events {
+            config.connection_events = v;
+        }
+        if let Some(v) = memory_budget {
+            config.memory_budget = v;
+        }
+        if let Some(v) = optional_seconds("frame_timeout", frame_timeout)? {
+            config.frame_timeout = v;
         }
         config.cipher = match cipher {
             None => None,

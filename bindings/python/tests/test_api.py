@@ -183,6 +183,20 @@ def test_bad_arguments_raise_value_error(net):
         client.send(None)
 
 
+def test_pressure_limits_are_options_and_checked():
+    with tablenet.Network(
+        memory_budget=64 * 1024 * 1024, connection_events=10, frame_timeout=False
+    ) as net:
+        server = net.server("127.0.0.1", 0)
+        assert server.port > 0
+    with pytest.raises(ValueError, match="memory_budget"):
+        tablenet.Network(memory_budget=1024)
+    with pytest.raises(ValueError, match="connection_events"):
+        tablenet.Network(connection_events=0)
+    with pytest.raises(ValueError, match="frame_timeout"):
+        tablenet.Network(frame_timeout=0.001)
+
+
 def test_address_in_use_is_a_tablenet_error(net):
     server = net.server("127.0.0.1", 0)
     with pytest.raises(tablenet.Error, match="listen"):
