@@ -211,6 +211,16 @@ pub enum ProtocolError {
         /// How many bytes were not part of the value.
         count: usize,
     },
+    /// The connection was still in its handshake when the server had
+    /// `Config::max_handshaking` such connections and another arrived: the
+    /// oldest is closed to make room.
+    #[error(
+        "closed in its handshake: the server had {limit} connections still in their handshake, and this was the oldest"
+    )]
+    HandshakeEvicted {
+        /// The server's `max_handshaking`.
+        limit: usize,
+    },
     /// A message would take more memory once decoded than this side can
     /// give it (its memory budget's free part): a dense frame of tiny
     /// elements decodes to dozens of times its size.

@@ -314,3 +314,73 @@ fn a_flooder_cannot_overwrite_the_others() {
     hnet.shutdown(Duration::from_secs(2));
     snet.shutdown(Duration::from_secs(2));
 }
+
+/// Peers that connect and never speak cannot fill a server: with
+/// `max_connections` = 300 and 300 silent sockets open, only the newest
+/// `max_handshaking` (50) are kept, and an honest client still joins and is
+/// heard. (Without the cap, the honest client was refused: "server full".)
+#[test]
+fn silent_sockets_cannot_hold_every_slot() {
+    const SILENT: usize = 300;
+    const HALF_OPEN: usize = 50;
+    let mut config = Config::default();
+    config.max_connections = SILENT;
+    config.max_handshaking = HALF_OPEN;
+    let snet = Network::with_config(config).unwrap();
+    let server = util::listen(&snet);
+    let port = server.port();
+    let silent: Vec<TcpStream> = (0..SILENT)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    // The server accepted them all: the oldest were closed as newer came.
+    let mut evicted = 0;
+    let start = Instant::now();
+    while evicted < SILENT - HALF_OPEN && start.elapsed() < WAIT {
+        for ev in snet.wait_events(Duration::from_millis(20)) {
+            if let EventKind::Error {
+                error: Error::Protocol(ProtocolError::HandshakeEvicted { limit }),
+                ..
+            } = ev.kind
+            {
+                assert_eq!(limit, HALF_OPEN);
+                evicted += 1;
+            }
+        }
+    }
+    assert_eq!(
+        evicted,
+        SILENT - HALF_OPEN,
+        "the oldest silent sockets were closed"
+    );
+
+    let cnet = Network::new();
+    let client = cnet.connect(("127.0.0.1", port), None).unwrap();
+    client.wait_for_connect(Duration::from_secs(5)).unwrap();
+    client.send(&numbered(7)).unwrap();
+    let mut handles = Vec::new();
+    let mut heard = false;
+    let start = Instant::now();
+    while !heard && start.elapsed() < WAIT {
+        for ev in snet.wait_events(Duration::from_millis(20)) {
+            match ev.kind {
+                EventKind::Connect { connection, .. } => handles.push(connection),
+                EventKind::Receive { packet, .. } => heard = util::number(&packet) == Some(7),
+                _ => {}
+            }
+        }
+    }
+    println!(
+        "{SILENT} silent sockets, {HALF_OPEN} kept: {evicted} closed; an honest client joined and was heard in {:?}",
+        start.elapsed()
+    );
+    assert!(heard, "the honest client's message arrived");
+    assert_eq!(
+        handles.len(),
+        1,
+        "only the honest client finished its handshake"
+    );
+    drop(silent);
+    drop(client);
+    cnet.shutdown(Duration::from_secs(2));
+    snet.shutdown(Duration::from_secs(2));
+}

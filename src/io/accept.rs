@@ -2,6 +2,7 @@
 //! the process runs out of descriptors.
 
 use std::cmp::Reverse;
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use mio::{Interest, Token};
 
 use super::driver::Driver;
 use super::link_io::{Held, LinkIo, ListenerIo, token};
-use crate::error::Error;
+use crate::error::{Error, ProtocolError};
 use crate::proto::secure::{Handshake, Role as SecureRole};
 use crate::proto::session::Session;
 use crate::shared::{EventKind, Link, ObjectId, Role, ServerShared, State, next_socket_id};
@@ -46,6 +47,7 @@ impl Driver {
                 listener,
                 backoff_until: None,
                 active: 0,
+                handshaking: VecDeque::new(),
             },
         );
         // Connections may already wait in the backlog.
@@ -146,6 +148,11 @@ impl Driver {
             out.peer_port = Some(peer.port());
         }
         let session = Session::new(SecureRole::Server, &self.session_config, handshake, now);
+        let t = token(id);
+        self.make_handshake_room(token(server.id.0));
+        if let Some(l) = self.listeners.get_mut(&token(server.id.0)) {
+            l.handshaking.push_back(t);
+        }
         self.start(LinkIo {
             link,
             stream,
@@ -159,6 +166,34 @@ impl Driver {
             charged: 0,
             reserved: 0,
         });
+    }
+
+    /// Keeps a server's connections still in their handshake under
+    /// `Config::max_handshaking` before another joins them: when they are
+    /// that many, the oldest is closed. Peers that connect and say nothing
+    /// (or never finish the handshake) then cannot hold the server's slots,
+    /// and an honest peer always gets in.
+    fn make_handshake_room(&mut self, listener: usize) {
+        let limit = self.net.config.max_handshaking;
+        let links = &self.links;
+        let Some(l) = self.listeners.get_mut(&listener) else {
+            return;
+        };
+        if l.handshaking.len() < limit {
+            return;
+        }
+        l.handshaking
+            .retain(|t| links.get(t).is_some_and(|io| io.session.is_handshaking()));
+        let mut evict = Vec::new();
+        while l.handshaking.len() >= limit {
+            match l.handshaking.pop_front() {
+                Some(t) => evict.push(t),
+                None => break,
+            }
+        }
+        for t in evict {
+            self.abort(t, ProtocolError::HandshakeEvicted { limit }.into(), true);
+        }
     }
 
     /// Refuses a connection over the server's limit: a refusal preamble

@@ -1,6 +1,6 @@
 //! The IO thread's private per-link state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -97,6 +97,9 @@ pub(super) struct ListenerIo {
     pub(super) backoff_until: Option<Instant>,
     /// Accepted connections still alive (handshaking or open).
     pub(super) active: usize,
+    /// Accepted connections that may still be in their handshake, oldest
+    /// first (pruned when it reaches `Config::max_handshaking`).
+    pub(super) handshaking: VecDeque<usize>,
 }
 
 /// A map keyed by tokens (see [`token`]).

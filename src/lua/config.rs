@@ -12,7 +12,7 @@ use crate::net::{Config, OverflowPolicy};
 const OPTIONS: &str = "Lossless, InlineIo, NoDelay, EventCapacity, EventBytes, SendQueueBytes, \
                        MaxConnections, MaxFrameSize, MaxDepth, HandshakeTimeout, Linger, \
                        Heartbeat, IdleTimeout, Keepalive, ConnectionEvents, MemoryBudget, \
-                       FrameTimeout, BigIntegers";
+                       FrameTimeout, MaxHandshaking, BigIntegers";
 
 /// Reads `network.New`'s argument: nil (every default) or a table of
 /// options. Unknown names and wrong types are errors, so a typo never
@@ -67,6 +67,7 @@ pub(super) fn from_lua(options: &LuaValue) -> Result<(Config, BigIntegers), Stri
             "Keepalive" => config.keepalive = read.optional_seconds(&value)?,
             "ConnectionEvents" => share = Some(read.count(&value)?),
             "MemoryBudget" => config.memory_budget = read.count(&value)?,
+            "MaxHandshaking" => config.max_handshaking = read.count(&value)?,
             "FrameTimeout" => config.frame_timeout = read.optional_seconds(&value)?,
             "BigIntegers" => big = read.big_integers(&value)?,
             _ => return Err(bad(&format!("unknown option `{name}`; known: {OPTIONS}"))),

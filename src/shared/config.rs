@@ -101,6 +101,12 @@ pub struct Config {
     /// Closes connections from which no message arrived for this long (pings
     /// do not count), with reason `Timeout` (default off).
     pub idle_timeout: Option<Duration>,
+    /// Connections one server holds at most still in their handshake
+    /// (default 1,024). When another arrives, the oldest of them is closed
+    /// (an `Error` event, `ProtocolError::HandshakeEvicted`): peers that
+    /// connect and stay silent cannot fill `max_connections`, and an honest
+    /// peer always gets in. Authenticated connections are never affected.
+    pub max_handshaking: usize,
     /// Connections one server holds at most, counting those still in their
     /// handshake (default 10,000). Further ones are refused at once: the
     /// client is told why, and the server reports an `Error` event. On
@@ -144,6 +150,7 @@ impl Default for Config {
             keepalive: Some(Duration::from_secs(60)),
             listen_backlog: 1024,
             max_connections: 10_000,
+            max_handshaking: 1024,
             heartbeat: None,
             idle_timeout: None,
             cipher: None,
@@ -227,6 +234,9 @@ impl Config {
             {
                 return Err(invalid(name, "30 ms ..= 1 day, or None", format!("{v:?}")));
             }
+        }
+        if self.max_handshaking == 0 {
+            return Err(invalid("max_handshaking", "at least 1", 0));
         }
         if self.max_connections == 0 {
             return Err(invalid("max_connections", "at least 1", 0));

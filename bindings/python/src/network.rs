@@ -213,6 +213,7 @@ impl Network {
         connection_events = None,
         memory_budget = None,
         frame_timeout = None,
+        max_handshaking = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -236,6 +237,7 @@ impl Network {
         connection_events: Option<usize>,
         memory_budget: Option<usize>,
         frame_timeout: Option<&Bound<'_, PyAny>>,
+        max_handshaking: Option<usize>,
     ) -> PyResult<Py<Network>> {
         let mut config = Config::default();
         config.overflow = if lossless {
@@ -286,6 +288,9 @@ impl Network {
         }
         if let Some(v) = optional_seconds("frame_timeout", frame_timeout)? {
             config.frame_timeout = v;
+        }
+        if let Some(v) = max_handshaking {
+            config.max_handshaking = v;
         }
         config.cipher = match cipher {
             None => None,

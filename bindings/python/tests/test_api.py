@@ -195,6 +195,8 @@ def test_pressure_limits_are_options_and_checked():
         tablenet.Network(connection_events=0)
     with pytest.raises(ValueError, match="frame_timeout"):
         tablenet.Network(frame_timeout=0.001)
+    with pytest.raises(ValueError, match="max_handshaking"):
+        tablenet.Network(max_handshaking=0)
 
 
 def test_address_in_use_is_a_tablenet_error(net):
