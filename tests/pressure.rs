@@ -61,6 +61,22 @@ fn holey_sequence_frame(frame_len: usize) -> Vec<u8> {
     f
 }
 
+/// After a send met `QueueFull`: waits for the network's `Drained` (its
+/// queue emptied), or until `stop()`; fails after the deadline.
+fn wait_drained(net: &Network, stop: impl Fn() -> bool) {
+    let end = Instant::now() + WAIT;
+    while !stop() {
+        assert!(Instant::now() < end, "no Drained within {WAIT:?}");
+        let events = net.wait_events(Duration::from_millis(20));
+        if events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Drained { .. }))
+        {
+            return;
+        }
+    }
+}
+
 fn numbered(n: usize) -> Value {
     table! { "n" => n as i64 }.into()
 }
@@ -93,13 +109,14 @@ fn partial_frames_stay_within_the_budget_and_stalled_ones_are_closed() {
     let cnet = Network::new();
     let client = cnet.connect(("127.0.0.1", port), None).unwrap();
     client.wait_for_connect(util::DEADLINE).unwrap();
+    let sender_net = cnet.clone();
     let sender = thread::spawn(move || {
         for n in 0..HONEST {
             loop {
                 match client.send(&numbered(n)) {
                     Ok(()) => break,
                     Err(tablenet::SendError::QueueFull { .. }) => {
-                        thread::sleep(Duration::from_millis(1))
+                        wait_drained(&sender_net, || false)
                     }
                     Err(e) => panic!("honest send {n}: {e:?}"),
                 }
@@ -173,38 +190,51 @@ fn a_dense_message_is_refused_by_its_decoded_size_and_pings_go_on() {
         attacker
     });
 
-    // The application's thread takes events (and decodes) meanwhile.
+    // The application's thread takes events (and decodes) meanwhile, and
+    // says what the dense message became.
+    let (done, outcome) = std::sync::mpsc::channel();
     let app = thread::spawn(move || {
         let start = Instant::now();
         let mut handles = Vec::new(); // a dropped Connect handle would close its connection
         while start.elapsed() < Duration::from_secs(120) {
             for ev in snet.wait_events(Duration::from_millis(50)) {
-                match ev.kind {
-                    EventKind::Connect { connection, .. } => handles.push(connection),
-                    EventKind::Error { error, .. } => return (snet, Some(error)),
-                    EventKind::Receive { .. } => return (snet, None),
-                    _ => {}
-                }
+                let got = match ev.kind {
+                    EventKind::Connect { connection, .. } => {
+                        handles.push(connection);
+                        continue;
+                    }
+                    EventKind::Error { error, .. } => Some(error),
+                    EventKind::Receive { .. } => None,
+                    _ => continue,
+                };
+                let _ = done.send(got);
+                return snet;
             }
         }
         panic!("no event for the dense message in 120 s");
     });
 
+    // A Ping every 10 ms (the wait for the outcome paces them) until the
+    // dense message has been dealt with.
     let mut answers = Vec::new();
-    while !app.is_finished() {
+    let error = loop {
         let sent = Instant::now();
         pinger.write_all(&[1, 0, 0, 0, 0x03]).unwrap();
         let mut pong = [0u8; 5];
         pinger.read_exact(&mut pong).unwrap();
         assert_eq!(pong, [1, 0, 0, 0, 0x04]);
         answers.push(sent.elapsed());
-        thread::sleep(Duration::from_millis(10));
-    }
+        match outcome.recv_timeout(Duration::from_millis(10)) {
+            Ok(got) => break got,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(e) => panic!("the application thread ended without an outcome: {e}"),
+        }
+    };
     answers.sort();
     let pings = answers.len();
     let worst = answers.last().copied().unwrap_or_default();
     let p99 = answers.get(pings * 99 / 100).copied().unwrap_or_default();
-    let (snet, error) = app.join().unwrap();
+    let snet = app.join().unwrap();
     let _attacker = writer.join().unwrap();
     println!(
         "dense 16 MiB message: {error:?}; {pings} pings, 99th percentile {p99:?}, slowest {worst:?}"
@@ -243,14 +273,14 @@ fn a_flooder_cannot_overwrite_the_others() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flood = {
         let stop = stop.clone();
+        let fnet = fnet.clone();
         thread::spawn(move || {
+            let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
             let mut sent = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stopped() {
                 match flooder.send(&Value::from("flood")) {
                     Ok(()) => sent += 1,
-                    Err(tablenet::SendError::QueueFull { .. }) => {
-                        thread::sleep(Duration::from_millis(1))
-                    }
+                    Err(tablenet::SendError::QueueFull { .. }) => wait_drained(&fnet, stopped),
                     Err(e) => panic!("flood: {e:?}"),
                 }
             }
@@ -268,13 +298,16 @@ fn a_flooder_cannot_overwrite_the_others() {
     for n in 0..HONEST {
         honest.send(&numbered(n)).unwrap();
     }
-    // Taken slowly, as by a game's loop: a batch every 50 ms.
+    // Taken slowly: only once the flood has filled its share again, so the
+    // honest client competes with a full ring every time.
     let start = Instant::now();
     let (mut next, mut dropped, mut connects, mut floods) = (0usize, 0u64, 0usize, 0usize);
     let mut honest_source: Option<Source> = None;
     let mut handles = Vec::new(); // a dropped Connect handle would close its connection
     while next < HONEST && start.elapsed() < Duration::from_secs(30) {
-        thread::sleep(Duration::from_millis(50));
+        util::wait_until("the flood refills its share", util::DEADLINE, || {
+            snet.pending_events() >= 1500
+        });
         for ev in snet.poll_events() {
             match ev.kind {
                 EventKind::Dropped { count } => dropped += count,
