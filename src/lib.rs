@@ -97,6 +97,8 @@ mod net;
 pub mod proto;
 mod shared;
 mod stack;
+#[cfg(test)]
+mod test_clock;
 mod value;
 
 pub use bridge::{from_value, from_value_ref, to_value};

@@ -723,7 +723,7 @@ fn session_reads(
 fn plain_preamble_ext_is_skipped_and_refusal_wins_over_the_key_bit() {
     use secure::Role;
     use session::{Session, SessionConfig};
-    let now = std::time::Instant::now();
+    let now = crate::test_clock::epoch();
     let config = SessionConfig::default();
     let plain = || Session::new(Role::Server, &config, None, now);
 
@@ -767,7 +767,7 @@ fn plain_preamble_ext_is_skipped_and_refusal_wins_over_the_key_bit() {
 fn empty_sealed_frame_is_refused_after_it_opens() {
     use secure::{CipherSuite, Handshake, Role, SecretKey};
     use session::{Session, SessionConfig};
-    let now = std::time::Instant::now();
+    let now = crate::test_clock::epoch();
     let key = SecretKey::from_hex("0C03EA65238DD2C25EB87CE563868098").unwrap();
     let suite = CipherSuite::for_key(&key);
     let server_handshake = Handshake::new(Role::Server, &key, suite, [2; 32]).unwrap();

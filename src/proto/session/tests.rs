@@ -117,11 +117,22 @@ fn exchange(a: &mut End, b: &mut End, now: Instant) {
 }
 
 fn pair(client_key: Option<&str>, server_key: Option<&str>) -> (End, End, Instant) {
-    let now = Instant::now();
+    let now = crate::test_clock::epoch();
     let config = SessionConfig::default();
     let mut client = End::new(Role::Client, &config, client_key, now);
     let server = End::new(Role::Server, &config, server_key, now);
     client.session.connected(now);
+    (client, server, now)
+}
+
+/// A client and a server session with `config`, both plain or both with
+/// `key`, opened (their handshake exchanged) at the tests' epoch.
+fn open_pair(config: &SessionConfig, key: Option<&str>) -> (End, End, Instant) {
+    let now = crate::test_clock::epoch();
+    let mut client = End::new(Role::Client, config, key, now);
+    let mut server = End::new(Role::Server, config, key, now);
+    client.session.connected(now);
+    exchange(&mut client, &mut server, now);
     (client, server, now)
 }
 
@@ -180,7 +191,7 @@ fn mismatched_keys_and_modes_close_both_sides_with_the_reason() {
 
 #[test]
 fn a_refusal_reaches_the_client_and_the_refusing_side_waits_for_its_end() {
-    let now = Instant::now();
+    let now = crate::test_clock::epoch();
     let config = SessionConfig::default();
     let mut client = End::new(Role::Client, &config, None, now);
     client.session.connected(now);
@@ -233,13 +244,9 @@ fn the_handshake_times_out_plain_links_included() {
 
 #[test]
 fn a_heartbeat_pings_a_quiet_peer_and_closes_a_silent_one() {
-    let now = Instant::now();
     let limit = Duration::from_secs(3);
     let config = SessionConfig::default().with_heartbeat(Some(limit));
-    let mut client = End::new(Role::Client, &config, Some(KEY_A), now);
-    let mut server = End::new(Role::Server, &config, Some(KEY_A), now);
-    client.session.connected(now);
-    exchange(&mut client, &mut server, now);
+    let (mut client, mut server, now) = open_pair(&config, Some(KEY_A));
     let check = client.session.poll_timeout().unwrap();
     assert_eq!(check, now + limit / 3);
     // A third of the limit in silence: a Ping, which the server answers.
@@ -274,13 +281,9 @@ fn a_heartbeat_pings_a_quiet_peer_and_closes_a_silent_one() {
 
 #[test]
 fn an_idle_timeout_counts_messages_not_pings() {
-    let now = Instant::now();
     let idle = Duration::from_secs(5);
     let config = SessionConfig::default().with_idle_timeout(Some(idle));
-    let mut client = End::new(Role::Client, &config, None, now);
-    let mut server = End::new(Role::Server, &config, None, now);
-    client.session.connected(now);
-    exchange(&mut client, &mut server, now);
+    let (mut client, mut server, now) = open_pair(&config, None);
     let later = now + Duration::from_secs(3);
     client.send(&Value::from(1));
     exchange(&mut client, &mut server, later);
@@ -457,7 +460,7 @@ fn control_frames_must_be_empty() {
 
 #[test]
 fn a_frame_over_the_limit_is_refused_before_it_arrives() {
-    let now = Instant::now();
+    let now = crate::test_clock::epoch();
     let limits = Limits {
         max_frame_size: 100,
         ..Limits::default()
@@ -481,7 +484,7 @@ fn a_frame_over_the_limit_is_refused_before_it_arrives() {
 fn peer_text_is_inert_and_a_client_may_not_refuse() {
     // A server's refusal with escape codes and a forged second line: shown
     // escaped, never raw.
-    let now = Instant::now();
+    let now = crate::test_clock::epoch();
     let config = SessionConfig::default();
     let mut client = End::new(Role::Client, &config, None, now);
     client.session.connected(now);
@@ -526,13 +529,9 @@ fn peer_text_is_capped() {
 
 #[test]
 fn a_stalled_partial_frame_times_out_but_time_paused_by_us_does_not_count() {
-    let now = Instant::now();
     let limit = Duration::from_secs(2);
     let config = SessionConfig::default().with_frame_timeout(Some(limit));
-    let mut client = End::new(Role::Client, &config, None, now);
-    let mut server = End::new(Role::Server, &config, None, now);
-    client.session.connected(now);
-    exchange(&mut client, &mut server, now);
+    let (mut client, mut server, now) = open_pair(&config, None);
     // Nothing partial: no frame deadline.
     assert_eq!(server.session.poll_timeout(), None);
 
@@ -578,13 +577,9 @@ fn a_stalled_partial_frame_times_out_but_time_paused_by_us_does_not_count() {
 
 #[test]
 fn a_heartbeat_does_not_count_time_paused_by_us() {
-    let now = Instant::now();
     let limit = Duration::from_secs(3);
     let config = SessionConfig::default().with_heartbeat(Some(limit));
-    let mut client = End::new(Role::Client, &config, None, now);
-    let mut server = End::new(Role::Server, &config, None, now);
-    client.session.connected(now);
-    exchange(&mut client, &mut server, now);
+    let (mut client, mut server, now) = open_pair(&config, None);
     // Paused right away for a minute: the peer's silence is ours.
     client.session.pause_reading(now);
     client.session.handle_timeout(now + limit / 3);
