@@ -531,7 +531,7 @@ fn peer_text_is_capped() {
 fn a_stalled_partial_frame_times_out_but_time_paused_by_us_does_not_count() {
     let limit = Duration::from_secs(2);
     let config = SessionConfig::default().with_frame_timeout(Some(limit));
-    let (mut client, mut server, now) = open_pair(&config, None);
+    let (_client, mut server, now) = open_pair(&config, None);
     // Nothing partial: no frame deadline.
     assert_eq!(server.session.poll_timeout(), None);
 
@@ -579,7 +579,7 @@ fn a_stalled_partial_frame_times_out_but_time_paused_by_us_does_not_count() {
 fn a_heartbeat_does_not_count_time_paused_by_us() {
     let limit = Duration::from_secs(3);
     let config = SessionConfig::default().with_heartbeat(Some(limit));
-    let (mut client, mut server, now) = open_pair(&config, None);
+    let (mut client, _server, now) = open_pair(&config, None);
     // Paused right away for a minute: the peer's silence is ours.
     client.session.pause_reading(now);
     client.session.handle_timeout(now + limit / 3);
