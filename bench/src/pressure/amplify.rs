@@ -25,16 +25,9 @@ type Samples = Vec<(Instant, Option<f64>)>;
 
 /// The scenario.
 pub fn run(opts: &PressureOpts) -> Result<(), String> {
-    let mut args = vec!["__pressure-server".to_string(), "echo".into()];
-    args.extend(opts.child_args());
-    let mut srv = Child::spawn(&args)?;
+    let (mut srv, port) = Child::server("echo", opts.child_args())?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(60);
-    let port: u16 = srv
-        .expect("PORT", started + Duration::from_secs(10))?
-        .trim_start_matches("PORT ")
-        .parse()
-        .map_err(|e| format!("port: {e}"))?;
     let pid = srv.pid();
     let (frame, entries) = nil_true_frame(opts.max_frame());
 

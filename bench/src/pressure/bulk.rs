@@ -18,16 +18,9 @@ const TABLE_BYTES: usize = 64 * 1024;
 pub fn run(opts: &PressureOpts) -> Result<(), String> {
     let total_mib: usize = opts.pick(200, 40);
     let count = (total_mib * 1024 * 1024 / TABLE_BYTES) as i64;
-    let mut args = vec!["__pressure-server".to_string(), "slow".into()];
-    args.extend(opts.child_args());
-    let mut srv = Child::spawn(&args)?;
+    let (mut srv, port) = Child::server("slow", opts.child_args())?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(60);
-    let port: u16 = srv
-        .expect("PORT", started + Duration::from_secs(10))?
-        .trim_start_matches("PORT ")
-        .parse()
-        .map_err(|e| format!("port: {e}"))?;
 
     let net = Network::with_config(opts.config()).map_err(|e| e.to_string())?;
     let client = net

@@ -48,6 +48,20 @@ impl Child {
     }
 
     /// The child's process id (for /proc readings).
+    /// Starts a `__pressure-server MODE` child with the run's options and
+    /// waits (up to 10 s) for the port it listens on.
+    pub fn server(mode: &str, child_args: Vec<String>) -> Result<(Child, u16), String> {
+        let mut args = vec!["__pressure-server".to_string(), mode.to_string()];
+        args.extend(child_args);
+        let mut srv = Child::spawn(&args)?;
+        let port = srv
+            .expect("PORT", Instant::now() + std::time::Duration::from_secs(10))?
+            .trim_start_matches("PORT ")
+            .parse()
+            .map_err(|e| format!("port: {e}"))?;
+        Ok((srv, port))
+    }
+
     pub fn pid(&self) -> u32 {
         self.proc.id()
     }

@@ -24,16 +24,9 @@ const SHARE: f64 = 0.9;
 
 /// The scenario.
 pub fn run(opts: &PressureOpts) -> Result<(), String> {
-    let mut args = vec!["__pressure-server".to_string(), "sink".into()];
-    args.extend(opts.child_args());
-    let mut srv = Child::spawn(&args)?;
+    let (mut srv, port) = Child::server("sink", opts.child_args())?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(60);
-    let port: u16 = srv
-        .expect("PORT", started + Duration::from_secs(10))?
-        .trim_start_matches("PORT ")
-        .parse()
-        .map_err(|e| format!("port: {e}"))?;
     let pid = srv.pid();
 
     let net = Network::with_config(opts.config()).map_err(|e| e.to_string())?;
