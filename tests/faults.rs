@@ -38,6 +38,7 @@ use tablenet::{
     Client, CloseReason, Config, Connection, ConnectionId, Error, Event, EventKind, Network,
     ObjectId, OverflowPolicy, ProtocolError, SendError, Server, Source, Value, table,
 };
+use util::{PLAIN_PREAMBLE, raw, raw_plain, read_preamble};
 
 /// Upper bound for any one test in this file.
 const TEST_BUDGET: Duration = Duration::from_secs(15);
@@ -47,8 +48,6 @@ const WAIT: Duration = Duration::from_secs(10);
 const MIN_GOOD: u64 = 30;
 /// After the fault, the server must acknowledge this many more good messages.
 const PROGRESS: u64 = 10;
-/// A plain preamble (docs/PROTOCOL.md, section 1).
-const PLAIN_PREAMBLE: &[u8; 8] = b"TBLN\x02\x00\x00\x00";
 /// An AES-128 key for the encrypted variant.
 const KEY: &str = "0C03EA65238DD2C25EB87CE563868098";
 
@@ -453,30 +452,6 @@ impl Harness {
 }
 
 // ---------------------------------------------------------------- raw peers
-
-/// A raw TCP connection to the server (nothing sent yet).
-fn raw(port: u16) -> TcpStream {
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    stream.set_write_timeout(Some(WAIT)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream
-}
-
-/// Reads the server's plain preamble.
-fn read_preamble(stream: &mut TcpStream) {
-    let mut preamble = [0u8; 8];
-    stream.read_exact(&mut preamble).unwrap();
-    assert_eq!(&preamble, PLAIN_PREAMBLE, "server preamble");
-}
-
-/// A raw peer that has exchanged plain preambles with the server.
-fn raw_plain(port: u16) -> TcpStream {
-    let mut stream = raw(port);
-    stream.write_all(PLAIN_PREAMBLE).unwrap();
-    read_preamble(&mut stream);
-    stream
-}
 
 /// Reads until the server closes the connection (end of stream or reset);
 /// returns the bytes read. Panics if it stays open until `deadline`.

@@ -14,23 +14,10 @@ use tablenet::{
     CloseReason, Config, Error, EventKind, Network, OverflowPolicy, ProtocolError, Source, Value,
     table,
 };
+use util::raw_plain;
 
-const PLAIN_PREAMBLE: &[u8; 8] = b"TBLN\x02\x00\x00\x00";
 const WAIT: Duration = Duration::from_secs(20);
 const MIB: usize = 1024 * 1024;
-
-/// A raw peer that has exchanged plain preambles with the server.
-fn raw_plain(port: u16) -> TcpStream {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    stream.set_write_timeout(Some(WAIT)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream.write_all(PLAIN_PREAMBLE).unwrap();
-    let mut preamble = [0u8; 8];
-    stream.read_exact(&mut preamble).unwrap();
-    assert_eq!(&preamble, PLAIN_PREAMBLE);
-    stream
-}
 
 /// Starts a message frame of `len` bytes (kind byte included) and sends
 /// `sent` of them.

@@ -4,6 +4,8 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use tablenet::{
@@ -213,4 +215,34 @@ pub fn brief(ev: &Event) -> String {
         EventKind::ClientClose { reason, .. } => format!("ClientClose({reason})"),
         other => format!("{other:?}"),
     }
+}
+
+// ---------------------------------------------------------------- raw peers
+
+/// A plain version 2 preamble, byte for byte as docs/PROTOCOL.md gives it.
+pub const PLAIN_PREAMBLE: &[u8; 8] = b"TBLN\x02\x00\x00\x00";
+
+/// A raw TCP connection to a loopback server (nothing sent yet), with
+/// [`DEADLINE`] on every read and write.
+pub fn raw(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.set_write_timeout(Some(DEADLINE)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// Reads the server's plain preamble.
+pub fn read_preamble(stream: &mut TcpStream) {
+    let mut preamble = [0u8; 8];
+    stream.read_exact(&mut preamble).unwrap();
+    assert_eq!(&preamble, PLAIN_PREAMBLE, "server preamble");
+}
+
+/// A raw peer that has exchanged plain preambles with the server.
+pub fn raw_plain(port: u16) -> TcpStream {
+    let mut stream = raw(port);
+    stream.write_all(PLAIN_PREAMBLE).unwrap();
+    read_preamble(&mut stream);
+    stream
 }
