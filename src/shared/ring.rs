@@ -257,7 +257,10 @@ impl Ring {
     /// reading data; control events may exceed the capacity).
     pub(crate) fn push(&self, batch: impl IntoIterator<Item = Pending>) {
         let mut overwritten = Vec::new();
-        let became_ready = {
+        // The hook to call, read under the state lock: a hook set after the
+        // application took these events (which needs that lock) must not be
+        // called for them.
+        let wake = {
             let mut st = self.state.lock();
             let was_empty = st.events.is_empty() && st.dropped == 0;
             for p in batch {
@@ -282,17 +285,18 @@ impl Ring {
             if ready && st.waiting > 0 {
                 self.ready.notify_all();
             }
-            ready
+            // Cloned: the hook may itself set or clear the hook.
+            if ready {
+                self.hook.lock().clone()
+            } else {
+                None
+            }
         };
         // Dropped outside the lock: an overwritten Connect event's handle
         // closes its connection, and a large packet takes time to free.
         drop(overwritten);
-        if became_ready {
-            // Cloned first: the hook may itself set or clear the hook.
-            let hook = self.hook.lock().clone();
-            if let Some(hook) = hook {
-                hook();
-            }
+        if let Some(hook) = wake {
+            hook();
         }
     }
 
