@@ -27,14 +27,24 @@
 //! `#[serde(default)]`).
 
 mod de;
+mod format;
+mod path;
+mod read;
+mod rules;
 mod ser;
+mod write;
 
+#[cfg(test)]
+mod both_paths;
 #[cfg(test)]
 mod tests;
 
 use std::fmt::Display;
 
 use crate::error::Error;
+
+pub(crate) use read::decode_serialized;
+pub(crate) use write::encode_serialized;
 
 pub use de::from_value;
 pub use de::from_value_ref;

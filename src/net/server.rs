@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::proto::OutFrame;
 use crate::shared::{Command, ConnectionId, Link, NetShared, SendError, ServerId, ServerShared};
 use crate::value::Value;
 
@@ -86,7 +87,7 @@ impl Server {
     /// count is all that says so.
     pub fn send(&self, value: &Value, to: &[ConnectionId]) -> usize {
         let links: Vec<Arc<Link>> = to.iter().filter_map(|id| self.link(*id)).collect();
-        self.send_to_links(value, &links)
+        self.send_to_links(&links, |send| self.net.with_frame(value, send))
     }
 
     /// Sends `value` to every open connection; returns how many accepted it.
@@ -94,7 +95,7 @@ impl Server {
     /// (closing, or their queue full) get nothing and are not counted.
     pub fn broadcast(&self, value: &Value) -> usize {
         let links: Vec<Arc<Link>> = self.shared.conns.lock().values().cloned().collect();
-        self.send_to_links(value, &links)
+        self.send_to_links(&links, |send| self.net.with_frame(value, send))
     }
 
     /// One encoding, many links. An isolated send writes directly to idle
@@ -102,29 +103,62 @@ impl Server {
     /// the previous one's end) everything is queued, so the IO thread
     /// gathers each link's share of the burst into few writes instead of one
     /// syscall per link per message.
-    fn send_to_links(&self, value: &Value, links: &[Arc<Link>]) -> usize {
+    fn send_to_links(
+        &self,
+        links: &[Arc<Link>],
+        with_frame: impl FnOnce(
+            Box<dyn FnOnce(OutFrame<'_>) -> usize + '_>,
+        ) -> Result<usize, crate::Error>,
+    ) -> usize {
         let burst = self
             .shared
             .last_multi_send
             .lock()
             .is_some_and(|end| end.elapsed() < BURST_GAP);
-        let sent = self.net.with_frame(value, |frame| {
+        let sent = with_frame(Box::new(|frame: OutFrame<'_>| {
             links
                 .iter()
                 .filter(|link| link.send_frame(frame.clone(), !burst).is_ok())
                 .count()
-        });
+        }));
         *self.shared.last_multi_send.lock() = Some(Instant::now());
         sent.unwrap_or(0)
     }
 
-    /// Sends any `Serialize` type, converted with [`to_value`](crate::to_value).
+    /// Sends any `Serialize` type to one connection as a table, encoded
+    /// straight into the frame: the bytes [`send_to`](Self::send_to) of
+    /// [`to_value`](crate::to_value)`(message)` would send, without building
+    /// the `Value`. A value that would not read back exactly is refused with
+    /// [`SendError::Unsendable`] naming the field (see the
+    /// [`bridge`](crate::bridge) rules).
     pub fn send_serialized<T: serde::Serialize + ?Sized>(
         &self,
         id: ConnectionId,
         message: &T,
     ) -> Result<(), SendError> {
-        self.send_to(id, &crate::to_value(message)?)
+        let link = self.link(id).ok_or(SendError::Closed)?;
+        self.net
+            .with_typed_frame(message, |frame| link.send_frame(frame, true))?
+    }
+
+    /// [`send`](Self::send) for any `Serialize` type, encoded once,
+    /// straight into the frame. Returns how many connections accepted it;
+    /// 0 also when the value cannot be sent.
+    pub fn send_many_serialized<T: serde::Serialize + ?Sized>(
+        &self,
+        message: &T,
+        to: &[ConnectionId],
+    ) -> usize {
+        let links: Vec<Arc<Link>> = to.iter().filter_map(|id| self.link(*id)).collect();
+        self.send_to_links(&links, |send| self.net.with_typed_frame(message, send))
+    }
+
+    /// [`broadcast`](Self::broadcast) for any `Serialize` type, encoded
+    /// once, straight into the frame. Returns how many connections accepted
+    /// it; 0 also when the value cannot be sent.
+    pub fn broadcast_serialized<T: serde::Serialize + ?Sized>(&self, message: &T) -> usize {
+        let links: Vec<Arc<Link>> = self.shared.conns.lock().values().cloned().collect();
+        self.send_to_links(&links, |send| self.net.with_typed_frame(message, send))
     }
 
     /// Closes each listed connection after flushing what it had queued;
