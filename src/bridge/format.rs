@@ -33,11 +33,19 @@ pub(crate) fn varint_len(n: u64) -> usize {
 }
 
 /// Appends the shortest varint of `n`.
-#[inline]
+#[inline(always)]
 pub(crate) fn put_varint(out: &mut Vec<u8>, n: u64) {
     if n <= ONE_BYTE_MAX {
         out.push(n as u8);
-    } else if let Ok(n) = u16::try_from(n) {
+    } else {
+        put_long_varint(out, n);
+    }
+}
+
+/// [`put_varint`] of a value over one byte.
+#[inline(never)]
+fn put_long_varint(out: &mut Vec<u8>, n: u64) {
+    if let Ok(n) = u16::try_from(n) {
         out.push(U16_PREFIX);
         out.extend_from_slice(&n.to_le_bytes());
     } else if let Ok(n) = u32::try_from(n) {

@@ -59,3 +59,24 @@ pub(crate) fn within(error: Error, step: Step<'_>) -> Error {
 pub(crate) fn at<T>(result: Result<T, Error>, step: Step<'_>) -> Result<T, Error> {
     result.map_err(|e| within(e, step))
 }
+
+/// The direct path's error: boxed, so a `Result` fits in registers on every
+/// one of the many returns a value's walk makes.
+pub(crate) type Fail = Box<Error>;
+
+impl serde::ser::Error for Fail {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        Box::new(Error::Convert(msg.to_string()))
+    }
+}
+
+impl serde::de::Error for Fail {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        Box::new(Error::Convert(msg.to_string()))
+    }
+}
+
+/// [`at`] for the direct path's boxed errors.
+pub(crate) fn at_boxed<T>(result: Result<T, Fail>, step: Step<'_>) -> Result<T, Fail> {
+    result.map_err(|e| Box::new(within(*e, step)))
+}

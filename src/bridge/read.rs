@@ -21,7 +21,7 @@ use serde::de::{self, Deserialize, DeserializeSeed, Visitor};
 
 use super::de::Input;
 use super::format::{get_varint, tag, unzigzag};
-use super::path::{Step, at};
+use super::path::{Fail, Step, at_boxed};
 use crate::error::{Error, KeyError, ProtocolError};
 use crate::proto::Limits;
 use crate::stack::guarded;
@@ -40,7 +40,8 @@ pub(crate) fn decode_serialized<'de, T: Deserialize<'de>>(
     let value = T::deserialize(Slot {
         r: &mut r,
         depth: 0,
-    })?;
+    })
+    .map_err(|e| *e)?;
     if r.pos != bytes.len() {
         return Err(ProtocolError::TrailingBytes {
             count: bytes.len().saturating_sub(r.pos),
@@ -50,11 +51,11 @@ pub(crate) fn decode_serialized<'de, T: Deserialize<'de>>(
     Ok(value)
 }
 
-fn malformed(text: &str) -> Error {
-    ProtocolError::Malformed(text.to_owned()).into()
+fn malformed(text: &str) -> Fail {
+    Box::new(ProtocolError::Malformed(text.to_owned()).into())
 }
 
-fn ends_early() -> Error {
+fn ends_early() -> Fail {
     malformed("value ends early")
 }
 
@@ -66,8 +67,8 @@ struct Reader<'de, 'l> {
 
 impl<'de> Reader<'de, '_> {
     /// The tag at the cursor, and the bytes it takes, without moving.
-    #[inline]
-    fn peek_tag(&self) -> Result<(u8, usize), Error> {
+    #[inline(always)]
+    fn peek_tag(&self) -> Result<(u8, usize), Fail> {
         let first = *self.input.get(self.pos).ok_or_else(ends_early)?;
         if first <= tag::TABLE {
             return Ok((first, 1));
@@ -84,14 +85,14 @@ impl<'de> Reader<'de, '_> {
     }
 
     #[inline]
-    fn varint(&mut self) -> Result<u64, Error> {
+    fn varint(&mut self) -> Result<u64, Fail> {
         get_varint(self.input, &mut self.pos)
             .ok_or_else(|| malformed("invalid or truncated varint"))
     }
 
     /// A count, capped by the bytes left (each item takes at least one).
     #[inline]
-    fn count(&mut self) -> Result<u64, Error> {
+    fn count(&mut self) -> Result<u64, Fail> {
         self.varint()
     }
 
@@ -100,7 +101,7 @@ impl<'de> Reader<'de, '_> {
     }
 
     #[inline]
-    fn bytes(&mut self, n: usize) -> Result<&'de [u8], Error> {
+    fn bytes(&mut self, n: usize) -> Result<&'de [u8], Fail> {
         let end = self.pos.checked_add(n).ok_or_else(ends_early)?;
         let input: &'de [u8] = self.input;
         let bytes = input.get(self.pos..end).ok_or_else(ends_early)?;
@@ -110,13 +111,13 @@ impl<'de> Reader<'de, '_> {
 
     /// A string's payload (after its tag).
     #[inline]
-    fn string(&mut self) -> Result<&'de [u8], Error> {
+    fn string(&mut self) -> Result<&'de [u8], Fail> {
         let len = self.varint()?;
         let len = usize::try_from(len).map_err(|_| ends_early())?;
         self.bytes(len)
     }
 
-    fn boolean(&mut self) -> Result<bool, Error> {
+    fn boolean(&mut self) -> Result<bool, Fail> {
         match self.bytes(1)? {
             [0] => Ok(false),
             [1] => Ok(true),
@@ -125,17 +126,35 @@ impl<'de> Reader<'de, '_> {
         }
     }
 
-    fn float(&mut self) -> Result<f64, Error> {
+    fn float(&mut self) -> Result<f64, Fail> {
         let mut le = [0u8; 8];
         le.copy_from_slice(self.bytes(8)?);
         Ok(f64::from_le_bytes(le))
     }
 
     /// A key (tag and payload), with Lua's key rules.
-    fn key(&mut self) -> Result<KeyRef<'de>, Error> {
+    #[inline(always)]
+    fn key(&mut self) -> Result<KeyRef<'de>, Fail> {
+        // The common case first: a short string key.
+        let input: &'de [u8] = self.input;
+        if let (Some(&tag::STRING), Some(&len)) = (input.get(self.pos), input.get(self.pos + 1))
+            && len <= 250
+        {
+            let start = self.pos + 2;
+            if let Some(name) = input.get(start..start + usize::from(len)) {
+                self.pos = start + usize::from(len);
+                return Ok(KeyRef::String(name));
+            }
+        }
+        self.other_key()
+    }
+
+    /// [`key`](Self::key) of anything but a short string.
+    #[inline(never)]
+    fn other_key(&mut self) -> Result<KeyRef<'de>, Fail> {
         let (t, n) = self.peek_tag()?;
         self.pos += n;
-        let bad = |e: KeyError| -> Error { ProtocolError::InvalidKey(e).into() };
+        let bad = |e: KeyError| -> Fail { Box::new(ProtocolError::InvalidKey(e).into()) };
         match t {
             tag::BOOLEAN => Ok(KeyRef::Boolean(self.boolean()?)),
             tag::INTEGER => Ok(KeyRef::Integer(unzigzag(self.varint()?))),
@@ -152,11 +171,11 @@ impl<'de> Reader<'de, '_> {
     }
 
     /// Enters a table at `depth` (tables above it): past its tag.
-    fn enter(&mut self, depth: usize) -> Result<(), Error> {
+    fn enter(&mut self, depth: usize) -> Result<(), Fail> {
         if depth >= self.limits.max_depth {
-            return Err(Error::TooDeep {
+            return Err(Box::new(Error::TooDeep {
                 limit: self.limits.max_depth,
-            });
+            }));
         }
         self.pos += 1;
         Ok(())
@@ -164,13 +183,13 @@ impl<'de> Reader<'de, '_> {
 
     /// Moves past one value at `depth`, checking it as the decoder would
     /// (except for repeated keys).
-    fn skip(&mut self, depth: usize) -> Result<(), Error> {
+    fn skip(&mut self, depth: usize) -> Result<(), Fail> {
         let (t, n) = self.peek_tag()?;
         if t == tag::TABLE {
             if depth >= self.limits.max_depth {
-                return Err(Error::TooDeep {
+                return Err(Box::new(Error::TooDeep {
                     limit: self.limits.max_depth,
-                });
+                }));
             }
             self.pos += n;
             let seq = self.count()?;
@@ -205,7 +224,7 @@ impl<'de> Reader<'de, '_> {
 
     /// The value at the cursor, decoded into a [`Value`] by the value
     /// decoder (the fallback for shapes the stream does not read).
-    fn value_here(&mut self, depth: usize) -> Result<Value, Error> {
+    fn value_here(&mut self, depth: usize) -> Result<Value, Fail> {
         let start = self.pos;
         self.skip(depth)?;
         let input: &'de [u8] = self.input;
@@ -215,9 +234,11 @@ impl<'de> Reader<'de, '_> {
             max_depth: max_depth.saturating_sub(depth),
             ..*self.limits
         };
-        crate::proto::decode_value(bytes, &limits).map_err(|e| match e {
-            Error::TooDeep { .. } => Error::TooDeep { limit: max_depth },
-            e => e,
+        crate::proto::decode_value(bytes, &limits).map_err(|e| {
+            Box::new(match e {
+                Error::TooDeep { .. } => Error::TooDeep { limit: max_depth },
+                e => e,
+            })
         })
     }
 }
@@ -232,13 +253,13 @@ struct Slot<'r, 'de, 'l> {
 macro_rules! fallback {
     ($self:ident, $method:ident ( $($arg:expr),* )) => {{
         let value = $self.r.value_here($self.depth)?;
-        de::Deserializer::$method(Input::from(value), $($arg),*)
+        de::Deserializer::$method(Input::from(value), $($arg),*).map_err(Box::new)
     }};
 }
 
 impl<'de> Slot<'_, 'de, '_> {
     #[inline]
-    fn integer<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn integer<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         let (t, n) = self.r.peek_tag()?;
         match t {
             tag::INTEGER => {
@@ -261,7 +282,7 @@ impl<'de> Slot<'_, 'de, '_> {
     }
 
     /// Sequence-part elements then hash-part entries, as map entries.
-    fn table_map<V: Visitor<'de>>(self, fields: bool, visitor: V) -> Result<V::Value, Error> {
+    fn table_map<V: Visitor<'de>>(self, fields: bool, visitor: V) -> Result<V::Value, Fail> {
         let (t, _) = self.r.peek_tag()?;
         if t != tag::TABLE {
             return fallback!(self, deserialize_map(visitor));
@@ -287,7 +308,7 @@ impl<'de> Slot<'_, 'de, '_> {
         })
     }
 
-    fn str_like<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn str_like<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         let (t, n) = self.r.peek_tag()?;
         if t != tag::STRING {
             return fallback!(self, deserialize_str(visitor));
@@ -302,9 +323,9 @@ impl<'de> Slot<'_, 'de, '_> {
 }
 
 impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
-    type Error = Error;
+    type Error = Fail;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         let (t, n) = self.r.peek_tag()?;
         match t {
             tag::NIL => {
@@ -328,7 +349,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         }
     }
 
-    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         let (t, n) = self.r.peek_tag()?;
         if t != tag::BOOLEAN {
             return fallback!(self, deserialize_bool(visitor));
@@ -337,41 +358,41 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         visitor.visit_bool(self.r.boolean()?)
     }
 
-    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
-    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
-    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
-    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
-    fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
-    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
-    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
-    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
-    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
-    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
 
-    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.deserialize_f64(visitor)
     }
-    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         let (t, n) = self.r.peek_tag()?;
         match t {
             tag::NUMBER => {
@@ -386,16 +407,16 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         }
     }
 
-    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.str_like(visitor)
     }
-    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.str_like(visitor)
     }
-    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.str_like(visitor)
     }
-    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         let (t, _) = self.r.peek_tag()?;
         if t != tag::STRING {
             return fallback!(self, deserialize_identifier(visitor));
@@ -403,7 +424,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         self.str_like(visitor)
     }
 
-    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         let (t, n) = self.r.peek_tag()?;
         if t != tag::STRING {
             return fallback!(self, deserialize_bytes(visitor));
@@ -411,11 +432,11 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         self.r.pos += n;
         visitor.visit_borrowed_bytes(self.r.string()?)
     }
-    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.deserialize_bytes(visitor)
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         let (t, n) = self.r.peek_tag()?;
         if t == tag::NIL {
             self.r.pos += n;
@@ -424,7 +445,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         visitor.visit_some(self)
     }
 
-    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         let (t, n) = self.r.peek_tag()?;
         if t != tag::NIL {
             return fallback!(self, deserialize_unit(visitor));
@@ -436,7 +457,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         self,
         _name: &'static str,
         visitor: V,
-    ) -> Result<V::Value, Error> {
+    ) -> Result<V::Value, Fail> {
         self.deserialize_unit(visitor)
     }
 
@@ -444,13 +465,13 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         self,
         _name: &'static str,
         visitor: V,
-    ) -> Result<V::Value, Error> {
+    ) -> Result<V::Value, Fail> {
         visitor.visit_newtype_struct(self)
     }
 
     /// A table's sequence part. A hole, extra elements or a hash part are
     /// errors, as on the `Value` path (a table with them is no sequence).
-    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         let (t, _) = self.r.peek_tag()?;
         if t != tag::TABLE {
             return fallback!(self, deserialize_seq(visitor));
@@ -462,7 +483,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
 
     /// Streams a table of exactly `len` sequence elements; any other
     /// shape (holes, a hash part) goes through the `Value` path.
-    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Fail> {
         let (t, n) = self.r.peek_tag()?;
         if t == tag::TABLE {
             let start = self.r.pos;
@@ -483,11 +504,11 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         _name: &'static str,
         len: usize,
         visitor: V,
-    ) -> Result<V::Value, Error> {
+    ) -> Result<V::Value, Fail> {
         self.deserialize_tuple(len, visitor)
     }
 
-    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.table_map(false, visitor)
     }
     fn deserialize_struct<V: Visitor<'de>>(
@@ -495,7 +516,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         _name: &'static str,
         _fields: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, Error> {
+    ) -> Result<V::Value, Fail> {
         self.table_map(true, visitor)
     }
 
@@ -506,7 +527,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         name: &'static str,
         variants: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, Error> {
+    ) -> Result<V::Value, Fail> {
         let (t, n) = self.r.peek_tag()?;
         if t == tag::TABLE {
             let start = self.r.pos;
@@ -529,7 +550,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         fallback!(self, deserialize_enum(name, variants, visitor))
     }
 
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.r.skip(self.depth)?;
         visitor.visit_unit()
     }
@@ -544,10 +565,10 @@ impl<'de> Slot<'_, 'de, '_> {
         len: u64,
         tuple: Option<usize>,
         visitor: V,
-    ) -> Result<V::Value, Error> {
+    ) -> Result<V::Value, Fail> {
         let depth = self.depth + 1;
         let r = self.r;
-        guarded(move || {
+        guarded(move || -> Result<V::Value, Fail> {
             let mut seq = Elements {
                 r,
                 depth,
@@ -571,14 +592,14 @@ impl<'de> Slot<'_, 'de, '_> {
                     .to_key()
                     .map(|k| k.to_string())
                     .unwrap_or_default();
-                return Err(Error::Convert(match tuple {
+                return Err(Box::new(Error::Convert(match tuple {
                     Some(n) => format!(
                         "expected a tuple of {n} elements (keys 1 to {n}), found a table with the key {key}"
                     ),
                     None => format!(
                         "expected a sequence (a table with keys 1 to n only), found a table with the key {key}"
                     ),
-                }));
+                })));
             }
             Ok(value)
         })
@@ -605,12 +626,12 @@ struct Elements<'r, 'de, 'l> {
 }
 
 impl<'de> de::SeqAccess<'de> for Elements<'_, 'de, '_> {
-    type Error = Error;
+    type Error = Fail;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
-    ) -> Result<Option<T::Value>, Error> {
+    ) -> Result<Option<T::Value>, Fail> {
         if self.left == 0 {
             return Ok(None);
         }
@@ -618,16 +639,16 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de, '_> {
         let index = self.taken;
         self.taken += 1;
         if !self.holes && self.r.peek_tag()?.0 == tag::NIL {
-            return Err(Error::Convert(format!(
+            return Err(Box::new(Error::Convert(format!(
                 "expected a sequence (a table with keys 1 to n only), found a table with a hole at key {}",
                 index + 1
-            )));
+            ))));
         }
         let slot = Slot {
             r: &mut *self.r,
             depth: self.depth,
         };
-        at(seed.deserialize(slot), Step::Index(index)).map(Some)
+        at_boxed(seed.deserialize(slot), Step::Index(index)).map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -684,7 +705,7 @@ struct Entries<'r, 'de, 'l> {
 
 impl<'de> Entries<'_, 'de, '_> {
     /// Reads up to the next entry whose value is not nil; its key.
-    fn next_key(&mut self) -> Result<Option<KeyRef<'de>>, Error> {
+    fn next_key(&mut self) -> Result<Option<KeyRef<'de>>, Fail> {
         while self.seq_left > 0 {
             self.seq_left -= 1;
             self.index += 1;
@@ -710,15 +731,17 @@ impl<'de> Entries<'_, 'de, '_> {
             if let Some(seen) = &mut self.seen
                 && !seen.insert(key)
             {
-                return Err(ProtocolError::DuplicateKey {
-                    key: crate::error::inert(
-                        key.to_key()
-                            .map(|k| k.to_string())
-                            .unwrap_or_default()
-                            .as_bytes(),
-                    ),
-                }
-                .into());
+                return Err(Box::new(
+                    ProtocolError::DuplicateKey {
+                        key: crate::error::inert(
+                            key.to_key()
+                                .map(|k| k.to_string())
+                                .unwrap_or_default()
+                                .as_bytes(),
+                        ),
+                    }
+                    .into(),
+                ));
             }
             let (t, n) = self.r.peek_tag()?;
             if t == tag::NIL {
@@ -733,7 +756,7 @@ impl<'de> Entries<'_, 'de, '_> {
     }
 
     /// Skips entries the visitor did not read.
-    fn finish(&mut self) -> Result<(), Error> {
+    fn finish(&mut self) -> Result<(), Fail> {
         while self.next_key()?.is_some() {
             self.r.skip(self.depth)?;
         }
@@ -752,27 +775,36 @@ impl<'de> Entries<'_, 'de, '_> {
 }
 
 impl<'de> de::MapAccess<'de> for Entries<'_, 'de, '_> {
-    type Error = Error;
+    type Error = Fail;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
-    ) -> Result<Option<K::Value>, Error> {
+    ) -> Result<Option<K::Value>, Fail> {
         match self.next_key()? {
+            Some(KeyRef::String(name)) if self.fields => {
+                self.key = KeyRef::String(name);
+                seed.deserialize(FieldName(name)).map(Some)
+            }
             Some(key) => {
                 self.key = key;
-                seed.deserialize(Input::from(key)).map(Some)
+                seed.deserialize(Input::from(key))
+                    .map(Some)
+                    .map_err(Box::new)
             }
             None => Ok(None),
         }
     }
 
-    fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Error> {
+    fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Fail> {
         let slot = Slot {
             r: &mut *self.r,
             depth: self.depth,
         };
-        at(seed.deserialize(slot), self.step())
+        match seed.deserialize(slot) {
+            Ok(value) => Ok(value),
+            Err(e) => Err(Box::new(super::path::within(*e, self.step()))),
+        }
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -786,6 +818,31 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de, '_> {
     }
 }
 
+/// A struct's field name: what the `Value` path's deserializer does with a
+/// string key (text when UTF-8, else bytes), without building one.
+struct FieldName<'de>(&'de [u8]);
+
+impl<'de> de::Deserializer<'de> for FieldName<'de> {
+    type Error = Fail;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        match std::str::from_utf8(self.0) {
+            Ok(s) => visitor.visit_borrowed_str(s),
+            Err(_) => visitor.visit_borrowed_bytes(self.0),
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier
+    }
+}
+
 /// `{name = payload}` on the wire, with the cursor at the payload.
 struct Variant<'r, 'de, 'l> {
     r: &'r mut Reader<'de, 'l>,
@@ -795,10 +852,10 @@ struct Variant<'r, 'de, 'l> {
 }
 
 impl<'r, 'de, 'l> de::EnumAccess<'de> for Variant<'r, 'de, 'l> {
-    type Error = Error;
+    type Error = Fail;
     type Variant = Self;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), Error> {
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), Fail> {
         let variant = seed.deserialize(Input::from(self.key))?;
         Ok((variant, self))
     }
@@ -824,24 +881,24 @@ impl<'de, 'l> Variant<'_, 'de, 'l> {
 }
 
 impl<'de> de::VariantAccess<'de> for Variant<'_, 'de, '_> {
-    type Error = Error;
+    type Error = Fail;
 
-    fn unit_variant(self) -> Result<(), Error> {
+    fn unit_variant(self) -> Result<(), Fail> {
         let payload = self.r.value_here(self.depth)?;
-        Err(Error::Convert(format!(
+        Err(Box::new(Error::Convert(format!(
             "expected a unit variant (a bare variant name), found a variant with a payload: {}",
             Input::from(payload)
-        )))
+        ))))
     }
 
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(mut self, seed: T) -> Result<T::Value, Error> {
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(mut self, seed: T) -> Result<T::Value, Fail> {
         let step = self.step();
-        at(seed.deserialize(self.slot()), step)
+        at_boxed(seed.deserialize(self.slot()), step)
     }
 
-    fn tuple_variant<V: Visitor<'de>>(mut self, len: usize, visitor: V) -> Result<V::Value, Error> {
+    fn tuple_variant<V: Visitor<'de>>(mut self, len: usize, visitor: V) -> Result<V::Value, Fail> {
         let step = self.step();
-        at(
+        at_boxed(
             de::Deserializer::deserialize_tuple(self.slot(), len, visitor),
             step,
         )
@@ -851,8 +908,8 @@ impl<'de> de::VariantAccess<'de> for Variant<'_, 'de, '_> {
         mut self,
         _fields: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, Error> {
+    ) -> Result<V::Value, Fail> {
         let step = self.step();
-        at(self.slot().table_map(true, visitor), step)
+        at_boxed(self.slot().table_map(true, visitor), step)
     }
 }

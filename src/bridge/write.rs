@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use serde::ser::{self, Impossible, Serialize};
 
 use super::format::{put_varint, put_varint_width, tag, varint_len, zigzag};
-use super::path::{Step, at, within};
+use super::path::{Fail, Step, at, at_boxed, within};
 use super::rules;
 use crate::error::{Error, KeyError};
 use crate::proto::Limits;
@@ -40,15 +40,17 @@ pub(crate) fn encode_serialized<T: Serialize + ?Sized>(
         limits,
         too_large,
     };
-    let written = value.serialize(Slot {
-        w: &mut w,
-        depth: 0,
-        in_some: false,
-    })?;
+    let written = value
+        .serialize(Slot {
+            w: &mut w,
+            depth: 0,
+            in_some: false,
+        })
+        .map_err(|e| *e)?;
     if !written {
         w.out.push(tag::NIL);
     }
-    w.check()
+    w.check().map_err(|e| *e)
 }
 
 struct Writer<'a> {
@@ -63,9 +65,9 @@ impl Writer<'_> {
     /// Fails once the output has passed its limit (checked per element and
     /// per string, so at most one string past it is ever written).
     #[inline]
-    fn check(&self) -> Result<(), Error> {
+    fn check(&self) -> Result<(), Fail> {
         if self.out.len() > self.max_len {
-            return Err(self.too_large.clone());
+            return Err(Box::new(self.too_large.clone()));
         }
         Ok(())
     }
@@ -77,17 +79,23 @@ impl Writer<'_> {
     }
 
     #[inline]
-    fn string(&mut self, bytes: &[u8]) -> Result<(), Error> {
+    fn string(&mut self, bytes: &[u8]) -> Result<(), Fail> {
         if self.out.len().saturating_add(bytes.len()) > self.max_len {
-            return Err(self.too_large.clone());
+            return Err(Box::new(self.too_large.clone()));
         }
-        self.out.push(tag::STRING);
-        put_varint(self.out, bytes.len() as u64);
+        self.out.reserve(bytes.len() + 9);
+        match u8::try_from(bytes.len()) {
+            Ok(n) if n <= 250 => self.out.extend_from_slice(&[tag::STRING, n]),
+            _ => {
+                self.out.push(tag::STRING);
+                put_varint(self.out, bytes.len() as u64);
+            }
+        }
         self.out.extend_from_slice(bytes);
         Ok(())
     }
 
-    fn key(&mut self, key: &Key) -> Result<(), Error> {
+    fn key(&mut self, key: &Key) -> Result<(), Fail> {
         match key.repr() {
             KeyRepr::Boolean(b) => self.out.extend_from_slice(&[tag::BOOLEAN, u8::from(*b)]),
             KeyRepr::Integer(i) => self.integer(*i),
@@ -101,11 +109,11 @@ impl Writer<'_> {
     }
 
     /// Opens a table at `depth` (tables entered above it).
-    fn open_table(&mut self, depth: usize) -> Result<(), Error> {
+    fn open_table(&mut self, depth: usize) -> Result<(), Fail> {
         if depth >= self.limits.max_depth {
-            return Err(Error::TooDeep {
+            return Err(Box::new(Error::TooDeep {
                 limit: self.limits.max_depth,
-            });
+            }));
         }
         self.out.push(tag::TABLE);
         Ok(())
@@ -124,8 +132,13 @@ impl Writer<'_> {
     fn close_count(&mut self, count: Count, n: usize) {
         let n = n as u64;
         let end = count.at + count.width;
-        if varint_len(n) == count.width {
-            let mut bytes = Vec::new();
+        if count.width == 1 && n <= 250 {
+            // The common case: a one-byte count, patched in place.
+            if let Some(slot) = self.out.get_mut(count.at) {
+                *slot = n as u8;
+            }
+        } else if varint_len(n) == count.width {
+            let mut bytes = Vec::with_capacity(9);
             put_varint_width(&mut bytes, n, count.width);
             if let Some(slot) = self.out.get_mut(count.at..end) {
                 slot.copy_from_slice(&bytes);
@@ -139,7 +152,7 @@ impl Writer<'_> {
 
     /// `{name = ...}` opened: the table, its empty sequence part, one hash
     /// entry and its key. The payload follows.
-    fn open_variant(&mut self, depth: usize, name: &str) -> Result<(), Error> {
+    fn open_variant(&mut self, depth: usize, name: &str) -> Result<(), Fail> {
         self.open_table(depth)?;
         self.out.extend_from_slice(&[0, 1]);
         self.string(name.as_bytes())
@@ -165,20 +178,42 @@ struct Slot<'s, 'a> {
 }
 
 impl Slot<'_, '_> {
-    fn nil(self) -> Result<bool, Error> {
+    fn nil(self) -> Result<bool, Fail> {
         if self.in_some {
-            return Err(rules::nil_in_some());
+            return Err(Box::new(rules::nil_in_some()));
         }
         Ok(false)
     }
 }
 
-/// Serializes `value` one level deeper (stack-guarded).
+/// Serializes `value` at `depth`. Recursion only deepens with tables, so
+/// the stack is checked (and grown) every few levels, not for every value.
+#[inline]
 fn nested<T: Serialize + ?Sized>(
     w: &mut Writer<'_>,
     depth: usize,
     value: &T,
-) -> Result<bool, Error> {
+) -> Result<bool, Fail> {
+    if depth.is_multiple_of(GUARD_EVERY) {
+        return nested_guarded(w, depth, value);
+    }
+    value.serialize(Slot {
+        w,
+        depth,
+        in_some: false,
+    })
+}
+
+/// Levels between stack checks: each level of a derived type takes well
+/// under 1 KiB of stack, against the guard's 64 KiB red zone.
+const GUARD_EVERY: usize = 4;
+
+/// Serializes `value` on a stack with room (stack-guarded).
+fn nested_guarded<T: Serialize + ?Sized>(
+    w: &mut Writer<'_>,
+    depth: usize,
+    value: &T,
+) -> Result<bool, Fail> {
     guarded(|| {
         value.serialize(Slot {
             w,
@@ -190,7 +225,7 @@ fn nested<T: Serialize + ?Sized>(
 
 impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
     type Ok = bool;
-    type Error = Error;
+    type Error = Fail;
     type SerializeSeq = SeqWriter<'s, 'a>;
     type SerializeTuple = SeqWriter<'s, 'a>;
     type SerializeTupleStruct = SeqWriter<'s, 'a>;
@@ -199,77 +234,87 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
     type SerializeStruct = StructWriter<'s, 'a>;
     type SerializeStructVariant = StructWriter<'s, 'a>;
 
-    fn serialize_bool(self, v: bool) -> Result<bool, Error> {
+    fn serialize_bool(self, v: bool) -> Result<bool, Fail> {
         self.w.out.extend_from_slice(&[tag::BOOLEAN, u8::from(v)]);
         Ok(true)
     }
-    fn serialize_i8(self, v: i8) -> Result<bool, Error> {
+    fn serialize_i8(self, v: i8) -> Result<bool, Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_i16(self, v: i16) -> Result<bool, Error> {
+    fn serialize_i16(self, v: i16) -> Result<bool, Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_i32(self, v: i32) -> Result<bool, Error> {
+    fn serialize_i32(self, v: i32) -> Result<bool, Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_i64(self, v: i64) -> Result<bool, Error> {
+    fn serialize_i64(self, v: i64) -> Result<bool, Fail> {
         self.w.integer(v);
         Ok(true)
     }
-    fn serialize_i128(self, v: i128) -> Result<bool, Error> {
+    fn serialize_i128(self, v: i128) -> Result<bool, Fail> {
         let v = i64::try_from(v).map_err(|_| rules::integer_out_of_range(v))?;
         self.serialize_i64(v)
     }
-    fn serialize_u8(self, v: u8) -> Result<bool, Error> {
+    fn serialize_u8(self, v: u8) -> Result<bool, Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_u16(self, v: u16) -> Result<bool, Error> {
+    fn serialize_u16(self, v: u16) -> Result<bool, Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_u32(self, v: u32) -> Result<bool, Error> {
+    fn serialize_u32(self, v: u32) -> Result<bool, Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_u64(self, v: u64) -> Result<bool, Error> {
+    fn serialize_u64(self, v: u64) -> Result<bool, Fail> {
         let v = i64::try_from(v).map_err(|_| rules::integer_out_of_range(v))?;
         self.serialize_i64(v)
     }
-    fn serialize_u128(self, v: u128) -> Result<bool, Error> {
+    fn serialize_u128(self, v: u128) -> Result<bool, Fail> {
         let v = i64::try_from(v).map_err(|_| rules::integer_out_of_range(v))?;
         self.serialize_i64(v)
     }
-    fn serialize_f32(self, v: f32) -> Result<bool, Error> {
+    fn serialize_f32(self, v: f32) -> Result<bool, Fail> {
         self.serialize_f64(f64::from(v))
     }
-    fn serialize_f64(self, v: f64) -> Result<bool, Error> {
-        self.w.out.push(tag::NUMBER);
-        self.w.out.extend_from_slice(&v.to_le_bytes());
+    fn serialize_f64(self, v: f64) -> Result<bool, Fail> {
+        let b = v.to_le_bytes();
+        self.w.out.extend_from_slice(&[
+            tag::NUMBER,
+            b[0],
+            b[1],
+            b[2],
+            b[3],
+            b[4],
+            b[5],
+            b[6],
+            b[7],
+        ]);
         Ok(true)
     }
-    fn serialize_char(self, v: char) -> Result<bool, Error> {
+    fn serialize_char(self, v: char) -> Result<bool, Fail> {
         self.w.string(v.encode_utf8(&mut [0; 4]).as_bytes())?;
         Ok(true)
     }
-    fn serialize_str(self, v: &str) -> Result<bool, Error> {
+    fn serialize_str(self, v: &str) -> Result<bool, Fail> {
         self.w.string(v.as_bytes())?;
         Ok(true)
     }
-    fn serialize_bytes(self, v: &[u8]) -> Result<bool, Error> {
+    fn serialize_bytes(self, v: &[u8]) -> Result<bool, Fail> {
         self.w.string(v)?;
         Ok(true)
     }
-    fn serialize_none(self) -> Result<bool, Error> {
+    fn serialize_none(self) -> Result<bool, Fail> {
         self.nil()
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<bool, Error> {
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<bool, Fail> {
         value.serialize(Slot {
             in_some: true,
             ..self
         })
     }
-    fn serialize_unit(self) -> Result<bool, Error> {
+    fn serialize_unit(self) -> Result<bool, Fail> {
         self.nil()
     }
-    fn serialize_unit_struct(self, _name: &'static str) -> Result<bool, Error> {
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<bool, Fail> {
         self.nil()
     }
     fn serialize_unit_variant(
@@ -277,14 +322,14 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         _name: &'static str,
         _index: u32,
         variant: &'static str,
-    ) -> Result<bool, Error> {
+    ) -> Result<bool, Fail> {
         self.serialize_str(variant)
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
         value: &T,
-    ) -> Result<bool, Error> {
+    ) -> Result<bool, Fail> {
         value.serialize(self)
     }
     /// `{name = payload}`, or the bare name when the payload is nil.
@@ -294,33 +339,33 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         _index: u32,
         variant: &'static str,
         value: &T,
-    ) -> Result<bool, Error> {
+    ) -> Result<bool, Fail> {
         let start = self.w.out.len();
         // The depth is checked once the payload is known not to be nil.
         self.w.out.extend_from_slice(&[tag::TABLE, 0, 1]);
         self.w.string(variant.as_bytes())?;
-        let written = at(nested(self.w, self.depth + 1, value), Step::Field(variant))?;
+        let written = at_boxed(nested(self.w, self.depth + 1, value), Step::Field(variant))?;
         if !written {
             self.w.out.truncate(start);
             self.w.string(variant.as_bytes())?;
         } else if self.depth >= self.w.limits.max_depth {
-            return Err(Error::TooDeep {
+            return Err(Box::new(Error::TooDeep {
                 limit: self.w.limits.max_depth,
-            });
+            }));
         }
         Ok(true)
     }
-    fn serialize_seq(self, len: Option<usize>) -> Result<SeqWriter<'s, 'a>, Error> {
+    fn serialize_seq(self, len: Option<usize>) -> Result<SeqWriter<'s, 'a>, Fail> {
         SeqWriter::open(self.w, self.depth, len, false, None)
     }
-    fn serialize_tuple(self, len: usize) -> Result<SeqWriter<'s, 'a>, Error> {
+    fn serialize_tuple(self, len: usize) -> Result<SeqWriter<'s, 'a>, Fail> {
         SeqWriter::open(self.w, self.depth, Some(len), true, None)
     }
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
         len: usize,
-    ) -> Result<SeqWriter<'s, 'a>, Error> {
+    ) -> Result<SeqWriter<'s, 'a>, Fail> {
         self.serialize_tuple(len)
     }
     fn serialize_tuple_variant(
@@ -329,11 +374,11 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         _index: u32,
         variant: &'static str,
         len: usize,
-    ) -> Result<SeqWriter<'s, 'a>, Error> {
+    ) -> Result<SeqWriter<'s, 'a>, Fail> {
         self.w.open_variant(self.depth, variant)?;
         SeqWriter::open(self.w, self.depth + 1, Some(len), true, Some(variant))
     }
-    fn serialize_map(self, len: Option<usize>) -> Result<MapWriter<'s, 'a>, Error> {
+    fn serialize_map(self, len: Option<usize>) -> Result<MapWriter<'s, 'a>, Fail> {
         let start = self.w.out.len();
         self.w.open_table(self.depth)?;
         self.w.out.push(0);
@@ -353,7 +398,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         self,
         _name: &'static str,
         len: usize,
-    ) -> Result<StructWriter<'s, 'a>, Error> {
+    ) -> Result<StructWriter<'s, 'a>, Fail> {
         StructWriter::open(self.w, self.depth, len, None)
     }
     fn serialize_struct_variant(
@@ -362,7 +407,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         _index: u32,
         variant: &'static str,
         len: usize,
-    ) -> Result<StructWriter<'s, 'a>, Error> {
+    ) -> Result<StructWriter<'s, 'a>, Fail> {
         self.w.open_variant(self.depth, variant)?;
         StructWriter::open(self.w, self.depth + 1, len, Some(variant))
     }
@@ -397,7 +442,7 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         len: Option<usize>,
         tuple: bool,
         variant: Option<&'static str>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, Fail> {
         w.open_table(depth)?;
         let count = w.open_count(len);
         Ok(SeqWriter {
@@ -412,24 +457,24 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         })
     }
 
-    fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+    fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         let result = self.element(value);
         match self.variant {
-            Some(name) => at(result, Step::Field(name)),
+            Some(name) => at_boxed(result, Step::Field(name)),
             None => result,
         }
     }
 
-    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         let index = self.index;
         self.index += 1;
         self.w.check()?;
         let step = Step::Index(index);
         if self.seq_len.is_none() {
-            let written = at(nested(self.w, self.depth + 1, value), step)?;
+            let written = at_boxed(nested(self.w, self.depth + 1, value), step)?;
             if !written {
                 if !self.tuple {
-                    return Err(within(rules::nil_in_sequence(), step));
+                    return Err(Box::new(within(rules::nil_in_sequence(), step)));
                 }
                 // The first hole: the sequence part ends, the hash part starts.
                 self.w.close_count(self.count, index);
@@ -442,7 +487,7 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         }
         let start = self.w.out.len();
         self.w.integer(index as i64 + 1);
-        if at(nested(self.w, self.depth + 1, value), step)? {
+        if at_boxed(nested(self.w, self.depth + 1, value), step)? {
             self.hash_len += 1;
         } else {
             self.w.out.truncate(start);
@@ -460,7 +505,7 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         }
     }
 
-    fn finish(self) -> Result<bool, Error> {
+    fn finish(self) -> Result<bool, Fail> {
         match self.seq_len {
             None => {
                 self.w.close_count(self.count, self.index);
@@ -474,44 +519,44 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
 
 impl ser::SerializeSeq for SeqWriter<'_, '_> {
     type Ok = bool;
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+    type Error = Fail;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
-    fn end(self) -> Result<bool, Error> {
+    fn end(self) -> Result<bool, Fail> {
         self.finish()
     }
 }
 
 impl ser::SerializeTuple for SeqWriter<'_, '_> {
     type Ok = bool;
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+    type Error = Fail;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
-    fn end(self) -> Result<bool, Error> {
+    fn end(self) -> Result<bool, Fail> {
         self.finish()
     }
 }
 
 impl ser::SerializeTupleStruct for SeqWriter<'_, '_> {
     type Ok = bool;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+    type Error = Fail;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
-    fn end(self) -> Result<bool, Error> {
+    fn end(self) -> Result<bool, Fail> {
         self.finish()
     }
 }
 
 impl ser::SerializeTupleVariant for SeqWriter<'_, '_> {
     type Ok = bool;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+    type Error = Fail;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
-    fn end(self) -> Result<bool, Error> {
+    fn end(self) -> Result<bool, Fail> {
         self.finish()
     }
 }
@@ -532,7 +577,7 @@ impl<'s, 'a> StructWriter<'s, 'a> {
         depth: usize,
         len: usize,
         variant: Option<&'static str>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, Fail> {
         w.open_table(depth)?;
         w.out.push(0);
         let count = w.open_count(Some(len));
@@ -545,11 +590,11 @@ impl<'s, 'a> StructWriter<'s, 'a> {
         })
     }
 
-    fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
+    fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Fail> {
         self.w.check()?;
         let start = self.w.out.len();
         self.w.string(key.as_bytes())?;
-        if at(nested(self.w, self.depth + 1, value), Step::Field(key))? {
+        if at_boxed(nested(self.w, self.depth + 1, value), Step::Field(key))? {
             self.fields += 1;
         } else {
             self.w.out.truncate(start);
@@ -557,7 +602,7 @@ impl<'s, 'a> StructWriter<'s, 'a> {
         Ok(())
     }
 
-    fn finish(self) -> Result<bool, Error> {
+    fn finish(self) -> Result<bool, Fail> {
         self.w.close_count(self.count, self.fields);
         Ok(true)
     }
@@ -565,34 +610,34 @@ impl<'s, 'a> StructWriter<'s, 'a> {
 
 impl ser::SerializeStruct for StructWriter<'_, '_> {
     type Ok = bool;
-    type Error = Error;
+    type Error = Fail;
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
         value: &T,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Fail> {
         self.field(key, value)
     }
-    fn end(self) -> Result<bool, Error> {
+    fn end(self) -> Result<bool, Fail> {
         self.finish()
     }
 }
 
 impl ser::SerializeStructVariant for StructWriter<'_, '_> {
     type Ok = bool;
-    type Error = Error;
+    type Error = Fail;
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
         value: &T,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Fail> {
         let result = self.field(key, value);
         match self.variant {
-            Some(name) => at(result, Step::Field(name)),
+            Some(name) => at_boxed(result, Step::Field(name)),
             None => result,
         }
     }
-    fn end(self) -> Result<bool, Error> {
+    fn end(self) -> Result<bool, Fail> {
         self.finish()
     }
 }
@@ -632,7 +677,7 @@ impl MapWriter<'_, '_> {
 
     /// Reads back the entries written so far into a table, and drops their
     /// bytes.
-    fn start_table(&mut self) -> Result<Table, Error> {
+    fn start_table(&mut self) -> Result<Table, Fail> {
         let mut body = self.w.out.split_off(self.start);
         // Make it a complete table to decode: patch the hash count.
         let count_at = self.count.at - self.start;
@@ -646,21 +691,23 @@ impl MapWriter<'_, '_> {
         };
         match crate::proto::decode_value(&body, &limits)? {
             Value::Table(t) => Ok(t),
-            _ => Err(Error::Convert("map rebuilt as a non-table".to_owned())),
+            _ => Err(Box::new(Error::Convert(
+                "map rebuilt as a non-table".to_owned(),
+            ))),
         }
     }
 }
 
 impl ser::SerializeMap for MapWriter<'_, '_> {
     type Ok = bool;
-    type Error = Error;
+    type Error = Fail;
 
-    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Fail> {
         self.key = Some(guarded(|| key.serialize(KeyWriter))?);
         Ok(())
     }
 
-    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         let key = self
             .key
             .take()
@@ -676,7 +723,7 @@ impl ser::SerializeMap for MapWriter<'_, '_> {
         }
         let start = self.w.out.len();
         self.w.key(&key)?;
-        let written = at(
+        let written = at_boxed(
             nested(self.w, self.depth + 1, value),
             Step::Key(key.as_ref()),
         )?;
@@ -694,7 +741,7 @@ impl ser::SerializeMap for MapWriter<'_, '_> {
         Ok(())
     }
 
-    fn end(self) -> Result<bool, Error> {
+    fn end(self) -> Result<bool, Fail> {
         match self.table {
             None => self.w.close_count(self.count, self.entries.len()),
             Some(table) => {
@@ -722,101 +769,101 @@ impl ser::SerializeMap for MapWriter<'_, '_> {
 struct KeyWriter;
 
 impl KeyWriter {
-    fn table() -> Result<Key, Error> {
-        Err(Error::InvalidKey(KeyError::Table))
+    fn table() -> Result<Key, Fail> {
+        Err(Box::new(Error::InvalidKey(KeyError::Table)))
     }
 }
 
 impl ser::Serializer for KeyWriter {
     type Ok = Key;
-    type Error = Error;
-    type SerializeSeq = Impossible<Key, Error>;
-    type SerializeTuple = Impossible<Key, Error>;
-    type SerializeTupleStruct = Impossible<Key, Error>;
-    type SerializeTupleVariant = Impossible<Key, Error>;
-    type SerializeMap = Impossible<Key, Error>;
-    type SerializeStruct = Impossible<Key, Error>;
-    type SerializeStructVariant = Impossible<Key, Error>;
+    type Error = Fail;
+    type SerializeSeq = Impossible<Key, Fail>;
+    type SerializeTuple = Impossible<Key, Fail>;
+    type SerializeTupleStruct = Impossible<Key, Fail>;
+    type SerializeTupleVariant = Impossible<Key, Fail>;
+    type SerializeMap = Impossible<Key, Fail>;
+    type SerializeStruct = Impossible<Key, Fail>;
+    type SerializeStructVariant = Impossible<Key, Fail>;
 
-    fn serialize_bool(self, v: bool) -> Result<Key, Error> {
+    fn serialize_bool(self, v: bool) -> Result<Key, Fail> {
         Ok(Key::from(v))
     }
-    fn serialize_i8(self, v: i8) -> Result<Key, Error> {
+    fn serialize_i8(self, v: i8) -> Result<Key, Fail> {
         Ok(Key::from(i64::from(v)))
     }
-    fn serialize_i16(self, v: i16) -> Result<Key, Error> {
+    fn serialize_i16(self, v: i16) -> Result<Key, Fail> {
         Ok(Key::from(i64::from(v)))
     }
-    fn serialize_i32(self, v: i32) -> Result<Key, Error> {
+    fn serialize_i32(self, v: i32) -> Result<Key, Fail> {
         Ok(Key::from(i64::from(v)))
     }
-    fn serialize_i64(self, v: i64) -> Result<Key, Error> {
+    fn serialize_i64(self, v: i64) -> Result<Key, Fail> {
         Ok(Key::from(v))
     }
-    fn serialize_i128(self, v: i128) -> Result<Key, Error> {
+    fn serialize_i128(self, v: i128) -> Result<Key, Fail> {
         i64::try_from(v)
             .map(Key::from)
-            .map_err(|_| rules::integer_out_of_range(v))
+            .map_err(|_| Box::new(rules::integer_out_of_range(v)))
     }
-    fn serialize_u8(self, v: u8) -> Result<Key, Error> {
+    fn serialize_u8(self, v: u8) -> Result<Key, Fail> {
         Ok(Key::from(i64::from(v)))
     }
-    fn serialize_u16(self, v: u16) -> Result<Key, Error> {
+    fn serialize_u16(self, v: u16) -> Result<Key, Fail> {
         Ok(Key::from(i64::from(v)))
     }
-    fn serialize_u32(self, v: u32) -> Result<Key, Error> {
+    fn serialize_u32(self, v: u32) -> Result<Key, Fail> {
         Ok(Key::from(i64::from(v)))
     }
-    fn serialize_u64(self, v: u64) -> Result<Key, Error> {
+    fn serialize_u64(self, v: u64) -> Result<Key, Fail> {
         i64::try_from(v)
             .map(Key::from)
-            .map_err(|_| rules::integer_out_of_range(v))
+            .map_err(|_| Box::new(rules::integer_out_of_range(v)))
     }
-    fn serialize_u128(self, v: u128) -> Result<Key, Error> {
+    fn serialize_u128(self, v: u128) -> Result<Key, Fail> {
         i64::try_from(v)
             .map(Key::from)
-            .map_err(|_| rules::integer_out_of_range(v))
+            .map_err(|_| Box::new(rules::integer_out_of_range(v)))
     }
-    fn serialize_f32(self, v: f32) -> Result<Key, Error> {
+    fn serialize_f32(self, v: f32) -> Result<Key, Fail> {
         self.serialize_f64(f64::from(v))
     }
-    fn serialize_f64(self, v: f64) -> Result<Key, Error> {
-        Key::from_f64(v).map_err(Error::InvalidKey)
+    fn serialize_f64(self, v: f64) -> Result<Key, Fail> {
+        Key::from_f64(v).map_err(|e| Box::new(Error::InvalidKey(e)))
     }
-    fn serialize_char(self, v: char) -> Result<Key, Error> {
+    fn serialize_char(self, v: char) -> Result<Key, Fail> {
         Ok(Key::from(&*v.encode_utf8(&mut [0; 4])))
     }
-    fn serialize_str(self, v: &str) -> Result<Key, Error> {
+    fn serialize_str(self, v: &str) -> Result<Key, Fail> {
         Ok(Key::from(v))
     }
-    fn serialize_bytes(self, v: &[u8]) -> Result<Key, Error> {
+    fn serialize_bytes(self, v: &[u8]) -> Result<Key, Fail> {
         Ok(Key::from(v))
     }
-    fn serialize_none(self) -> Result<Key, Error> {
-        Err(Error::InvalidKey(KeyError::Nil))
+    fn serialize_none(self) -> Result<Key, Fail> {
+        Err(Box::new(Error::InvalidKey(KeyError::Nil)))
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Key, Error> {
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Key, Fail> {
         value.serialize(self)
     }
-    fn serialize_unit(self) -> Result<Key, Error> {
-        Err(Error::InvalidKey(KeyError::Nil))
+    fn serialize_unit(self) -> Result<Key, Fail> {
+        Err(Box::new(Error::InvalidKey(KeyError::Nil)))
     }
-    fn serialize_unit_struct(self, _name: &'static str) -> Result<Key, Error> {
-        Err(Error::InvalidKey(KeyError::Nil))
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<Key, Fail> {
+        Err(Box::new(Error::InvalidKey(KeyError::Nil)))
     }
     fn serialize_unit_variant(
         self,
         _name: &'static str,
         _index: u32,
         variant: &'static str,
-    ) -> Result<Key, Error> {
+    ) -> Result<Key, Fail> {
         Ok(Key::from(variant))
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
         value: &T,
-    ) -> Result<Key, Error> {
+    ) -> Result<Key, Fail> {
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -825,21 +872,21 @@ impl ser::Serializer for KeyWriter {
         _index: u32,
         _variant: &'static str,
         _value: &T,
-    ) -> Result<Key, Error> {
+    ) -> Result<Key, Fail> {
         Self::table()
     }
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Impossible<Key, Error>, Error> {
-        Err(Error::InvalidKey(KeyError::Table))
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Impossible<Key, Fail>, Fail> {
+        Err(Box::new(Error::InvalidKey(KeyError::Table)))
     }
-    fn serialize_tuple(self, _len: usize) -> Result<Impossible<Key, Error>, Error> {
-        Err(Error::InvalidKey(KeyError::Table))
+    fn serialize_tuple(self, _len: usize) -> Result<Impossible<Key, Fail>, Fail> {
+        Err(Box::new(Error::InvalidKey(KeyError::Table)))
     }
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
         _len: usize,
-    ) -> Result<Impossible<Key, Error>, Error> {
-        Err(Error::InvalidKey(KeyError::Table))
+    ) -> Result<Impossible<Key, Fail>, Fail> {
+        Err(Box::new(Error::InvalidKey(KeyError::Table)))
     }
     fn serialize_tuple_variant(
         self,
@@ -847,18 +894,18 @@ impl ser::Serializer for KeyWriter {
         _index: u32,
         _variant: &'static str,
         _len: usize,
-    ) -> Result<Impossible<Key, Error>, Error> {
-        Err(Error::InvalidKey(KeyError::Table))
+    ) -> Result<Impossible<Key, Fail>, Fail> {
+        Err(Box::new(Error::InvalidKey(KeyError::Table)))
     }
-    fn serialize_map(self, _len: Option<usize>) -> Result<Impossible<Key, Error>, Error> {
-        Err(Error::InvalidKey(KeyError::Table))
+    fn serialize_map(self, _len: Option<usize>) -> Result<Impossible<Key, Fail>, Fail> {
+        Err(Box::new(Error::InvalidKey(KeyError::Table)))
     }
     fn serialize_struct(
         self,
         _name: &'static str,
         _len: usize,
-    ) -> Result<Impossible<Key, Error>, Error> {
-        Err(Error::InvalidKey(KeyError::Table))
+    ) -> Result<Impossible<Key, Fail>, Fail> {
+        Err(Box::new(Error::InvalidKey(KeyError::Table)))
     }
     fn serialize_struct_variant(
         self,
@@ -866,7 +913,7 @@ impl ser::Serializer for KeyWriter {
         _index: u32,
         _variant: &'static str,
         _len: usize,
-    ) -> Result<Impossible<Key, Error>, Error> {
-        Err(Error::InvalidKey(KeyError::Table))
+    ) -> Result<Impossible<Key, Fail>, Fail> {
+        Err(Box::new(Error::InvalidKey(KeyError::Table)))
     }
 }
