@@ -7,8 +7,8 @@ mod network;
 mod server;
 
 pub use crate::shared::{
-    Abandoned, ClientId, CloseReason, Config, Connection, ConnectionId, Event, EventKind, ObjectId,
-    OverflowPolicy, SendError, ServerId, ShutdownReport, Source,
+    Abandoned, ClientId, CloseReason, Config, Connection, ConnectionId, Event, EventKind, Message,
+    ObjectId, OverflowPolicy, SendError, ServerId, ShutdownReport, Source,
 };
 pub use client::Client;
 pub use network::Network;

@@ -124,7 +124,8 @@ impl NetShared {
             config.overflow,
             config.limits,
             budget.clone(),
-        );
+        )
+        .with_raw_messages(config.raw_messages);
         let shared = Arc::new(NetShared {
             config,
             ring,
