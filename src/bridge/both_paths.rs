@@ -217,3 +217,103 @@ fn decoding_errors_name_the_field_on_both_paths() {
     let e = decode_both::<World>(&bytes).unwrap_err();
     assert_eq!(path_of(&e), "players[0].inventory[1]", "{e}");
 }
+
+/// The inputs docs/PROTOCOL.md says a decoder must refuse are refused by
+/// the direct reader too, whatever the target type.
+#[test]
+fn direct_reader_refuses_what_the_protocol_refuses() {
+    let refused: &[&[u8]] = &[
+        &[0x06],
+        &[0x01, 0x02],
+        &[0x00, 0x00],
+        &[0x05, 0x00, 0x01, 0x00, 0x01, 0x01],
+        &[0x05, 0xfd, 0, 0, 0, 0, 0, 1, 0, 0],
+        &[0xfd, 0, 0, 0, 0, 0, 0, 0, 0],
+        &[0x02, 0xfe, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        &[0x02, 0xff, 0, 0, 0, 0, 0, 0, 0, 0],
+        // A string claiming more bytes than there are.
+        &[0x04, 0xfc, 0xff, 0xff, 0xff, 0x7f, b'a'],
+        // Key 2 twice in a map.
+        &[
+            0x05, 0x00, 0x02, 0x02, 0x04, 0x01, 0x01, 0x03, 0, 0, 0, 0, 0, 0, 0, 0x40, 0x01, 0x00,
+        ],
+    ];
+    for input in refused {
+        assert!(
+            decode_serialized::<Value>(input, &limits()).is_err(),
+            "{input:02x?} as a Value"
+        );
+        assert!(
+            decode_serialized::<HashMap<i64, bool>>(input, &limits()).is_err(),
+            "{input:02x?} as a map"
+        );
+        assert!(
+            decode_serialized::<Vec<Option<String>>>(input, &limits()).is_err(),
+            "{input:02x?} as a sequence"
+        );
+    }
+}
+
+/// A tiny message claiming 2^40 elements reserves nothing it cannot fill,
+/// and nesting past the limit is an error, never a stack overflow (on a
+/// small stack, with a limit far above what fits it unguarded).
+#[test]
+fn direct_path_keeps_the_decoders_limits() {
+    let mut claim = vec![0x05, 0xfd];
+    claim.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    claim.push(0x02);
+    assert!(decode_serialized::<Vec<i64>>(&claim, &limits()).is_err());
+
+    let deep = |n: usize| {
+        let mut bytes = Vec::new();
+        for _ in 0..n {
+            bytes.extend_from_slice(&[0x05, 0x01]);
+        }
+        bytes.extend_from_slice(&[0x02, 0x02]);
+        bytes.extend(std::iter::repeat_n(0x00, n));
+        bytes
+    };
+    let e = decode_serialized::<Value>(&deep(200), &limits()).unwrap_err();
+    assert_eq!(e, Error::TooDeep { limit: 128 });
+    let e = decode_serialized::<Vec<Vec<Vec<i64>>>>(&deep(200), &limits()).unwrap_err();
+    assert!(
+        matches!(e, Error::AtPath { .. } | Error::TooDeep { .. }),
+        "{e}"
+    );
+
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            const DEPTH: usize = 20_000;
+            let wide = Limits {
+                max_depth: DEPTH + 1,
+                ..limits()
+            };
+            let bytes = deep(DEPTH);
+            assert!(decode_serialized::<Value>(&bytes, &wide).is_ok());
+            // The same depth on the way out: a recursive type.
+            #[derive(Serialize, Deserialize)]
+            struct Node {
+                next: Option<Box<Node>>,
+            }
+            let mut node = Node { next: None };
+            for _ in 0..DEPTH {
+                node = Node {
+                    next: Some(Box::new(node)),
+                };
+            }
+            let mut out = Vec::new();
+            let too_large = Error::FrameTooLarge { size: 0, limit: 0 };
+            encode_serialized(&node, &wide, &mut out, usize::MAX, too_large).unwrap();
+            let back: Node = decode_serialized(&out, &wide).unwrap();
+            // Take both chains apart iteratively (Box's drop recurses).
+            for mut n in [node, back] {
+                while let Some(next) = n.next.take() {
+                    n = *next;
+                }
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
