@@ -83,7 +83,6 @@ impl Writer<'_> {
         if self.out.len().saturating_add(bytes.len()) > self.max_len {
             return Err(Box::new(self.too_large.clone()));
         }
-        self.out.reserve(bytes.len() + 9);
         match u8::try_from(bytes.len()) {
             Ok(n) if n <= 250 => self.out.extend_from_slice(&[tag::STRING, n]),
             _ => {
@@ -121,9 +120,14 @@ impl Writer<'_> {
 
     /// Writes a count placeholder wide enough for `upper` (any count when
     /// `None`).
+    #[inline]
     fn open_count(&mut self, upper: Option<usize>) -> Count {
-        let width = upper.map_or(9, |n| varint_len(n as u64));
         let at = self.out.len();
+        if upper.is_some_and(|n| n <= 250) {
+            self.out.push(0);
+            return Count { at, width: 1 };
+        }
+        let width = upper.map_or(9, |n| varint_len(n as u64));
         put_varint_width(self.out, 0, width);
         Count { at, width }
     }
