@@ -705,6 +705,7 @@ struct Entries<'r, 'de, 'l> {
 
 impl<'de> Entries<'_, 'de, '_> {
     /// Reads up to the next entry whose value is not nil; its key.
+    #[inline(always)]
     fn next_key(&mut self) -> Result<Option<KeyRef<'de>>, Fail> {
         while self.seq_left > 0 {
             self.seq_left -= 1;
