@@ -25,6 +25,18 @@ use super::path::{Fail, Step, at_boxed};
 use crate::error::{Error, KeyError, ProtocolError};
 use crate::proto::Limits;
 use crate::stack::guarded;
+
+/// Runs `f` for a table at `depth`, checking (and growing) the stack only
+/// every few levels: recursion deepens only with tables, and a level takes
+/// well under 1 KiB of stack against the guard's 64 KiB red zone.
+#[inline(always)]
+fn guarded_at<R>(depth: usize, f: impl FnOnce() -> R) -> R {
+    if depth.is_multiple_of(4) {
+        guarded(f)
+    } else {
+        f()
+    }
+}
 use crate::value::{Key, KeyRef, Value, float_to_integer};
 
 /// Decodes one value that must fill `bytes` exactly into a `T`.
@@ -194,12 +206,12 @@ impl<'de> Reader<'de, '_> {
             self.pos += n;
             let seq = self.count()?;
             for _ in 0..seq {
-                guarded(|| self.skip(depth + 1))?;
+                guarded_at(depth + 1, || self.skip(depth + 1))?;
             }
             let hash = self.count()?;
             for _ in 0..hash {
                 self.key()?;
-                guarded(|| self.skip(depth + 1))?;
+                guarded_at(depth + 1, || self.skip(depth + 1))?;
             }
             return Ok(());
         }
@@ -291,7 +303,7 @@ impl<'de> Slot<'_, 'de, '_> {
         let seq = self.r.count()?;
         let depth = self.depth + 1;
         let r = self.r;
-        guarded(move || {
+        guarded_at(depth, move || {
             let mut entries = Entries {
                 r,
                 depth,
@@ -542,7 +554,9 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
                 if t != tag::NIL {
                     let depth = self.depth + 1;
                     let r = self.r;
-                    return guarded(move || visitor.visit_enum(Variant { r, depth, key }));
+                    return guarded_at(depth, move || {
+                        visitor.visit_enum(Variant { r, depth, key })
+                    });
                 }
             }
             self.r.pos = start;
@@ -568,7 +582,7 @@ impl<'de> Slot<'_, 'de, '_> {
     ) -> Result<V::Value, Fail> {
         let depth = self.depth + 1;
         let r = self.r;
-        guarded(move || -> Result<V::Value, Fail> {
+        guarded_at(depth, move || -> Result<V::Value, Fail> {
             let mut seq = Elements {
                 r,
                 depth,
