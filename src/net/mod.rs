@@ -4,6 +4,7 @@
 mod addr;
 mod client;
 mod network;
+mod send_report;
 mod server;
 
 pub use crate::shared::{
@@ -12,6 +13,7 @@ pub use crate::shared::{
 };
 pub use client::Client;
 pub use network::Network;
+pub use send_report::SendReport;
 pub use server::Server;
 
 #[cfg(test)]

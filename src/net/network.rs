@@ -172,7 +172,6 @@ impl Network {
             local,
             conns: Mutex::new(HashMap::new()),
             keying,
-            last_multi_send: Mutex::new(None),
         });
         let listener = mio::net::TcpListener::from_std(listener);
         self.shared
