@@ -108,4 +108,6 @@ pub use net::{
     Network, ObjectId, OverflowPolicy, SendError, SendReport, Server, ServerId, ShutdownReport,
     Source,
 };
+#[cfg(feature = "futures")]
+pub use net::{EventStream, Writable};
 pub use value::{ByteString, IntoIter, Iter, Key, KeyRef, SequenceElement, Table, Value};

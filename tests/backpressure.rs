@@ -301,3 +301,37 @@ fn keyed_broadcasts_and_direct_sends_arrive_in_order() {
     assert_eq!(sequences, vec![all, broadcasts.clone(), broadcasts]);
     drop((clients, conns));
 }
+
+#[cfg(feature = "futures")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writable_future_stays_pending_while_full_and_resolves_when_room_appears() {
+    let net = network();
+    let server = util::listen(&net);
+    let mut peer = small_window_peer(server.port());
+    let conn = util::accept(&net);
+    let id = conn.id();
+    conn.writable().await.unwrap();
+    fill(&server, &conn, LIMIT);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), conn.writable())
+            .await
+            .is_err(),
+        "pending while the queue is above the mark"
+    );
+    let server = Arc::new(server);
+    let reader = {
+        let server = server.clone();
+        thread::spawn(move || {
+            read_down_to(&mut peer, &server, id, LOW);
+            peer
+        })
+    };
+    tokio::time::timeout(DEADLINE, conn.writable())
+        .await
+        .expect("woken when room appears")
+        .unwrap();
+    assert!(server.queued_bytes(id).unwrap() <= LOW);
+    let _peer = reader.join().unwrap();
+    conn.disconnect();
+    assert!(matches!(conn.writable().await, Err(Error::Closed)));
+}

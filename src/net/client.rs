@@ -100,6 +100,13 @@ impl Client {
     pub fn wait_writable(&self, timeout: Duration) -> Result<(), Error> {
         self.link.wait_writable(timeout)
     }
+
+    /// The async form of [`wait_writable`](Self::wait_writable), for any
+    /// executor (see [`Connection::writable`](crate::Connection::writable)).
+    #[cfg(feature = "futures")]
+    pub fn writable(&self) -> super::Writable {
+        super::Writable::new(self.link.clone())
+    }
 }
 
 impl Drop for Client {

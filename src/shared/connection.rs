@@ -113,6 +113,17 @@ impl Connection {
     pub fn wait_writable(&self, timeout: std::time::Duration) -> Result<(), crate::Error> {
         self.link().wait_writable(timeout)
     }
+
+    /// The async form of [`wait_writable`](Self::wait_writable), for any
+    /// executor: resolves when this connection can take more, or with
+    /// [`Error::Closed`](crate::Error::Closed) once it closes. Woken by the
+    /// IO thread (not with [`Config::inline_io`](crate::Config::inline_io),
+    /// where nothing runs between the application's calls: see the crate's
+    /// async notes).
+    #[cfg(feature = "futures")]
+    pub fn writable(&self) -> super::Writable {
+        super::Writable::new(self.0.link.clone())
+    }
 }
 
 impl fmt::Debug for Connection {

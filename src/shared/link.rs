@@ -296,7 +296,7 @@ impl Link {
 
     /// The async form of [`wait_writable`](Self::wait_writable): ready when
     /// it would return; otherwise registers `waker`.
-    #[allow(dead_code)] // for the async API, which comes next
+    #[cfg_attr(not(feature = "futures"), allow(dead_code))]
     pub(crate) fn poll_writable(&self, waker: &Waker) -> std::task::Poll<Result<(), Error>> {
         let mut out = self.out.lock();
         if let Some(result) = self.writable_now(&out) {
