@@ -162,8 +162,8 @@ impl Link {
     }
 
     /// Queues (or writes) one encoded frame. `direct` allows writing from
-    /// the caller's thread when the link is idle (a broadcast in a burst
-    /// says no, so the IO thread gathers the burst into few writes).
+    /// the caller's thread when the link is idle (control frames the IO
+    /// thread queues say no). Fan-outs use [`queue_shared`](Self::queue_shared).
     pub(crate) fn send_frame(&self, frame: OutFrame, direct: bool) -> Result<(), SendError> {
         let mut out = self.out.lock();
         self.admit(&mut out, frame.len())?;
