@@ -84,12 +84,17 @@ pub fn main(args: &[String]) {
         let before = delivered.load(Ordering::Relaxed);
         let mut us = Vec::with_capacity(calls);
         let mut cpu_us = Vec::with_capacity(calls);
+        let (mut blocked, mut preempted) = (0u64, 0u64);
         for _ in 0..calls {
+            let switches = thread_switches();
             let c = thread_cpu();
             let t = Instant::now();
             let accepted = server.broadcast(&message);
             us.push(t.elapsed().as_secs_f64() * 1e6);
             cpu_us.push((thread_cpu() - c).as_secs_f64() * 1e6);
+            let after = thread_switches();
+            blocked += u64::from(after.0 > switches.0);
+            preempted += u64::from(after.1 > switches.1);
             assert_eq!(accepted, clients, "broadcast refused");
             if !pause.is_zero() {
                 thread::sleep(pause);
@@ -102,7 +107,7 @@ pub fn main(args: &[String]) {
         us.sort_by(f64::total_cmp);
         cpu_us.sort_by(f64::total_cmp);
         println!(
-            "broadcast {name} (gap {:?}): wall p50 {:.1} us, p99 {:.1} us, max {:.1} us; thread CPU p50 {:.1} us, p99 {:.1} us",
+            "broadcast {name} (gap {:?}): wall p50 {:.1} us, p99 {:.1} us, max {:.1} us; thread CPU p50 {:.1} us, p99 {:.1} us; calls that blocked {blocked}, were preempted {preempted}",
             pause,
             percentile(&us, 50.0),
             percentile(&us, 99.0),
@@ -131,4 +136,14 @@ fn thread_cpu() -> Duration {
     // SAFETY: `ts` is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The calling thread's voluntary (it blocked, for example on a lock) and
+/// involuntary (it was preempted) context switches so far.
+fn thread_switches() -> (i64, i64) {
+    // SAFETY: all-zero is a valid rusage, which getrusage fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    (usage.ru_nvcsw, usage.ru_nivcsw)
 }

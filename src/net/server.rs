@@ -146,9 +146,10 @@ impl Server {
     /// It never writes from the calling thread: the value is encoded once,
     /// the frame is queued, shared and unsealed, on every connection, and the
     /// IO thread seals (when encrypted) and writes each connection's share in
-    /// few large writes. The call returns in microseconds whatever the
-    /// number of connections (one tick of a game server is not held up by
-    /// its clients).
+    /// few large writes. The call costs a fraction of a microsecond per
+    /// connection and makes no system call but one wake-up of the IO thread
+    /// (about 0.1 ms of the caller's CPU for 500 connections): one tick of a
+    /// game server is not held up by its clients.
     pub fn broadcast(&self, value: &Value) -> usize {
         let mut accepted = 0;
         let conns = self.shared.conns.lock();
