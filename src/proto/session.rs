@@ -503,6 +503,30 @@ impl Session {
         }
     }
 
+    /// How long an open session has held part of a frame with no byte of it
+    /// arriving, not counting time paused by
+    /// [`pause_reading`](Self::pause_reading); `None` when it holds none or
+    /// is paused. A driver short of memory closes the longest-stalled large
+    /// frames first.
+    pub fn stalled_for(&self, now: Instant) -> Option<Duration> {
+        if self.phase != Phase::Open || self.paused_since.is_some() || self.decoder.buffered() == 0
+        {
+            return None;
+        }
+        Some(now.saturating_duration_since(self.last_progress))
+    }
+
+    /// Closes a session whose partial frame has stalled for `stalled` (see
+    /// [`stalled_for`](Self::stalled_for)) because others wait for the
+    /// memory it holds: reason `Timeout`, as when the frame timeout passes.
+    pub fn close_stalled(&mut self, stalled: Duration) {
+        let error = Error::Timeout {
+            operation: "a partial frame (no byte arrived while others waited for memory)",
+            after: stalled,
+        };
+        self.close_with(CloseReason::Timeout, Some(error));
+    }
+
     /// Reading is paused (see [`pause_reading`](Self::pause_reading)).
     pub fn is_reading_paused(&self) -> bool {
         self.paused_since.is_some()
