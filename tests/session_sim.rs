@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use tablenet::proto::secure::{CipherSuite, Handshake, Role, SecretKey};
+use tablenet::proto::secure::{CipherSuite, ClientStatic, Handshake, Role, SecretKey};
 use tablenet::proto::session::{CloseReason, Input, Session, SessionConfig, SessionEvent};
 use tablenet::proto::{
     Limits, OutFrame, SendQueue, control_frame, decode_value, encode_message_to_vec,
@@ -298,7 +298,7 @@ impl End {
 }
 
 const KEYS: [(&str, CipherSuite); 3] = [
-    ("0C03EA65238DD2C25EB87CE563868098", CipherSuite::Aes128Gcm),
+    ("0C03EA65238DD2C25EB87CE563868098", CipherSuite::Aes256Gcm),
     (
         "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4",
         CipherSuite::Aes256Gcm,
@@ -374,19 +374,34 @@ fn run(seed: u64, tally: &mut Tally) {
         .with_handshake_timeout(Duration::from_secs(3))
         .with_linger(Duration::from_secs(2))
         .with_heartbeat(heartbeat);
-    let handshake = |role, salt| {
+    // Ephemeral and static keys from the seed, so a seed replays exactly.
+    let mut fixed = || {
+        let mut bytes = [0u8; 32];
+        for chunk in bytes.chunks_mut(8) {
+            chunk.copy_from_slice(&rng.next().to_le_bytes());
+        }
+        bytes
+    };
+    let (client_e, server_e, client_s) = (fixed(), fixed(), fixed());
+    let handshake = |role| {
         keyed.then(|| {
             let k = SecretKey::from_hex(key.0).unwrap();
-            Handshake::new(role, &k, key.1, [salt; 32]).unwrap()
+            match role {
+                Role::Client => Handshake::client(&k, key.1, &ClientStatic::from_private(client_s))
+                    .with_fixed_ephemeral_for_testing_only(client_e),
+                Role::Server => {
+                    Handshake::server(&k, key.1).with_fixed_ephemeral_for_testing_only(server_e)
+                }
+            }
         })
     };
     let mut client = End::new(
         "client",
-        Session::new(Role::Client, &config, handshake(Role::Client, 1), now),
+        Session::new(Role::Client, &config, handshake(Role::Client), now),
     );
     let mut server = End::new(
         "server",
-        Session::new(Role::Server, &config, handshake(Role::Server, 2), now),
+        Session::new(Role::Server, &config, handshake(Role::Server), now),
     );
     client.session.connected(now);
 

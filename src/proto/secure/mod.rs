@@ -49,7 +49,7 @@ pub enum SecureError {
     /// say so in the clear, which would tell nothing an attacker could use,
     /// but Noise gives it no authenticated way to).
     #[error(
-        "the server closed the connection after this side proved its key: the keys most likely do not match"
+        "the keys do not match (the server closed the connection after this side proved its key)"
     )]
     ProofRejected,
     /// The server's preamble differs from the one its handshake message
