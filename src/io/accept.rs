@@ -112,10 +112,10 @@ impl Driver {
         }
         let id = next_socket_id();
         let now = Instant::now();
-        let handshake = match server.keying.as_deref() {
-            None => None,
-            Some(keying) => Some(Handshake::server(&keying.key, keying.suite)),
-        };
+        let handshake = server
+            .keying
+            .as_deref()
+            .map(|keying| Handshake::server(&keying.key, keying.suite));
         let link = Arc::new(Link::new(
             id,
             Role::Accepted(server.id),
