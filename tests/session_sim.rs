@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use tablenet::proto::secure::{CipherSuite, ClientStatic, Handshake, Role, SecretKey};
+use tablenet::proto::secure::{CipherSuite, ClientStatic, Handshake, Role, SecretKey, SecureError};
 use tablenet::proto::session::{CloseReason, Input, Session, SessionConfig, SessionEvent};
 use tablenet::proto::{
     Limits, OutFrame, SendQueue, control_frame, decode_value, encode_message_to_vec,
@@ -365,7 +365,7 @@ fn run(seed: u64, tally: &mut Tally) {
     let mut rng = Rng(seed);
     let base = Instant::now();
     let mut now = base;
-    let keyed = rng.chance(600);
+    let keyed = rng.chance(keyed_per_mille(seed));
     let key = KEYS[rng.below(3) as usize];
     let heartbeat = rng
         .chance(300)
@@ -578,6 +578,9 @@ fn run(seed: u64, tally: &mut Tally) {
                 | ProtocolError::TruncatedStream { .. }
                 | ProtocolError::ClosedDuringHandshake,
             )) => harmful,
+            // A client cut off after its proof cannot tell that from a
+            // server refusing its key.
+            CloseReason::Error(Error::Secure(SecureError::ProofRejected)) => harmful,
             // Only a corrupted byte stream can break the framing or the AEAD.
             CloseReason::Error(
                 Error::Secure(_) | Error::FrameTooLarge { .. } | Error::Protocol(_),
@@ -604,6 +607,14 @@ fn run(seed: u64, tally: &mut Tally) {
     for reason in [&client_reason, &server_reason] {
         *tally.reasons.entry(reason_name(reason)).or_default() += 1;
     }
+}
+
+/// How many runs in a thousand are keyed: most in the default run, a tenth
+/// from seed 1,000,000 on (the long run), where the Noise handshake (about
+/// 0.3 ms of X25519 per run) would otherwise make a million seeds take four
+/// minutes instead of one. A seed's share is fixed, so `SIM_SEED` replays it.
+fn keyed_per_mille(seed: u64) -> u64 {
+    if seed >= 1_000_000 { 100 } else { 600 }
 }
 
 /// Runs `SIM_SEEDS` seeds (else `default`) from `first` on, or replays the

@@ -45,11 +45,11 @@ pub enum SecureError {
     #[error("the keys do not match (the peer's proof of the key failed)")]
     KeyMismatch,
     /// The server closed the connection after the client's proof of the key
-    /// instead of confirming it: the server holds another key (it does not
-    /// say so in the clear, which would tell nothing an attacker could use,
-    /// but Noise gives it no authenticated way to).
+    /// instead of confirming it: most likely the server holds another key
+    /// (it has no authenticated way to say so), though a stream cut at that
+    /// moment looks the same.
     #[error(
-        "the keys do not match (the server closed the connection after this side proved its key)"
+        "the server closed the connection after this side proved its key: most likely the keys do not match"
     )]
     ProofRejected,
     /// The server's preamble differs from the one its handshake message
