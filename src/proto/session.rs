@@ -14,7 +14,7 @@
 //!  timer fired ────────────────────────>  handle_timeout(now)    (poll_timeout says when)
 //!  application closes ─────────────────>  close(now, data_queued)
 //!  queue written out ──────────────────>  flushed()
-//!  poll_transmit(buf) <─────────────────  preamble and key confirmation bytes
+//!  poll_transmit(buf) <─────────────────  preamble and handshake bytes
 //!  poll_event() <───────────────────────  Established / SendControl / ShutdownWrite / Closed
 //! ```
 //!
@@ -22,7 +22,7 @@
 //! [`SendQueue`](super::SendQueue), which seals them once
 //! [`SessionEvent::Established`] hands over the sealer, and may be written
 //! whenever [`Session::can_send`] is true. Everything the session wants sent
-//! itself (its preamble, its key confirmation) comes from
+//! itself (its preamble, its handshake messages) comes from
 //! [`Session::poll_transmit`] and goes out before anything queued; the
 //! heartbeat's Ping and Pong and the closing Close frame go through the
 //! queue ([`SessionEvent::SendControl`]), so they are sealed in order with
