@@ -24,7 +24,7 @@ impl Driver {
                 return false;
             };
             let Some(event) = io.session.poll_event() else {
-                // A handshake step (the key confirmation) or a Close to send.
+                // A handshake step (a Noise message, the key confirmation) or a Close to send.
                 if write || io.session.has_transmit() {
                     self.flush(t);
                 }

@@ -109,7 +109,7 @@ impl Driver {
             };
             let stream = io.stream.clone();
             let Some(buf) = io.session.read_buffer_within(allowance) else {
-                if self.reserve_frame(t) {
+                if self.reserve_frame(t) || self.evict_stalled_frame(t) {
                     continue;
                 }
                 // No memory budget for more of this link: wait until the

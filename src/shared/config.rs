@@ -128,10 +128,13 @@ pub struct Config {
     /// later growth would stall the IO thread for an RCU grace period per
     /// doubling (8 bytes of kernel memory per slot).
     pub max_connections: usize,
-    /// Cipher for encrypted connections. `None` (the default) picks AES-GCM
-    /// by key length: AES-128-GCM for 32 hex digits, AES-256-GCM for 64.
+    /// Cipher for encrypted connections: the Noise handshake's and the
+    /// transport's. `None` (the default) is AES-256-GCM
+    /// (`Noise_XNpsk3_25519_AESGCM_SHA256`) for either key length (32 or 64
+    /// hex digits, expanded to a 256-bit pre-shared key).
     /// `Some(CipherSuite::ChaCha20Poly1305)` suits machines without AES
-    /// instructions (256-bit keys only). Both sides must choose the same.
+    /// instructions. `CipherSuite::Aes128Gcm`, protocol version 1's name, is
+    /// deprecated and selects AES-256-GCM. Both sides must choose the same.
     pub cipher: Option<CipherSuite>,
     /// Drive the sockets on the application's own thread, inside
     /// `poll_events`/`wait_events` (and `wait_for_connect`), instead of on a

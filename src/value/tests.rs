@@ -1361,7 +1361,10 @@ fn sequences_with_holes_stay_in_the_array_part() {
         evens.set(i, i);
         evens.assert_invariants();
     }
-    assert_eq!((evens.sequence_len(), evens.len(), evens.array_slots()), (1, 110, 200));
+    assert_eq!(
+        (evens.sequence_len(), evens.len(), evens.array_slots()),
+        (1, 110, 200)
+    );
     assert_eq!(evens.get(199), Some(&Value::Integer(199)));
     assert_eq!(evens, evens.clone());
 }
