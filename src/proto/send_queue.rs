@@ -502,9 +502,21 @@ mod tests {
 
     #[test]
     fn deferred_frames_are_sealed_in_queue_order() {
+        // With the default limits, and rekeying every second frame, so that
+        // deferred frames sealed later cross a rekey in wire order.
+        for rekey_after in [None, Some(2)] {
+            deferred_frames_sealed_in_order(rekey_after);
+        }
+    }
+
+    fn deferred_frames_sealed_in_order(rekey_after: Option<u64>) {
         let (client, server) = sessions(CipherSuite::Aes256Gcm, &"cd".repeat(32));
-        let (sealer, _) = client.into_parts();
+        let (mut sealer, _) = client.into_parts();
         let (_, mut opener) = server.into_parts();
+        if let Some(frames) = rekey_after {
+            sealer.set_rekey_limits(frames, u64::MAX);
+            opener.set_rekey_limits(frames, u64::MAX);
+        }
         let mut out = SendQueue::new();
         // Deferred before the handshake, then sealed with the rest.
         let early = frame(10, 9);
