@@ -132,6 +132,7 @@ impl Driver {
         {
             let mut out = link.lock();
             out.state = State::Closed;
+            link.notify_writable(&mut out);
             out.connect = ConnectStatus::Failed(error.clone());
             link.connect_changed.notify_all();
         }

@@ -189,6 +189,11 @@ impl Driver {
                 Command::Listen(server, listener) => self.add_listener(server, listener),
                 Command::Connect(link) => self.connect(link),
                 Command::Flush(id) => self.flush(token(id)),
+                Command::FlushMany(ids) => {
+                    for id in ids {
+                        self.flush(token(id));
+                    }
+                }
                 Command::Close(id) => self.close_locally(token(id)),
                 Command::CloseServer(id) => self.close_server(token(id.0)),
                 Command::Resume => self.resume(),

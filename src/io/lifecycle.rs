@@ -187,6 +187,7 @@ impl Driver {
                 self.record_abandoned(&link, &out.queue, &io.session, &reason);
             }
             out.state = State::Closed;
+            link.notify_writable(&mut out);
             out.stream = None;
             out.queue.clear();
             out.control.clear();

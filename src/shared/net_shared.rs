@@ -52,6 +52,8 @@ pub(crate) enum Command {
     Connect(Arc<Link>),
     /// This link's queue went from empty to non-empty (or a direct write failed).
     Flush(u64),
+    /// A fan-out made these links' queues non-empty: seal and write each.
+    FlushMany(Vec<u64>),
     /// Close this link after flushing (bounded by the linger time).
     Close(u64),
     /// Stop this server and close its connections.
