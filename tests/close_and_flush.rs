@@ -180,7 +180,7 @@ fn read_frame(from: &mut TcpStream) -> Vec<u8> {
 }
 
 /// A proxy for one connection that knows no key: it passes the client's
-/// preamble (and key confirmation, on keyed links) and its first `pass`
+/// preamble (and Noise messages 1 and 3, on keyed links) and its first `pass`
 /// frames to the server, drops the next frame, and ends the stream to the
 /// server right there, at a frame boundary. The server's bytes flow back
 /// untouched. Returns the proxy's port.
@@ -203,7 +203,10 @@ fn cutting_proxy(server_port: u16, keyed: bool, pass: usize) -> u16 {
         server.write_all(&fixed).unwrap();
         server.write_all(&ext).unwrap();
         if keyed {
-            server.write_all(&read_frame(&mut client)).unwrap(); // the key confirmation
+            // Noise messages 1 and 3.
+            for _ in 0..2 {
+                server.write_all(&read_frame(&mut client)).unwrap();
+            }
         }
         for _ in 0..pass {
             server.write_all(&read_frame(&mut client)).unwrap();

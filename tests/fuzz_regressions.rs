@@ -45,7 +45,7 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
 
 /// The `decode_value` target's checks on its seeds: a value or an error;
 /// a value re-encodes to bytes that decode to the same value and re-encode
-/// identically.
+/// to the same length and value.
 #[test]
 fn decode_value_seed_corpus_round_trips() {
     let limits = Limits::default();
@@ -58,11 +58,12 @@ fn decode_value_seed_corpus_round_trips() {
         let frame = encode_message_to_vec(&value, &limits).unwrap();
         let again = decode_value(&frame[5..], &limits).unwrap();
         assert!(same(&value, &again), "{name}: {value:?} became {again:?}");
-        assert_eq!(
-            encode_message_to_vec(&again, &limits).unwrap(),
-            frame,
-            "{name}"
-        );
+        // The same bytes up to the order of hash entries: a table keeps
+        // integer keys after a hole where its insertion order put them.
+        let frame2 = encode_message_to_vec(&again, &limits).unwrap();
+        assert_eq!(frame2.len(), frame.len(), "{name}");
+        let third = decode_value(&frame2[5..], &limits).unwrap();
+        assert!(same(&value, &third), "{name}: {value:?} became {third:?}");
     }
     assert!(decoded >= 20, "only {decoded} seeds decoded");
 }

@@ -31,7 +31,7 @@ fn partial_frame(stream: &mut TcpStream, len: usize, sent: usize) {
 
 /// The frame of a message `{nil, true, true, ...}` of exactly `frame_len`
 /// bytes (kind byte included), written by hand: a sequence part whose first
-/// element is nil, so every later one lands in the hash part when decoded.
+/// element is nil, two bytes a value that decodes to a 48-byte slot.
 fn holey_sequence_frame(frame_len: usize) -> Vec<u8> {
     // kind, TABLE tag, count (FC + u32), nil, (BOOLEAN true) * k, empty hash.
     let k = (frame_len - 1 - 1 - 5 - 1 - 1) / 2;
@@ -152,6 +152,68 @@ fn partial_frames_stay_within_the_budget_and_stalled_ones_are_closed() {
     });
     drop(attackers);
     let client = sender.join().unwrap();
+    drop(client);
+    cnet.shutdown(Duration::from_secs(2));
+    snet.shutdown(Duration::from_secs(2));
+}
+
+/// A peer that starts a large frame and stalls holds the memory another
+/// peer's large frame needs: it is closed after a fifth of the frame timeout
+/// (here 2 s of 10 s), so the waiting message arrives long before the stalled
+/// frame's own timeout.
+#[test]
+fn a_stalled_large_frame_is_closed_early_to_make_room_for_a_waiting_one() {
+    let mut config = Config::default();
+    config.limits.max_frame_size = 4 * MIB;
+    // Large partial frames share half of it: one 4 MiB frame at a time.
+    config.memory_budget = 8 * MIB + 128 * 1024;
+    config.frame_timeout = Some(Duration::from_secs(10));
+    let snet = Network::with_config(config).unwrap();
+    let server = util::listen(&snet);
+    let port = server.port();
+
+    let mut staller = raw_plain(port);
+    partial_frame(&mut staller, 4 * MIB, 2 * MIB);
+    util::wait_until("the stalled frame is reserved", util::DEADLINE, || {
+        snet.memory_in_use() >= 4 * MIB
+    });
+    let stalled_at = Instant::now();
+
+    let cnet = Network::new();
+    let client = cnet.connect(("127.0.0.1", port), None).unwrap();
+    client.wait_for_connect(util::DEADLINE).unwrap();
+    let big = "x".repeat(3 * MIB);
+    client.send(&Value::from(big.as_str())).unwrap();
+
+    let mut handles = Vec::new(); // a dropped Connect handle would close its connection
+    let (mut received, mut evicted) = (None, None);
+    let end = Instant::now() + WAIT;
+    while (received.is_none() || evicted.is_none()) && Instant::now() < end {
+        for ev in snet.wait_events(Duration::from_millis(10)) {
+            match ev.kind {
+                EventKind::Connect { connection, .. } => handles.push(connection),
+                EventKind::Receive { packet, .. } => {
+                    assert_eq!(packet.as_str(), Some(big.as_str()));
+                    received = Some(stalled_at.elapsed());
+                }
+                EventKind::Error { error, .. } => {
+                    let text = error.to_string();
+                    assert!(text.contains("while others waited for memory"), "{text}");
+                    evicted = Some(stalled_at.elapsed());
+                }
+                _ => {}
+            }
+        }
+    }
+    println!("stalled frame closed after {evicted:?}, waiting message received after {received:?}");
+    let (evicted, received) = (
+        evicted.expect("stalled frame closed"),
+        received.expect("received"),
+    );
+    // Closed by the early rule (its own timeout is 10 s), not before it.
+    assert!(evicted >= Duration::from_secs(2), "{evicted:?}");
+    assert!(received < Duration::from_secs(10), "{received:?}");
+    drop(staller);
     drop(client);
     cnet.shutdown(Duration::from_secs(2));
     snet.shutdown(Duration::from_secs(2));

@@ -15,14 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use tablenet::proto::secure::{CONFIRM_FRAME_LEN, CipherSuite, EXTENSION_LEN, TAG_LEN};
+use tablenet::proto::secure::{CipherSuite, EXTENSION_LEN, MAX_HANDSHAKE_FRAME, TAG_LEN};
 use tablenet::proto::{LENGTH_PREFIX, Limits, encode_message_to_vec};
 use tablenet::{
     CloseReason, Config, Connection, ConnectionId, Event, EventKind, Network, ObjectId, SendError,
     Source, Value, table,
 };
 
-/// A 128-bit key (AES-128-GCM).
+/// A 128-bit key (expanded to the Noise pre-shared key; AES-256-GCM).
 const K128: &str = "0C03EA65238DD2C25EB87CE563868098";
 /// Another 128-bit key.
 const K128_OTHER: &str = "1C03EA65238DD2C25EB87CE563868098";
@@ -35,6 +35,12 @@ const WAIT: Duration = Duration::from_secs(5);
 const MAX_FRAME: usize = 64 * 1024;
 /// Bytes in an encrypted preamble: magic, version, flags, ext_len, ext.
 const ENCRYPTED_PREAMBLE_LEN: usize = 8 + EXTENSION_LEN;
+/// Bytes in the client's Noise message 1 frame (prefix, `e`, an empty
+/// payload's tag).
+const MESSAGE1_FRAME_LEN: usize = LENGTH_PREFIX + 48;
+/// Handshake frames the client sends before its first sealed frame:
+/// Noise messages 1 and 3.
+const CLIENT_HANDSHAKE_FRAMES: usize = 2;
 
 // ------------------------------------------------------------------ helpers
 
@@ -220,12 +226,11 @@ fn small(dir: &str, seq: i64) -> Value {
     table! { "Seq" => seq, "Dir" => dir, "Text" => format!("message {seq} {dir}"), "Flag" => seq % 2 == 0 }.into()
 }
 
-/// An encrypted version-2 preamble with `suite` and `salt`.
-fn encrypted_preamble(suite: u8, salt: [u8; 32]) -> Vec<u8> {
+/// An encrypted version-2 preamble with `suite`.
+fn encrypted_preamble(suite: u8) -> Vec<u8> {
     let mut p = b"TBLN\x02\x01".to_vec();
     p.extend_from_slice(&(EXTENSION_LEN as u16).to_le_bytes());
     p.push(suite);
-    p.extend_from_slice(&salt);
     p
 }
 
@@ -299,10 +304,11 @@ struct Tap {
     recorded: Mutex<Vec<u8>>,
     /// The attack was carried out.
     applied: AtomicBool,
-    /// Length (with prefix) of the first frame after the preamble.
-    confirm_len: AtomicUsize,
-    /// Every complete frame's length prefix, in order (the first is the key
-    /// confirmation on encrypted connections).
+    /// Length (with prefix) of the client's proof (Noise message 3, its
+    /// second frame).
+    proof_len: AtomicUsize,
+    /// Every complete frame's length prefix, in order (the first two are
+    /// Noise messages 1 and 3 on encrypted connections).
     frame_lens: Mutex<Vec<usize>>,
 }
 
@@ -419,13 +425,13 @@ fn forward(mut client: TcpStream, mut server: TcpStream, attack: Attack, tap: &T
 }
 
 /// Parses the client's stream (preamble, then length-prefixed frames; the
-/// first frame is the key confirmation) and applies the attack to the
+/// first two are Noise messages 1 and 3) and applies the attack to the
 /// application frames.
 struct Tamper {
     attack: Attack,
     buf: Vec<u8>,
     preamble_done: bool,
-    /// Frames seen so far: 0 is the key confirmation.
+    /// Frames seen so far: 0 and 1 are the handshake's.
     frames: usize,
     held: Option<Vec<u8>>,
 }
@@ -459,8 +465,10 @@ impl Tamper {
         }
         while let Some(prefix) = self.buf.first_chunk::<4>() {
             let len = u32::from_le_bytes(*prefix) as usize;
-            let index = self.frames;
-            if self.attack == Attack::Truncate && index == 1 {
+            // 1 is the first application frame.
+            let index = self.frames + 1 - CLIENT_HANDSHAKE_FRAMES.min(self.frames + 1);
+            let handshake = self.frames < CLIENT_HANDSHAKE_FRAMES;
+            if self.attack == Attack::Truncate && index == 1 && !handshake {
                 let half = LENGTH_PREFIX + len / 2;
                 if self.buf.len() < half {
                     break;
@@ -476,8 +484,8 @@ impl Tamper {
             self.frames += 1;
             tap.frame_lens.lock().unwrap().push(len);
             match (self.attack, index) {
-                (_, 0) => {
-                    tap.confirm_len.store(frame.len(), Ordering::SeqCst);
+                _ if handshake => {
+                    tap.proof_len.store(frame.len(), Ordering::SeqCst);
                 }
                 (Attack::FlipCiphertext, 1) => {
                     // A bit in the middle of the ciphertext (before the tag).
@@ -592,25 +600,33 @@ fn round_trip(name: &str, key: &str, cipher: Option<CipherSuite>, suite_byte: u8
     assert!(cli.errors().is_empty(), "client errors: {:?}", cli.errors());
     assert!(client.is_connected() && conn.is_open());
 
-    // On the wire: the suite in the preamble, a 53-byte key confirmation,
-    // then each frame sealed (plain length + 16-byte tag), nothing in clear.
+    // On the wire: the suite in the preamble, Noise messages 1 (48 bytes)
+    // and 3 (64 bytes), then each frame sealed (plain length + 16-byte
+    // tag), nothing in clear.
     let recorded = relay.recorded();
-    assert_eq!(&recorded[..8], b"TBLN\x02\x01\x21\x00");
+    assert_eq!(&recorded[..8], b"TBLN\x02\x01\x01\x00");
     assert_eq!(recorded[8], suite_byte, "{name} in the preamble");
     assert!(!contains(&recorded, b"message 1 up"));
     let lens = relay.tap.frame_lens.lock().unwrap().clone();
-    assert_eq!(lens.len(), 101, "key confirmation and 100 frames");
-    assert_eq!(lens[0] + LENGTH_PREFIX, CONFIRM_FRAME_LEN);
-    for (i, (len, plain)) in lens[1..].iter().zip(&up).enumerate() {
+    assert_eq!(lens.len(), 102, "two handshake messages and 100 frames");
+    assert_eq!(lens[..2], [48, MAX_HANDSHAKE_FRAME]);
+    for (i, (len, plain)) in lens[2..].iter().zip(&up).enumerate() {
         assert_eq!(*len, frame_size(plain) + TAG_LEN, "sealed frame {i}");
     }
-    assert_eq!(lens[51], MAX_FRAME + TAG_LEN);
+    assert_eq!(lens[52], MAX_FRAME + TAG_LEN);
     eprintln!("round trip {name}: {:?}", started.elapsed());
 }
 
 #[test]
-fn round_trip_aes128() {
-    round_trip("AES-128-GCM", K128, None, 1);
+fn round_trip_128_bit_key() {
+    round_trip("AES-256-GCM, 128-bit key", K128, None, 2);
+}
+
+/// Version 1's `Aes128Gcm` still configures: it selects AES-GCM.
+#[test]
+#[allow(deprecated)]
+fn round_trip_deprecated_aes128_name() {
+    round_trip("AES-128-GCM name", K128, Some(CipherSuite::Aes128Gcm), 2);
 }
 
 #[test]
@@ -805,13 +821,13 @@ fn raw_peers_with_foreign_or_malformed_bytes_are_refused() {
     let port = server.port();
     let mut srv = Log::new("server", &srv_net);
 
-    let valid = encrypted_preamble(1, [0x5A; 32]);
+    let valid = encrypted_preamble(2);
     type Make = Box<dyn Fn(&[u8]) -> Vec<u8>>;
     let cases: Vec<(&str, Make, &[&str])> = vec![
         (
             "protocol version 1",
             Box::new(|_| {
-                let mut p = encrypted_preamble(1, [0x5A; 32]);
+                let mut p = encrypted_preamble(2);
                 p[4] = 1;
                 p
             }),
@@ -830,7 +846,7 @@ fn raw_peers_with_foreign_or_malformed_bytes_are_refused() {
         (
             "unknown flags",
             Box::new(|_| {
-                let mut p = encrypted_preamble(1, [0x5A; 32]);
+                let mut p = encrypted_preamble(2);
                 p[5] = 0x05; // bit 2 is undefined (bit 1 is a refusal)
                 p
             }),
@@ -839,48 +855,62 @@ fn raw_peers_with_foreign_or_malformed_bytes_are_refused() {
         (
             "short extension",
             Box::new(|_| b"TBLN\x02\x01\x05\x00\x01\x02\x03\x04\x05".to_vec()),
-            &["33 bytes", "got 5"],
+            &["must be 1 byte", "got 5"],
+        ),
+        (
+            "version 1's extension (suite byte and salt)",
+            Box::new(|_| {
+                let mut p = b"TBLN\x02\x01\x21\x00\x01".to_vec();
+                p.extend_from_slice(&[0x5A; 32]);
+                p
+            }),
+            &["must be 1 byte", "got 33"],
         ),
         (
             "unknown cipher suite",
-            Box::new(|_| encrypted_preamble(0x09, [0x5A; 32])),
+            Box::new(|_| encrypted_preamble(0x09)),
             &["unknown cipher suite 0x09"],
         ),
         (
-            "reflected preamble",
-            Box::new(|server_preamble| server_preamble.to_vec()),
-            &["reflected"],
-        ),
-        (
-            "forged key confirmation",
-            Box::new(move |_| {
-                let mut b = valid.clone();
-                let len = CONFIRM_FRAME_LEN - LENGTH_PREFIX;
-                b.extend_from_slice(&(len as u32).to_le_bytes());
-                b.extend(std::iter::repeat_n(0x33, len));
+            // A reflected preamble is a valid client preamble; the forged
+            // message 1 after it fails its tag (which covers the prologue).
+            "reflected preamble and a forged message 1",
+            Box::new(|server_preamble| {
+                let mut b = server_preamble.to_vec();
+                b.extend_from_slice(&48u32.to_le_bytes());
+                b.extend(std::iter::repeat_n(0x33, 48));
                 b
             }),
-            &["keys do not match"],
+            &["handshake message 1", "reflected"],
         ),
         (
-            "oversized confirmation frame",
+            "short message 1",
+            Box::new(move |_| {
+                let mut b = valid.clone();
+                b.extend_from_slice(&[5, 0, 0, 0, 1, 2, 3, 4, 5]);
+                b
+            }),
+            &["handshake message 1"],
+        ),
+        (
+            "oversized handshake frame",
             Box::new(|_| {
-                let mut b = encrypted_preamble(1, [0x5A; 32]);
+                let mut b = encrypted_preamble(2);
                 b.extend_from_slice(&u32::MAX.to_le_bytes());
                 b
             }),
             &["exceeds the maximum frame size"],
         ),
         (
-            // Below the application frame limit, but no key confirmation is
+            // Below the application frame limit, but no handshake message is
             // that long: refused at once, not buffered until the timeout.
-            "confirmation claiming 1 MiB",
+            "handshake frame claiming 1 MiB",
             Box::new(|_| {
-                let mut b = encrypted_preamble(1, [0x5A; 32]);
+                let mut b = encrypted_preamble(2);
                 b.extend_from_slice(&(1u32 << 20).to_le_bytes());
                 b
             }),
-            &["exceeds the maximum frame size of 49 bytes"],
+            &["exceeds the maximum frame size of 64 bytes"],
         ),
     ];
 
@@ -891,7 +921,7 @@ fn raw_peers_with_foreign_or_malformed_bytes_are_refused() {
         raw.read_exact(&mut server_preamble).unwrap();
         assert_eq!(
             &server_preamble[..9],
-            b"TBLN\x02\x01\x21\x00\x01",
+            b"TBLN\x02\x01\x01\x00\x02",
             "{name}: the server's preamble"
         );
         raw.write_all(&make(&server_preamble)).unwrap();
@@ -962,10 +992,10 @@ fn handshake_timeout_closes_silent_peers_and_server_keeps_serving() {
     let good_conn = srv.connection(at);
     let from_good = Source::Connection(good_conn.id());
 
-    // One sends nothing at all; one sends only its preamble, never the
-    // key confirmation.
+    // One sends nothing at all; one sends only its preamble, never Noise
+    // message 1.
     let silent = silent_peer(port, Vec::new());
-    let preamble_only = silent_peer(port, encrypted_preamble(1, [0x42; 32]));
+    let preamble_only = silent_peer(port, encrypted_preamble(2));
 
     // Keep the good client busy until both are closed: each message must
     // arrive (waiting for it paces the loop).
@@ -993,14 +1023,11 @@ fn handshake_timeout_closes_silent_peers_and_server_keeps_serving() {
         );
         eprintln!("{name} peer closed after {after:?}");
     }
-    // Each got the server's preamble; the one that sent its own preamble
-    // also got the server's key confirmation. Nothing else.
+    // Each got the server's preamble and nothing else: the server answers
+    // only Noise message 1.
     assert_eq!(silent_bytes.len(), ENCRYPTED_PREAMBLE_LEN);
     assert!(silent_bytes.starts_with(b"TBLN\x02\x01"));
-    assert_eq!(
-        preamble_bytes.len(),
-        ENCRYPTED_PREAMBLE_LEN + CONFIRM_FRAME_LEN
-    );
+    assert_eq!(preamble_bytes, silent_bytes);
 
     // Two timeout errors, neither about the good connection.
     let mut from = 0;
@@ -1050,11 +1077,12 @@ fn client_handshake_times_out_against_a_mute_server() {
     let cli_net = network(|c| c.handshake_timeout = timeout);
     let client = cli_net.client("127.0.0.1", port, Some(K128)).unwrap();
     let (mut accepted, _) = listener.accept().unwrap();
-    // The client speaks first (its preamble), then is closed at the timeout.
+    // The client speaks first (its preamble and Noise message 1), then is
+    // closed at the timeout.
     let (got, closed) = read_until_closed(&mut accepted, Duration::from_secs(4));
     assert!(closed.is_some(), "the client did not give up");
-    assert_eq!(got.len(), ENCRYPTED_PREAMBLE_LEN);
-    assert!(got.starts_with(b"TBLN\x02\x01\x21\x00\x01"));
+    assert_eq!(got.len(), ENCRYPTED_PREAMBLE_LEN + MESSAGE1_FRAME_LEN);
+    assert!(got.starts_with(b"TBLN\x02\x01\x01\x00\x02\x30\x00\x00\x00"));
     let err = client.wait_for_connect(WAIT).unwrap_err().to_string();
     assert!(err.contains("handshake timed out"), "{err}");
     let mut cli = Log::new("client", &cli_net);
@@ -1119,11 +1147,12 @@ fn through_relay(key: Option<&str>) -> Vec<u8> {
 fn relay_sees_no_plaintext_with_a_key() {
     let recorded = through_relay(Some(K128));
     assert!(
-        recorded.starts_with(b"TBLN\x02\x01\x21\x00\x01"),
+        recorded.starts_with(b"TBLN\x02\x01\x01\x00\x02"),
         "encrypted preamble"
     );
     assert!(
-        recorded.len() > ENCRYPTED_PREAMBLE_LEN + CONFIRM_FRAME_LEN + SECRET.len(),
+        recorded.len()
+            > ENCRYPTED_PREAMBLE_LEN + MESSAGE1_FRAME_LEN + 4 + MAX_HANDSHAKE_FRAME + SECRET.len(),
         "the message passed the relay ({} bytes)",
         recorded.len()
     );
@@ -1226,9 +1255,9 @@ fn tamper(attack: Attack) -> Outcome {
         "the relay must have carried out {attack:?}"
     );
     assert_eq!(
-        relay.tap.confirm_len.load(Ordering::SeqCst),
-        CONFIRM_FRAME_LEN,
-        "the relay parsed the key confirmation"
+        relay.tap.proof_len.load(Ordering::SeqCst),
+        LENGTH_PREFIX + MAX_HANDSHAKE_FRAME,
+        "the relay parsed the client's proof"
     );
 
     // The good client is unaffected.
@@ -1330,4 +1359,48 @@ fn truncated_frame_is_not_delivered() {
         outcome.error
     );
     assert_eq!(outcome.received, Vec::<i64>::new());
+}
+
+// ------------------------------------------------------------------ 10. replay of a whole session
+
+/// A recorded keyed session: the client's bytes, replayed to the server
+/// (which still holds the key) from a raw socket, do not open a connection:
+/// the server's fresh ephemeral key makes the recorded proof worthless.
+#[test]
+fn a_recorded_session_replayed_to_the_server_does_not_open() {
+    let srv_net = network(|_| {});
+    let server = srv_net.server("127.0.0.1", 0, Some(K256)).unwrap();
+    let recorded = {
+        let cli_net = network(|_| {});
+        let relay = Relay::start(server.port(), Attack::None);
+        let client = cli_net.client("127.0.0.1", relay.port, Some(K256)).unwrap();
+        client.send(&small("up", 1)).unwrap();
+        client.wait_for_connect(WAIT).unwrap();
+        let mut srv = Log::new("server", &srv_net);
+        let at = srv.wait("Connect", is_connect);
+        let conn = srv.connection(at);
+        srv.receive(1, Source::Connection(conn.id()));
+        relay.recorded()
+    };
+    assert!(recorded.len() > ENCRYPTED_PREAMBLE_LEN + MESSAGE1_FRAME_LEN + 68);
+    let mut srv = Log::new("server", &srv_net);
+    let before = srv.events.len();
+    srv.drain();
+    let mut raw = raw_connect(server.port());
+    raw.write_all(&recorded).unwrap();
+    let (got, closed) = read_until_closed(&mut raw, Duration::from_secs(3));
+    assert!(closed.is_some(), "the server did not close the replay");
+    // The server's preamble and a fresh message 2, never a confirmation.
+    assert_eq!(got.len(), ENCRYPTED_PREAMBLE_LEN + LENGTH_PREFIX + 57);
+    let i = srv.wait_from(before, "Error for the replay", is_any_connection_error);
+    let EventKind::Error { error, .. } = &srv.events[i].kind else {
+        unreachable!()
+    };
+    assert!(error.to_string().contains("keys do not match"), "{error}");
+    srv.drain();
+    let replayed_connects = srv.events[before..]
+        .iter()
+        .filter(|e| is_connect(&e.kind))
+        .count();
+    assert_eq!(replayed_connects, 0, "the replay never opens");
 }

@@ -4,11 +4,13 @@
 //! ```text
 //! cargo run --release -p tablenet-bench -- [--quick] [--reps N] [--side S] [--svg FILE] SCENARIO...
 //! cargo run --release -p tablenet-bench -- chart RESULTS.txt OUT.svg
+//! cargo run --release -p tablenet-bench -- broadcast [--clients N] [--calls N] [--gap-ms G]
 //! cargo run --release -p tablenet-bench -- pressure [--quick] [--max-frame BYTES] [--overwrite] [--no-flood] SCENARIO...
 //! ```
 //! SCENARIO: stream, pingpong, fanout, connections, large, or all.
 //! See bench/README.md.
 
+mod broadcast;
 mod chart;
 mod common;
 mod connections;
@@ -29,6 +31,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: tablenet-bench [--quick] [--reps N] [--side S] [--svg FILE] SCENARIO...\n\
          \x20      tablenet-bench chart RESULTS.txt OUT.svg\n\
+         \x20      tablenet-bench broadcast [--clients N] [--calls N] [--gap-ms G]\n\
          \x20      tablenet-bench pressure [--quick] [--max-frame BYTES] [--overwrite] [--no-flood] game|partial|amplify|bulk|all\n\
          SCENARIO: {} or all\n\
          --quick   smaller workloads and 3 reps (checks that everything runs; also TABLENET_BENCH_QUICK=1)\n\
@@ -46,6 +49,7 @@ fn main() {
         Some("__conn-server") => return connections::server_main(&args[1..]),
         Some("__conn-clients") => return connections::clients_main(&args[1..]),
         Some("chart") => return chart_command(&args[1..]),
+        Some("broadcast") => return broadcast::main(&args[1..]),
         Some("pressure") => pressure::main(&args[1..]),
         Some("__pressure-server") => return pressure::server_main(&args[1..]),
         Some("__pressure-players") => return pressure::players_main(&args[1..]),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use tablenet::proto::secure::Role;
 use tablenet::proto::{Limits, Preamble, encode_message_to_vec};
 use tablenet::{Table, Value, table};
-use tablenet_fuzz::{SUITES, fixed_sessions, handshake, peer_of, split_frame};
+use tablenet_fuzz::{SUITES, fixed_sessions, run_handshake, split_frame};
 
 /// Hex vectors found in docs/PROTOCOL.md.
 struct Doc {
@@ -82,14 +82,14 @@ fn read_doc(path: &Path) -> Doc {
                 .extend(code_cells(line).into_iter().filter_map(parse_hex));
         } else if section.starts_with("### 5.8") {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            if let [_, suite, name, bytes, ..] = cells[..]
+            if let [_, suite, bits, name, bytes, ..] = cells[..]
                 && let Some(bytes) = bytes
                     .strip_prefix('`')
                     .and_then(|b| b.strip_suffix('`'))
                     .and_then(parse_hex)
             {
                 doc.secure
-                    .insert((suite.to_string(), name.to_string()), bytes);
+                    .insert((format!("{suite} {bits}"), name.to_string()), bytes);
             }
         }
     }
@@ -238,19 +238,7 @@ fn main() {
 
     // ---- handshake and open_frame: the documented vectors, cross-checked
     // against what the library computes.
-    let doc_suites = [
-        ("AES-128-GCM", 0usize),
-        ("AES-256-GCM", 1),
-        ("ChaCha20-Poly1305", 2),
-    ];
-    for (name, index) in doc_suites {
-        let get = |v: &str| doc.secure[&(name.to_string(), v.to_string())].clone();
-        let (key_hex, suite) = SUITES[index];
-        let client = handshake(Role::Client, key_hex, suite).unwrap();
-        let mut p = Vec::new();
-        client.preamble().encode(&mut p).unwrap();
-        assert_eq!(p, get("client preamble"), "{name}: client preamble");
-    }
+    let doc_suites = ["AES-256-GCM 128", "AES-256-GCM 256", "ChaCha20-Poly1305 256"];
     let message_payloads: Vec<Vec<u8>> = vec![
         cat(&[&[0x01], &bodies[0].1]),
         cat(&[&[0x01], &seed_frame[5..]]),
@@ -261,40 +249,32 @@ fn main() {
         vec![0x03],
         vec![0x04],
     ];
-    for index in 0..4 {
-        let (key_hex, suite) = SUITES[index];
+    for (index, &(key_hex, suite)) in SUITES.iter().enumerate() {
+        let run = run_handshake(key_hex, suite).unwrap();
+        if let Some(name) = doc_suites.get(index) {
+            let get = |v: &str| doc.secure[&(name.to_string(), v.to_string())].clone();
+            let client = cat(&[
+                &get("client preamble"),
+                &get("message 1"),
+                &get("message 3"),
+            ]);
+            let server = cat(&[
+                &get("server preamble"),
+                &get("message 2"),
+                &get("server confirm"),
+            ]);
+            assert_eq!(run.client_bytes, client, "{name}: the client's bytes");
+            assert_eq!(run.server_bytes, server, "{name}: the server's bytes");
+        }
         for role in [Role::Client, Role::Server] {
-            let peer = peer_of(role);
-            let mut ours = handshake(role, key_hex, suite).unwrap();
-            let mut theirs = handshake(peer, key_hex, suite).unwrap();
-            let mut peer_preamble = Vec::new();
-            theirs.preamble().encode(&mut peer_preamble).unwrap();
-            let _ = ours.receive_preamble(&theirs.preamble()).unwrap();
-            let their_confirm = theirs.receive_preamble(&ours.preamble()).unwrap();
-            if index < 3 {
-                let (name, _) = doc_suites[index];
-                let who = if peer == Role::Client {
-                    "client"
-                } else {
-                    "server"
-                };
-                let get = |v: &str| doc.secure[&(name.to_string(), v.to_string())].clone();
-                assert_eq!(peer_preamble, get(&format!("{who} preamble")));
-                assert_eq!(their_confirm, get(&format!("{who} confirmation")));
-            }
+            let peer_bytes = match role {
+                Role::Client => &run.server_bytes,
+                Role::Server => &run.client_bytes,
+            };
             let (_, mut their_session) = fixed_sessions(role, key_hex, suite).unwrap();
             let mut sealed = Vec::new();
             for payload in &message_payloads[..3] {
                 their_session.sealer().seal(payload, &mut sealed).unwrap();
-            }
-            if index < 3 && peer == Role::Client {
-                let (name, _) = doc_suites[index];
-                let frame1 =
-                    doc.secure[&(name.to_string(), "client frame 1 (01 00)".to_string())].clone();
-                let (_, mut s) = fixed_sessions(role, key_hex, suite).unwrap();
-                let mut one = Vec::new();
-                s.sealer().seal(&[0x01, 0x00], &mut one).unwrap();
-                assert_eq!(one, frame1, "{name}: client frame 1");
             }
             let role_bit = u8::from(role == Role::Client);
             let tag = format!(
@@ -306,22 +286,27 @@ fn main() {
                 }
             );
 
-            // handshake: [config][peer preamble][peer confirmation][frames]
+            // handshake: [config][peer preamble][peer handshake frames][frames]
             let config = role_bit | ((index as u8) << 1);
             out.write(
                 "handshake",
                 &format!("{tag}_full"),
-                &cat(&[&[config], &peer_preamble, &their_confirm, &sealed]),
+                &cat(&[&[config], peer_bytes, &sealed]),
             );
             if index == 0 {
                 out.write(
                     "handshake",
                     &format!("{tag}_preamble_only"),
-                    &cat(&[&[config], &peer_preamble]),
+                    &cat(&[&[config], &peer_bytes[..9]]),
+                );
+                out.write(
+                    "handshake",
+                    &format!("{tag}_first_message_only"),
+                    &cat(&[&[config], &peer_bytes[..9 + 4 + usize::from(peer_bytes[9])]]),
                 );
             }
 
-            // open_frame raw: [config][frames sealed by the peer from counter 1]
+            // open_frame raw: [config][frames sealed by the peer]
             let config = (index as u8) | (role_bit << 2);
             let (_, mut s) = fixed_sessions(role, key_hex, suite).unwrap();
             let mut stream = Vec::new();
@@ -346,12 +331,7 @@ fn main() {
             }
         }
     }
-    // handshake, other cases: a key too short for its suite, plain mode.
-    out.write(
-        "handshake",
-        "key_too_short",
-        &cat(&[&[4 << 1], &plain_preamble()]),
-    );
+    // handshake, other cases: plain mode.
     out.write(
         "handshake",
         "plain_seed",
@@ -368,7 +348,7 @@ fn main() {
         "plain_got_encrypted",
         &cat(&[
             &[0x10],
-            &doc.secure[&("AES-128-GCM".to_string(), "client preamble".to_string())],
+            &doc.secure[&("AES-256-GCM 128".to_string(), "client preamble".to_string())],
         ]),
     );
     out.write(

@@ -5,25 +5,24 @@
 //!
 //! ```text
 //! config bit 0: this side is the client (else the server)
-//!        bits 1-3: key and cipher suite (tablenet_fuzz::SUITES, modulo 5;
-//!                  the last is refused: key too short)
+//!        bits 1-3: key and cipher suite (tablenet_fuzz::SUITES, modulo 4)
 //!        bit 4: plain mode: the preamble decoder alone, then plain frames
 //! ```
 //!
 //! Encrypted mode: the peer's preamble goes to `Handshake::receive_preamble`
-//! and the next frame to `receive_confirm`; once the session is
-//! established, further frames are opened and decoded. This side uses the
-//! salt of docs/PROTOCOL.md section 5.8 for its role, so the documented
-//! vectors (the seeds) complete the handshake.
+//! and the following frames to `Handshake::receive` until the session is
+//! established; further frames are then opened and decoded. This side uses
+//! the fixed keys of docs/PROTOCOL.md section 5.8 for its role, so the
+//! documented vectors (the seeds) complete the handshake.
 
 #![no_main]
 
 use std::hint::black_box;
 
 use libfuzzer_sys::fuzz_target;
-use tablenet::proto::secure::{CONFIRM_FRAME_LEN, Role, SecureError, TAG_LEN};
-use tablenet::proto::{FrameDecoder, LENGTH_PREFIX, Limits, MAX_EXTENSION, VERSION};
-use tablenet_fuzz::{SUITES, decode_payload, handshake, peer_of, take_byte};
+use tablenet::proto::secure::{MAX_HANDSHAKE_FRAME, Role, SecureError, TAG_LEN};
+use tablenet::proto::{FrameDecoder, Limits, MAX_EXTENSION, VERSION};
+use tablenet_fuzz::{SUITES, decode_payload, handshake, run_handshake, take_byte};
 
 /// Plain mode: the preamble, re-encoded, must give back exactly the bytes it
 /// was decoded from; then frames.
@@ -55,64 +54,66 @@ fn plain(peer: &[u8], limits: &Limits) {
 
 fn encrypted(role: Role, suite_index: usize, peer: &[u8], limits: &Limits) {
     let (key_hex, suite) = SUITES[suite_index];
-    let Some(mut ours) = handshake(role, key_hex, suite) else {
-        assert_eq!(
-            suite_index,
-            SUITES.len() - 1,
-            "a valid key and suite refused"
-        );
-        return;
+    let mut ours = handshake(role, key_hex, suite);
+    let first = ours.first_message().expect("message 1 is written");
+    assert_eq!(first.is_empty(), role == Role::Server);
+    // What the genuine peer with the documented keys sends during the
+    // handshake.
+    let run = run_handshake(key_hex, suite).expect("the documented handshake completes");
+    let genuine = match role {
+        Role::Client => run.server_bytes,
+        Role::Server => run.client_bytes,
     };
-    // What a genuine peer with the documented salt would send.
-    let reference = handshake(peer_of(role), key_hex, suite).map(|h| h.preamble());
 
     let mut decoder = FrameDecoder::new(limits);
     decoder.push(peer);
     let Ok(Some(peer_preamble)) = decoder.next_preamble() else {
         return;
     };
-    let confirm = match ours.receive_preamble(&peer_preamble) {
-        Ok(confirm) => confirm,
-        Err(e) => {
-            black_box(e.to_string());
-            // The state machine is over after an error.
-            assert!(matches!(
-                ours.receive_preamble(&peer_preamble),
-                Err(SecureError::Misuse(_))
-            ));
-            return;
-        }
-    };
-    assert_eq!(confirm.len(), CONFIRM_FRAME_LEN);
-    assert_eq!(
-        confirm[..LENGTH_PREFIX],
-        ((CONFIRM_FRAME_LEN - LENGTH_PREFIX) as u32).to_le_bytes()
-    );
-    black_box(&confirm);
-
-    // Before the confirmation, no frame larger than it (as the IO layer).
-    decoder.set_max_frame_size(CONFIRM_FRAME_LEN - LENGTH_PREFIX);
-    let Ok(Some((prefix, payload))) = decoder.next_raw_frame() else {
+    if let Err(e) = ours.receive_preamble(&peer_preamble) {
+        black_box(e.to_string());
+        // The state machine is over after an error.
+        assert!(matches!(
+            ours.receive_preamble(&peer_preamble),
+            Err(SecureError::Misuse(_))
+        ));
         return;
-    };
-    let mut session = match ours.receive_confirm(prefix, payload) {
-        Ok(session) => session,
-        Err(e) => {
-            black_box(e.to_string());
+    }
+
+    // During the handshake, no frame larger than a handshake message (as
+    // the session does).
+    decoder.set_max_frame_size(MAX_HANDSHAKE_FRAME);
+    let mut session = loop {
+        let Ok(Some((prefix, payload))) = decoder.next_raw_frame() else {
             return;
+        };
+        match ours.receive(prefix, payload) {
+            Ok(progress) => {
+                assert!(progress.send.len() <= 4 + MAX_HANDSHAKE_FRAME);
+                black_box(&progress.send);
+                if let Some(session) = progress.session {
+                    break session;
+                }
+            }
+            Err(e) => {
+                black_box(e.to_string());
+                assert!(matches!(
+                    ours.receive(prefix, &[]),
+                    Err(SecureError::Misuse(_))
+                ));
+                return;
+            }
         }
     };
-    // A confirmation opens only for the genuine peer's preamble: anything
-    // else would be a forgery.
+    // The handshake completes only with the genuine peer's handshake bytes
+    // (fixed keys on our side make them the only ones): anything else would
+    // be a forgery.
+    let used = peer.len() - decoder.buffered();
     assert_eq!(
-        Some(&peer_preamble),
-        reference.as_ref(),
-        "handshake completed with an altered preamble"
+        peer[..used],
+        genuine[..],
+        "handshake completed with altered bytes"
     );
-    assert!(matches!(
-        ours.receive_confirm(prefix, &[]),
-        Err(SecureError::Misuse(_))
-    ));
 
     decoder.set_max_frame_size(limits.max_frame_size + TAG_LEN);
     while let Ok(Some((prefix, payload))) = decoder.next_raw_frame() {

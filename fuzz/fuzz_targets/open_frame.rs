@@ -1,6 +1,6 @@
 //! Sealed frames under a fixed key: the session of docs/PROTOCOL.md
-//! section 5.8 (documented keys and salts), established by the library's own
-//! handshake, then the peer's frames from counter 1 on.
+//! section 5.8 (documented keys), established by the library's own
+//! handshake, then the peer's frames.
 //!
 //! Input layout: `[config][rest...]`
 //!

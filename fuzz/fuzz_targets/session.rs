@@ -26,14 +26,14 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use tablenet::proto::secure::{Handshake, Role, TAG_LEN};
+use tablenet::proto::secure::{Role, TAG_LEN};
 use tablenet::proto::session::{Input, Session, SessionConfig, SessionEvent};
 use tablenet::proto::{
     LENGTH_PREFIX, Limits, MAX_EXTENSION, OutFrame, SendQueue, control_frame, decode_value,
     encode_message_to_vec,
 };
 use tablenet::{Error, Value};
-use tablenet_fuzz::{SUITES, key, limits_for, peer_of, salt_of, take_byte, take_le};
+use tablenet_fuzz::{SUITES, handshake, limits_for, peer_of, take_byte, take_le};
 
 /// Operations per input, at most.
 const MAX_OPS: usize = 256;
@@ -166,7 +166,7 @@ fuzz_target!(|input: &[u8]| {
     }
     let handshake = |role: Role| {
         let (key_hex, suite) = SUITES[mode.checked_sub(1)?];
-        Handshake::new(role, &key(key_hex), suite, salt_of(role)).ok()
+        Some(handshake(role, key_hex, suite))
     };
     let start = Instant::now();
     let mut now = start;

@@ -4,7 +4,7 @@
 //! (`tablenet::proto::decode_value`, `FrameDecoder`, `Handshake`, `Opener`).
 
 use arbitrary::Unstructured;
-use tablenet::proto::secure::{CipherSuite, Handshake, Role, SALT_LEN, SecretKey, Session};
+use tablenet::proto::secure::{CipherSuite, ClientStatic, Handshake, Role, SecretKey, Session};
 use tablenet::proto::{FrameKind, LENGTH_PREFIX, Limits};
 use tablenet::{Error, Key, Table, Value};
 
@@ -12,20 +12,20 @@ use tablenet::{Error, Key, Table, Value};
 pub const KEY_128: &str = "0C03EA65238DD2C25EB87CE563868098";
 /// The 256-bit key of docs/PROTOCOL.md section 5.8.
 pub const KEY_256: &str = "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4";
-/// The client's salt in docs/PROTOCOL.md section 5.8.
-pub const CLIENT_SALT: [u8; SALT_LEN] = [0x11; SALT_LEN];
-/// The server's salt in docs/PROTOCOL.md section 5.8.
-pub const SERVER_SALT: [u8; SALT_LEN] = [0x22; SALT_LEN];
+/// The client's static private key in docs/PROTOCOL.md section 5.8.
+pub const CLIENT_STATIC: [u8; 32] = [0x11; 32];
+/// The client's ephemeral private key in docs/PROTOCOL.md section 5.8.
+pub const CLIENT_EPHEMERAL: [u8; 32] = [0x22; 32];
+/// The server's ephemeral private key in docs/PROTOCOL.md section 5.8.
+pub const SERVER_EPHEMERAL: [u8; 32] = [0x33; 32];
 
 /// Key and cipher suite combinations the secure targets pick from with one
-/// input byte (modulo the length). The last one is refused by
-/// `Handshake::new` (a 128-bit key is too short for AES-256-GCM).
-pub const SUITES: [(&str, CipherSuite); 5] = [
-    (KEY_128, CipherSuite::Aes128Gcm),
+/// input byte (modulo the length). The first three are the documented ones.
+pub const SUITES: [(&str, CipherSuite); 4] = [
+    (KEY_128, CipherSuite::Aes256Gcm),
     (KEY_256, CipherSuite::Aes256Gcm),
     (KEY_256, CipherSuite::ChaCha20Poly1305),
-    (KEY_256, CipherSuite::Aes128Gcm),
-    (KEY_128, CipherSuite::Aes256Gcm),
+    (KEY_128, CipherSuite::ChaCha20Poly1305),
 ];
 
 /// The other end of the connection.
@@ -36,38 +36,75 @@ pub fn peer_of(role: Role) -> Role {
     }
 }
 
-/// The documented salt of `role`.
-pub fn salt_of(role: Role) -> [u8; SALT_LEN] {
-    match role {
-        Role::Client => CLIENT_SALT,
-        Role::Server => SERVER_SALT,
-    }
-}
-
 /// The pre-shared key of a [`SUITES`] entry.
 pub fn key(hex: &str) -> SecretKey {
     SecretKey::from_hex(hex).expect("the documented keys parse")
 }
 
-/// A handshake for `role` with the documented salt of that role.
-pub fn handshake(role: Role, key_hex: &str, suite: CipherSuite) -> Option<Handshake> {
-    Handshake::new(role, &key(key_hex), suite, salt_of(role)).ok()
+/// A handshake for `role` with the documented fixed keys of that role, so
+/// that the documented vectors (the seeds) complete it.
+pub fn handshake(role: Role, key_hex: &str, suite: CipherSuite) -> Handshake {
+    let key = key(key_hex);
+    match role {
+        Role::Client => Handshake::client(&key, suite, &ClientStatic::from_private(CLIENT_STATIC))
+            .with_fixed_ephemeral_for_testing_only(CLIENT_EPHEMERAL),
+        Role::Server => {
+            Handshake::server(&key, suite).with_fixed_ephemeral_for_testing_only(SERVER_EPHEMERAL)
+        }
+    }
+}
+
+/// One whole in-memory handshake with the documented keys.
+pub struct Run {
+    /// Everything the client sent: preamble, Noise messages 1 and 3.
+    pub client_bytes: Vec<u8>,
+    /// Everything the server sent: preamble, message 2, key confirmation.
+    pub server_bytes: Vec<u8>,
+    /// The client's session (sealer at counter 0).
+    pub client: Session,
+    /// The server's session (sealer at counter 1: the confirmation used 0).
+    pub server: Session,
+}
+
+/// Runs the handshake between two documented ends.
+pub fn run_handshake(key_hex: &str, suite: CipherSuite) -> Option<Run> {
+    let mut client = handshake(Role::Client, key_hex, suite);
+    let mut server = handshake(Role::Server, key_hex, suite);
+    let mut client_bytes = Vec::new();
+    let mut server_bytes = Vec::new();
+    client.preamble().encode(&mut client_bytes).ok()?;
+    server.preamble().encode(&mut server_bytes).ok()?;
+    let message1 = client.first_message().ok()?;
+    client_bytes.extend_from_slice(&message1);
+    client.receive_preamble(&server.preamble()).ok()?;
+    server.receive_preamble(&client.preamble()).ok()?;
+    let (p, body) = split_frame(&message1)?;
+    let message2 = server.receive(p, body).ok()?.send;
+    server_bytes.extend_from_slice(&message2);
+    let (p, body) = split_frame(&message2)?;
+    let message3 = client.receive(p, body).ok()?.send;
+    client_bytes.extend_from_slice(&message3);
+    let (p, body) = split_frame(&message3)?;
+    let done = server.receive(p, body).ok()?;
+    server_bytes.extend_from_slice(&done.send);
+    let (p, body) = split_frame(&done.send)?;
+    let client_session = client.receive(p, body).ok()?.session?;
+    Some(Run {
+        client_bytes,
+        server_bytes,
+        client: client_session,
+        server: done.session?,
+    })
 }
 
 /// Both ends of an established session under a fixed key and the documented
-/// salts: `(ours, theirs)`, `ours` being `role`. Both sealers and openers
-/// are at counter 1 (the confirmations used 0). `None` when the suite refuses
-/// the key.
+/// keys: `(ours, theirs)`, `ours` being `role`.
 pub fn fixed_sessions(role: Role, key_hex: &str, suite: CipherSuite) -> Option<(Session, Session)> {
-    let mut ours = handshake(role, key_hex, suite)?;
-    let mut theirs = handshake(peer_of(role), key_hex, suite)?;
-    let our_confirm = ours.receive_preamble(&theirs.preamble()).ok()?;
-    let their_confirm = theirs.receive_preamble(&ours.preamble()).ok()?;
-    let (p, body) = split_frame(&their_confirm)?;
-    let ours = ours.receive_confirm(p, body).ok()?;
-    let (p, body) = split_frame(&our_confirm)?;
-    let theirs = theirs.receive_confirm(p, body).ok()?;
-    Some((ours, theirs))
+    let run = run_handshake(key_hex, suite)?;
+    Some(match role {
+        Role::Client => (run.client, run.server),
+        Role::Server => (run.server, run.client),
+    })
 }
 
 /// A whole frame as its length prefix and payload.

@@ -112,25 +112,10 @@ impl Driver {
         }
         let id = next_socket_id();
         let now = Instant::now();
-        let handshake = match server.keying.as_deref() {
-            None => None,
-            Some(keying) => {
-                match Handshake::with_random_salt(SecureRole::Server, &keying.key, keying.suite) {
-                    Ok(handshake) => Some(handshake),
-                    Err(e) => {
-                        // Dropping the stream closes it.
-                        self.emit(EventKind::Error {
-                            object: ObjectId::Connection(crate::shared::ConnectionId(id)),
-                            error: e.into(),
-                        });
-                        if let Some(l) = self.listeners.get_mut(&token(server.id.0)) {
-                            l.active = l.active.saturating_sub(1);
-                        }
-                        return;
-                    }
-                }
-            }
-        };
+        let handshake = server
+            .keying
+            .as_deref()
+            .map(|keying| Handshake::server(&keying.key, keying.suite));
         let link = Arc::new(Link::new(
             id,
             Role::Accepted(server.id),

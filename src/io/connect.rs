@@ -33,15 +33,15 @@ impl Driver {
         }
         let handshake = match link.keying.as_deref() {
             None => None,
-            Some(keying) => {
-                match Handshake::with_random_salt(SecureRole::Client, &keying.key, keying.suite) {
-                    Ok(handshake) => Some(handshake),
-                    Err(e) => {
-                        self.fail_unstarted(&link, e.into());
-                        return;
-                    }
+            Some(keying) => match self.net.client_static() {
+                Ok(client_static) => {
+                    Some(Handshake::client(&keying.key, keying.suite, client_static))
                 }
-            }
+                Err(e) => {
+                    self.fail_unstarted(&link, e.into());
+                    return;
+                }
+            },
         };
         let (stream, attempt) = match self.connect_from(&link, 0) {
             Ok(started) => started,
@@ -132,6 +132,7 @@ impl Driver {
         {
             let mut out = link.lock();
             out.state = State::Closed;
+            link.notify_writable(&mut out);
             out.connect = ConnectStatus::Failed(error.clone());
             link.connect_changed.notify_all();
         }

@@ -51,6 +51,8 @@ pub(super) struct Driver {
     pub(super) budget_waiting: bool,
     /// Memory was freed while a link waited for it: resume after this round.
     pub(super) resume_soon: bool,
+    /// When links were last scanned for a stalled frame to close.
+    pub(super) eviction_scan: Option<Instant>,
     /// Per-connection share of the ring: events and packet bytes.
     pub(super) quota: (usize, usize),
 }
@@ -95,6 +97,7 @@ impl Driver {
             pending_bytes: 0,
             large_buffers: 0,
             budget_waiting: false,
+            eviction_scan: None,
             resume_soon: false,
             quota,
         }
@@ -186,6 +189,11 @@ impl Driver {
                 Command::Listen(server, listener) => self.add_listener(server, listener),
                 Command::Connect(link) => self.connect(link),
                 Command::Flush(id) => self.flush(token(id)),
+                Command::FlushMany(ids) => {
+                    for id in ids {
+                        self.flush(token(id));
+                    }
+                }
                 Command::Close(id) => self.close_locally(token(id)),
                 Command::CloseServer(id) => self.close_server(token(id.0)),
                 Command::Resume => self.resume(),

@@ -24,7 +24,7 @@ impl Driver {
                 return false;
             };
             let Some(event) = io.session.poll_event() else {
-                // A handshake step (the key confirmation) or a Close to send.
+                // A handshake step (a Noise message, the key confirmation) or a Close to send.
                 if write || io.session.has_transmit() {
                     self.flush(t);
                 }
@@ -187,6 +187,7 @@ impl Driver {
                 self.record_abandoned(&link, &out.queue, &io.session, &reason);
             }
             out.state = State::Closed;
+            link.notify_writable(&mut out);
             out.stream = None;
             out.queue.clear();
             out.control.clear();

@@ -3,10 +3,14 @@
 //! from half of it, or wait), the per-connection share of the ring, and
 //! pausing a link (its session's timers stand still meanwhile).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::driver::Driver;
 use super::link_io::Held;
+
+/// Least time between two looks for a stalled frame to close, so that many
+/// links waiting for memory do not each scan every link.
+const EVICTION_SCAN_GAP: Duration = Duration::from_millis(100);
 
 /// Receive-buffer memory a link may hold without counting as a large
 /// partial frame: together, the larger ones hold at most half the budget.
@@ -63,6 +67,42 @@ impl Driver {
             io.reserved = want;
         }
         self.settle(t);
+        true
+    }
+
+    /// There is no memory for the large frame link `t` is starting: closes
+    /// the largest partial frame that has had no byte for a fifth of
+    /// `Config::frame_timeout` (3 s by default), so that peers waiting for
+    /// memory wait for stalled frames that long at most, not the whole
+    /// timeout. True when one was closed (its memory is free again).
+    pub(super) fn evict_stalled_frame(&mut self, t: usize) -> bool {
+        let Some(limit) = self.net.config.frame_timeout else {
+            return false;
+        };
+        let now = Instant::now();
+        if self.large_buffers == 0
+            || self
+                .eviction_scan
+                .is_some_and(|at| now.saturating_duration_since(at) < EVICTION_SCAN_GAP)
+        {
+            return false;
+        }
+        self.eviction_scan = Some(now);
+        let grace = limit / 5;
+        let victim = self
+            .links
+            .iter()
+            .filter(|&(&u, io)| u != t && io.reserved > SMALL_BUFFER)
+            .filter(|(_, io)| io.session.stalled_for(now).is_some_and(|d| d >= grace))
+            .max_by_key(|(_, io)| io.reserved)
+            .map(|(&u, _)| u);
+        let Some(io) = victim.and_then(|u| self.links.get_mut(&u).map(|io| (u, io))) else {
+            return false;
+        };
+        let (u, io) = io;
+        io.session.close_stalled(grace);
+        self.on_session_events(u);
+        self.eviction_scan = None;
         true
     }
 

@@ -52,21 +52,29 @@ impl Driver {
         };
         let link = io.link.clone();
         let open = io.session.can_send();
-        let result = {
+        let (result, report_drained) = {
             let mut out = link.lock();
             io.session.poll_transmit(&mut out.control);
+            let before = out.queue.len();
             let result = out.flush(open);
-            let drained = matches!(result, Ok(Flushed::Empty)) && open && out.queue.is_empty();
+            // Per link, at the low-water mark: a sender waiting for this
+            // link resumes while the rest of its queue is still going out.
+            let low = link.low_water();
+            let after = out.queue.len();
+            if result.is_ok() && before > low && after <= low {
+                link.notify_writable(&mut out);
+            }
+            let drained = result.is_ok() && open && after <= low;
             (result, drained && std::mem::take(&mut out.refused))
         };
+        if report_drained {
+            let object = super::lifecycle::object_of(&link);
+            self.emit(EventKind::Drained { object });
+        }
         match result {
-            (Err(e), _) => self.abort(t, Error::io("write", &e), true),
-            (Ok(Flushed::Blocked), _) => {}
-            (Ok(Flushed::Empty), report_drained) => {
-                if report_drained {
-                    let object = super::lifecycle::object_of(&link);
-                    self.emit(EventKind::Drained { object });
-                }
+            Err(e) => self.abort(t, Error::io("write", &e), true),
+            Ok(Flushed::Blocked) => {}
+            Ok(Flushed::Empty) => {
                 // Closing: everything is out, so our end of stream may follow.
                 if let Some(io) = self.links.get_mut(&t) {
                     io.session.flushed();
@@ -101,7 +109,7 @@ impl Driver {
             };
             let stream = io.stream.clone();
             let Some(buf) = io.session.read_buffer_within(allowance) else {
-                if self.reserve_frame(t) {
+                if self.reserve_frame(t) || self.evict_stalled_frame(t) {
                     continue;
                 }
                 // No memory budget for more of this link: wait until the

@@ -91,7 +91,8 @@ pub const EVENT_CLIENT_CLOSE: i64 = 5;
 /// nil `.Object`, events were lost because the queue was full.
 pub const EVENT_ERROR: i64 = 6;
 /// `network.EVENT_DRAINED` (not in the Lua network module): a send queue that refused a
-/// message because it was full has emptied; sending can resume.
+/// message because it was full is down to its low-water mark (a quarter of its limit
+/// by default); sending can resume.
 pub const EVENT_DRAINED: i64 = 7;
 
 /// Registry name of the `network` table of a state (one per state).

@@ -97,6 +97,23 @@ impl Client {
     pub fn queued_bytes(&self) -> usize {
         self.link.queued_bytes()
     }
+
+    /// Blocks until this client can take more: until its queued bytes are
+    /// at or below the low-water mark
+    /// ([`Config::send_queue_low_water`](crate::Config::send_queue_low_water)),
+    /// returning at once if they already are (also while still connecting).
+    /// Takes no events. Errors: [`Error::Closed`] once closing or closed,
+    /// [`Error::Timeout`] when `timeout` passes first.
+    pub fn wait_writable(&self, timeout: Duration) -> Result<(), Error> {
+        self.link.wait_writable(timeout)
+    }
+
+    /// The async form of [`wait_writable`](Self::wait_writable), for any
+    /// executor (see [`Connection::writable`](crate::Connection::writable)).
+    #[cfg(feature = "futures")]
+    pub fn writable(&self) -> super::Writable {
+        super::Writable::new(self.link.clone())
+    }
 }
 
 impl Drop for Client {

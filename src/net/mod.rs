@@ -3,15 +3,23 @@
 
 mod addr;
 mod client;
+#[cfg(feature = "futures")]
+mod events;
 mod network;
+mod send_report;
 mod server;
 
+#[cfg(feature = "futures")]
+pub use crate::shared::Writable;
 pub use crate::shared::{
     Abandoned, ClientId, CloseReason, Config, Connection, ConnectionId, Event, EventKind, Message,
     ObjectId, OverflowPolicy, SendError, ServerId, ShutdownReport, Source,
 };
 pub use client::Client;
+#[cfg(feature = "futures")]
+pub use events::EventStream;
 pub use network::Network;
+pub use send_report::SendReport;
 pub use server::Server;
 
 #[cfg(test)]

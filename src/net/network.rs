@@ -136,6 +136,31 @@ impl Network {
         self.shared.ring.set_hook(None);
     }
 
+    /// The events as an async [`futures_core::Stream`] (cargo feature
+    /// `futures`), woken by the IO thread and tied to no runtime: see
+    /// [`EventStream`](super::EventStream). The stream holds a clone of this
+    /// network.
+    ///
+    /// ```no_run
+    /// # async fn run() {
+    /// let net = tablenet::Network::new();
+    /// let mut events = net.events();
+    /// while let Some(event) = events.next_event().await {
+    ///     println!("{:?}", event.kind);
+    /// }
+    /// # }
+    /// ```
+    #[cfg(feature = "futures")]
+    pub fn events(&self) -> super::EventStream {
+        super::EventStream::new(self.clone())
+    }
+
+    /// What this network shares with its IO thread.
+    #[cfg(feature = "futures")]
+    pub(crate) fn shared(&self) -> &Arc<NetShared> {
+        &self.shared
+    }
+
     /// Starts a server listening on `address:port` (the Lua network module's
     /// `network.Server`). `address` is a host name or an IP literal;
     /// `port` is any port, or 0 to let the OS choose; `key` is `None` for
@@ -172,7 +197,6 @@ impl Network {
             local,
             conns: Mutex::new(HashMap::new()),
             keying,
-            last_multi_send: Mutex::new(None),
         });
         let listener = mio::net::TcpListener::from_std(listener);
         self.shared

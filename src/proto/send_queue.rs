@@ -7,6 +7,11 @@
 //! queued, so the sealer's counter order is the wire order; frames queued
 //! before the handshake ends are sealed, in order, when it hands over the
 //! sealer ([`start_sealing`](SendQueue::start_sealing)).
+//!
+//! A fan-out (one frame to many connections) queues the shared frame as it
+//! is ([`push_deferred`](SendQueue::push_deferred): no copy, no seal), so
+//! the sending thread does constant work per connection; the IO thread
+//! seals and gathers it with [`prepare`](SendQueue::prepare) before writing.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -53,6 +58,9 @@ impl OutFrame<'_> {
 enum Chunk {
     Owned(Vec<u8>),
     Shared(Bytes),
+    /// One whole frame, not yet sealed or gathered (see
+    /// [`SendQueue::prepare`]); never written as it is.
+    Deferred(Bytes),
 }
 
 impl std::ops::Deref for Chunk {
@@ -60,7 +68,7 @@ impl std::ops::Deref for Chunk {
     fn deref(&self) -> &[u8] {
         match self {
             Chunk::Owned(v) => v,
-            Chunk::Shared(b) => b,
+            Chunk::Shared(b) | Chunk::Deferred(b) => b,
         }
     }
 }
@@ -86,6 +94,9 @@ pub struct SendQueue {
     queued: usize,
     /// Seals outgoing frames once a keyed handshake has finished.
     sealer: Option<Sealer>,
+    /// `Deferred` chunks in `queue`. While there are any, every push is
+    /// deferred too, so frames are sealed in queue order.
+    deferred: usize,
 }
 
 impl std::fmt::Debug for SendQueue {
@@ -94,6 +105,7 @@ impl std::fmt::Debug for SendQueue {
             .field("queued", &self.queued)
             .field("chunks", &self.queue.len())
             .field("sealing", &self.sealer.is_some())
+            .field("deferred", &self.deferred)
             .finish()
     }
 }
@@ -124,6 +136,7 @@ impl SendQueue {
         self.queue.clear();
         self.queued = 0;
         self.head_written = 0;
+        self.deferred = 0;
     }
 
     /// The handshake finished: seal what was queued in plain, in order, and
@@ -132,9 +145,10 @@ impl SendQueue {
         let queue = std::mem::take(&mut self.queue);
         self.queued = 0;
         self.head_written = 0; // nothing is written before the handshake ends
+        self.deferred = 0; // deferred frames are sealed here with the rest
         self.sealer = Some(sealer);
         for chunk in queue {
-            // An owned chunk holds whole frames back to back.
+            // Every chunk holds whole frames back to back.
             let mut rest: &[u8] = &chunk;
             while let Some(prefix) = rest.first_chunk::<LENGTH_PREFIX>() {
                 let end = (LENGTH_PREFIX + u32::from_le_bytes(*prefix) as usize).min(rest.len());
@@ -149,6 +163,16 @@ impl SendQueue {
     /// Appends one frame, sealed when the queue seals. Small frames are
     /// copied into the last owned chunk (reusing a written one's buffer).
     pub fn push(&mut self, frame: OutFrame) -> Result<(), SecureError> {
+        if self.deferred > 0 {
+            // Behind a deferred frame: sealing this one now would give it
+            // an earlier counter than the frame before it on the wire.
+            let bytes = match frame {
+                OutFrame::Borrowed(b) => Bytes::copy_from_slice(b),
+                OutFrame::Shared(b) => b,
+            };
+            self.push_deferred(bytes);
+            return Ok(());
+        }
         let tag = if self.sealer.is_some() { TAG_LEN } else { 0 };
         let len = frame.len();
         let frame = match frame {
@@ -205,11 +229,67 @@ impl SendQueue {
         Ok(())
     }
 
+    /// Queues one whole frame (length prefix included) without sealing or
+    /// copying it: constant work, for the thread that fans one frame out to
+    /// many connections. It counts at its sealed size at once; it is sealed
+    /// and gathered by [`prepare`](Self::prepare), which must run before
+    /// the queue is written (until then [`io_slices`](Self::io_slices)
+    /// stops short of it).
+    pub fn push_deferred(&mut self, frame: Bytes) {
+        let tag = if self.sealer.is_some() { TAG_LEN } else { 0 };
+        self.queued += frame.len() + tag;
+        self.deferred += 1;
+        self.queue.push_back(Chunk::Deferred(frame));
+    }
+
+    /// Frames queued by [`push_deferred`](Self::push_deferred) wait for
+    /// [`prepare`](Self::prepare).
+    pub fn has_deferred(&self) -> bool {
+        self.deferred > 0
+    }
+
+    /// Seals (on a keyed link) and gathers the deferred frames, in order, as
+    /// [`push`](Self::push) would have. Done by the writing thread, before a
+    /// write. An error (the sealer's counter is exhausted) leaves the queue
+    /// unusable: the connection must close.
+    pub fn prepare(&mut self) -> Result<(), SecureError> {
+        let Some(first) = self
+            .queue
+            .iter()
+            .position(|c| matches!(c, Chunk::Deferred(_)))
+        else {
+            return Ok(());
+        };
+        // Nothing is ever pushed behind a deferred frame without being
+        // deferred itself, and a deferred chunk is never written: the tail
+        // from the first one holds whole frames, none of them written.
+        let tail = self.queue.split_off(first);
+        let tag = if self.sealer.is_some() { TAG_LEN } else { 0 };
+        self.deferred = 0;
+        for chunk in tail {
+            match chunk {
+                Chunk::Deferred(frame) => {
+                    self.queued = self.queued.saturating_sub(frame.len() + tag);
+                    self.push(OutFrame::Shared(frame))?;
+                }
+                other => {
+                    // Unreachable by the rule above; kept in order anyway.
+                    self.queue.push_back(other);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Fills `slices` with the unwritten bytes, oldest first, for one
-    /// vectored write; returns how many slices it filled.
+    /// vectored write; returns how many slices it filled. Stops at the first
+    /// deferred frame (see [`prepare`](Self::prepare)).
     pub fn io_slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
         let mut count = 0;
         for (i, (chunk, slot)) in self.queue.iter().zip(slices.iter_mut()).enumerate() {
+            if matches!(chunk, Chunk::Deferred(_)) {
+                break;
+            }
             let skip = if i == 0 { self.head_written } else { 0 };
             *slot = IoSlice::new(chunk.get(skip..).unwrap_or_default());
             count = i + 1;
@@ -218,11 +298,14 @@ impl SendQueue {
     }
 
     /// Copies up to `max` unwritten bytes into `out` without consuming them
-    /// (for an in-memory pipe); confirm what was sent with
+    /// (for an in-memory pipe), stopping at the first deferred frame; confirm what was sent with
     /// [`advance`](Self::advance).
     pub fn peek_into(&self, out: &mut Vec<u8>, max: usize) -> usize {
         let mut copied = 0;
         for (i, chunk) in self.queue.iter().enumerate() {
+            if matches!(chunk, Chunk::Deferred(_)) {
+                break; // not ready: see `prepare`
+            }
             let skip = if i == 0 { self.head_written } else { 0 };
             let bytes = chunk.get(skip..).unwrap_or_default();
             let take = bytes.len().min(max - copied);
@@ -390,5 +473,79 @@ mod tests {
             }
             assert!(rest.is_empty());
         }
+    }
+
+    #[test]
+    fn deferred_frames_wait_for_prepare_then_are_gathered_in_order() {
+        let mut out = SendQueue::new();
+        let (a, b, c) = (frame(30, 1), frame(12, 2), frame(SMALL_FRAME + 1, 3));
+        out.push(OutFrame::Borrowed(&a)).unwrap();
+        out.push_deferred(Bytes::from(b.clone()));
+        // Behind a deferred frame, a push is deferred too.
+        out.push(OutFrame::Borrowed(&c)).unwrap();
+        out.push_deferred(Bytes::from(b.clone()));
+        assert!(out.has_deferred());
+        assert_eq!(out.len(), a.len() + 2 * b.len() + c.len());
+        // Only what is ready can be written.
+        assert_eq!(queued_bytes(&out), a);
+        let mut slices = [IoSlice::new(&[]); 8];
+        assert_eq!(out.io_slices(&mut slices), 1);
+        out.prepare().unwrap();
+        assert!(!out.has_deferred());
+        let all = [a.as_slice(), &b, &c, &b].concat();
+        assert_eq!(queued_bytes(&out), all);
+        assert_eq!(out.len(), all.len());
+        assert_eq!(out.unsent_frames(), 4);
+        // a and b gathered into one chunk, c alone, the last b in a new one.
+        assert_eq!(out.queue.len(), 3);
+    }
+
+    #[test]
+    fn deferred_frames_are_sealed_in_queue_order() {
+        // With the default limits, and rekeying every second frame, so that
+        // deferred frames sealed later cross a rekey in wire order.
+        for rekey_after in [None, Some(2)] {
+            deferred_frames_sealed_in_order(rekey_after);
+        }
+    }
+
+    fn deferred_frames_sealed_in_order(rekey_after: Option<u64>) {
+        let (client, server) = sessions(CipherSuite::Aes256Gcm, &"cd".repeat(32));
+        let (mut sealer, _) = client.into_parts();
+        let (_, mut opener) = server.into_parts();
+        if let Some(frames) = rekey_after {
+            sealer.set_rekey_limits(frames, u64::MAX);
+            opener.set_rekey_limits(frames, u64::MAX);
+        }
+        let mut out = SendQueue::new();
+        // Deferred before the handshake, then sealed with the rest.
+        let early = frame(10, 9);
+        out.push_deferred(Bytes::from(early.clone()));
+        out.start_sealing(sealer).unwrap();
+        assert!(!out.has_deferred());
+        let plain = [
+            frame(12, 1),
+            frame(40, 2),
+            frame(SMALL_FRAME + 100, 3),
+            frame(9, 4),
+        ];
+        out.push(OutFrame::Borrowed(&plain[0])).unwrap();
+        out.push_deferred(Bytes::from(plain[1].clone()));
+        out.push_deferred(Bytes::from(plain[2].clone()));
+        out.push(OutFrame::Borrowed(&plain[3])).unwrap();
+        let counted = out.len();
+        out.prepare().unwrap();
+        let mut wire = queued_bytes(&out);
+        assert_eq!(wire.len(), counted, "counted at sealed size from the start");
+        let mut rest = wire.as_mut_slice();
+        for f in [&early].into_iter().chain(&plain) {
+            let (prefix, tail) = rest.split_first_chunk_mut::<4>().unwrap();
+            let len = u32::from_le_bytes(*prefix) as usize;
+            let (payload, tail) = tail.split_at_mut(len);
+            let text = opener.open_in_place(*prefix, payload).unwrap();
+            assert_eq!(&*text, &f[4..]);
+            rest = tail;
+        }
+        assert!(rest.is_empty());
     }
 }

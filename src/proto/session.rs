@@ -14,7 +14,7 @@
 //!  timer fired ────────────────────────>  handle_timeout(now)    (poll_timeout says when)
 //!  application closes ─────────────────>  close(now, data_queued)
 //!  queue written out ──────────────────>  flushed()
-//!  poll_transmit(buf) <─────────────────  preamble and key confirmation bytes
+//!  poll_transmit(buf) <─────────────────  preamble and handshake bytes
 //!  poll_event() <───────────────────────  Established / SendControl / ShutdownWrite / Closed
 //! ```
 //!
@@ -22,7 +22,7 @@
 //! [`SendQueue`](super::SendQueue), which seals them once
 //! [`SessionEvent::Established`] hands over the sealer, and may be written
 //! whenever [`Session::can_send`] is true. Everything the session wants sent
-//! itself (its preamble, its key confirmation) comes from
+//! itself (its preamble, its handshake messages) comes from
 //! [`Session::poll_transmit`] and goes out before anything queued; the
 //! heartbeat's Ping and Pong and the closing Close frame go through the
 //! queue ([`SessionEvent::SendControl`]), so they are sealed in order with
@@ -62,8 +62,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::secure::{CONFIRM_FRAME_LEN, Handshake, Opener, Role, Sealer, TAG_LEN};
-use super::{FrameDecoder, FrameKind, LENGTH_PREFIX, Limits, MAX_CLOSE_REASON, Preamble};
+use super::secure::{Handshake, MAX_HANDSHAKE_FRAME, Opener, Role, Sealer, TAG_LEN};
+use super::{FrameDecoder, FrameKind, Limits, MAX_CLOSE_REASON, Preamble};
 use crate::error::{Error, ProtocolError};
 
 /// The limits and timers of one session.
@@ -214,8 +214,8 @@ enum Phase {
     Connecting,
     /// Our preamble is out; waiting for the peer's.
     Preamble,
-    /// Keyed: waiting for the peer's key confirmation.
-    Confirm,
+    /// Keyed: the Noise handshake's messages and the key confirmation.
+    Handshake,
     /// Usable.
     Open,
     /// Closing (ours, or answering the peer's Close): our Close is queued
@@ -354,6 +354,15 @@ impl Session {
         };
         // Our own preambles have short extensions; encoding cannot fail.
         let _ = preamble.encode(&mut self.transmit);
+        // A client's Noise message 1 goes out with its preamble.
+        if let Some(handshake) = self.handshake.as_mut() {
+            match handshake.first_message() {
+                Ok(message) => self.transmit.extend_from_slice(&message),
+                Err(e) => {
+                    self.fail(e.into());
+                }
+            }
+        }
     }
 
     /// Which end of the connection this is.
@@ -375,7 +384,7 @@ impl Session {
     pub fn is_handshaking(&self) -> bool {
         matches!(
             self.phase,
-            Phase::Connecting | Phase::Preamble | Phase::Confirm
+            Phase::Connecting | Phase::Preamble | Phase::Handshake
         )
     }
 
@@ -503,6 +512,30 @@ impl Session {
         }
     }
 
+    /// How long an open session has held part of a frame with no byte of it
+    /// arriving, not counting time paused by
+    /// [`pause_reading`](Self::pause_reading); `None` when it holds none or
+    /// is paused. A driver short of memory closes the longest-stalled large
+    /// frames first.
+    pub fn stalled_for(&self, now: Instant) -> Option<Duration> {
+        if self.phase != Phase::Open || self.paused_since.is_some() || self.decoder.buffered() == 0
+        {
+            return None;
+        }
+        Some(now.saturating_duration_since(self.last_progress))
+    }
+
+    /// Closes a session whose partial frame has stalled for `stalled` (see
+    /// [`stalled_for`](Self::stalled_for)) because others wait for the
+    /// memory it holds: reason `Timeout`, as when the frame timeout passes.
+    pub fn close_stalled(&mut self, stalled: Duration) {
+        let error = Error::Timeout {
+            operation: "a partial frame (no byte arrived while others waited for memory)",
+            after: stalled,
+        };
+        self.close_with(CloseReason::Timeout, Some(error));
+    }
+
     /// Reading is paused (see [`pause_reading`](Self::pause_reading)).
     pub fn is_reading_paused(&self) -> bool {
         self.paused_since.is_some()
@@ -550,7 +583,7 @@ impl Session {
             Phase::Closed => Input::Empty,
             Phase::Connecting => self.input_exhausted(),
             Phase::Preamble => self.read_preamble(now),
-            Phase::Confirm => self.read_confirm(now),
+            Phase::Handshake => self.read_handshake(now),
             Phase::Closing if !self.established => {
                 // Refused or abandoned before the handshake: what the peer
                 // says no longer matters; read only to see its end of stream.
@@ -580,14 +613,12 @@ impl Session {
             (None, true) => self.fail(ProtocolError::PeerRequiresKey { peer }.into()),
             (Some(_), false) => self.fail(ProtocolError::PeerHasNoKey { peer }.into()),
             (Some(handshake), true) => match handshake.receive_preamble(&preamble) {
-                Ok(confirm) => {
-                    self.transmit.extend_from_slice(&confirm);
-                    self.phase = Phase::Confirm;
-                    // Until the peer proves it has the key, accept no frame
-                    // but its key confirmation: nobody without the key can
-                    // make us buffer more than 53 bytes.
-                    self.decoder
-                        .set_max_frame_size(CONFIRM_FRAME_LEN - LENGTH_PREFIX);
+                Ok(()) => {
+                    self.phase = Phase::Handshake;
+                    // Until the handshake is done, accept no frame longer
+                    // than a handshake message: nobody without the key can
+                    // make us buffer more than that.
+                    self.decoder.set_max_frame_size(MAX_HANDSHAKE_FRAME);
                     Input::Handled
                 }
                 Err(e) => self.fail(e.into()),
@@ -595,7 +626,7 @@ impl Session {
         }
     }
 
-    fn read_confirm(&mut self, now: Instant) -> Input<'_> {
+    fn read_handshake(&mut self, now: Instant) -> Input<'_> {
         let (prefix, range) = match self.decoder.next_raw_frame_at() {
             Ok(None) => return self.input_exhausted(),
             Ok(Some(frame)) => frame,
@@ -606,8 +637,12 @@ impl Session {
             return self.fail(Error::Closed);
         };
         let payload = self.decoder.get_mut(range);
-        match handshake.receive_confirm(prefix, payload) {
-            Ok(session) => {
+        match handshake.receive(prefix, payload) {
+            Ok(progress) => {
+                self.transmit.extend_from_slice(&progress.send);
+                let Some(session) = progress.session else {
+                    return Input::Handled;
+                };
                 let (sealer, opener) = session.into_parts();
                 self.opener = Some(opener);
                 self.handshake = None;
@@ -697,7 +732,15 @@ impl Session {
         match self.phase {
             Phase::Closed => Input::Empty,
             Phase::Closing => self.close_with(self.closing_reason(), None),
-            Phase::Connecting | Phase::Preamble | Phase::Confirm => {
+            Phase::Handshake
+                if self
+                    .handshake
+                    .as_ref()
+                    .is_some_and(|h| h.awaits_confirmation()) =>
+            {
+                self.fail(crate::proto::secure::SecureError::ProofRejected.into())
+            }
+            Phase::Connecting | Phase::Preamble | Phase::Handshake => {
                 self.fail(ProtocolError::ClosedDuringHandshake.into())
             }
             Phase::Open if self.decoder.buffered() > 0 => {
@@ -727,7 +770,7 @@ impl Session {
     pub fn close(&mut self, now: Instant, data_queued: bool) {
         match self.phase {
             Phase::Closing | Phase::Closed => {}
-            Phase::Connecting | Phase::Preamble | Phase::Confirm => {
+            Phase::Connecting | Phase::Preamble | Phase::Handshake => {
                 if data_queued {
                     // The handshake keeps its deadline; once open, close.
                     self.close_when_open = true;
@@ -816,7 +859,7 @@ impl Session {
         }
         match self.phase {
             Phase::Closed => {}
-            Phase::Connecting | Phase::Preamble | Phase::Confirm => {
+            Phase::Connecting | Phase::Preamble | Phase::Handshake => {
                 let error = Error::Timeout {
                     operation: "handshake",
                     after: self.config.handshake_timeout,

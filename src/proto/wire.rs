@@ -262,26 +262,37 @@ impl ser::Serialize for WireHash<'_> {
     fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let t = self.0;
         let mut map = s.serialize_map(Some(t.table.hash_len()))?;
-        for (key, value) in t.table.hash_entries() {
-            map.serialize_entry(
-                &WireKey(key),
-                &WireValue {
-                    value,
-                    depth: t.depth,
-                    ctx: t.ctx,
-                },
-            )?;
+        let value = |value| WireValue {
+            value,
+            depth: t.depth,
+            ctx: t.ctx,
+        };
+        for (i, v) in t.table.array_tail() {
+            map.serialize_entry(&WireKey::Integer(i), &value(v))?;
+        }
+        for (key, v) in t.table.hash_part() {
+            map.serialize_entry(&WireKey::Key(key), &value(v))?;
         }
         map.end()
     }
 }
 
-/// A key, with the same tags as the equal value.
-struct WireKey<'a>(&'a Key);
+/// A key, with the same tags as the equal value: an integer key from the
+/// array part, or a key of the hash part.
+enum WireKey<'a> {
+    Integer(i64),
+    Key(&'a Key),
+}
 
 impl ser::Serialize for WireKey<'_> {
     fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0.repr() {
+        let key = match self {
+            WireKey::Integer(i) => {
+                return s.serialize_newtype_variant("Value", tag::INTEGER, "Integer", i);
+            }
+            WireKey::Key(key) => key,
+        };
+        match key.repr() {
             KeyRepr::Boolean(b) => s.serialize_newtype_variant("Value", tag::BOOLEAN, "Boolean", b),
             KeyRepr::Integer(i) => s.serialize_newtype_variant("Value", tag::INTEGER, "Integer", i),
             KeyRepr::Number(bits) => {
@@ -310,8 +321,6 @@ struct DecodeCtx {
 
 /// Memory one value takes where it is stored (a sequence slot, a hash value).
 const VALUE_COST: usize = std::mem::size_of::<Value>();
-/// Memory a hash entry takes beyond its value: its key and its index slot.
-const ENTRY_COST: usize = std::mem::size_of::<Key>() + 2 * std::mem::size_of::<usize>();
 
 impl DecodeCtx {
     /// Charges `n` bytes of decoded memory; an error once over the limit.
@@ -500,10 +509,15 @@ impl<'de> Visitor<'de> for SequencePart<'_, '_> {
             // A nil leaves a hole; later elements then land in the hash part
             // under their index, as in the Lua constructor `{1, nil, 3}`.
             if !value.is_nil() {
-                if self.table.sequence_len() as i64 + 1 != index {
-                    self.ctx.spend(ENTRY_COST)?;
-                }
-                self.table.set_key(Key::from(index), value);
+                // Indices only grow, so the key is always new.
+                let grown = self
+                    .table
+                    .insert_new(Key::from(index), value)
+                    .map_err(|_| {
+                        self.ctx
+                            .fail(ProtocolError::Malformed("sequence index repeated".into()).into())
+                    })?;
+                self.ctx.spend(grown)?;
             }
         }
         Ok(())
@@ -534,20 +548,32 @@ impl<'de> Visitor<'de> for HashPart<'_, '_> {
         let room = self
             .ctx
             .reserve(map.size_hint().unwrap_or(0), MIN_ENTRY_BYTES);
-        self.table.reserve_hash(room);
+        // Room in the hash part, reserved at the first key that goes there
+        // for sure: integer keys mostly land in the array part.
+        let mut room = Some(room);
         let seed = ValueSeed {
             ctx: self.ctx,
             depth: self.depth,
         };
         while let Some(key) = map.next_key_seed(KeySeed { ctx: self.ctx })? {
-            self.ctx.spend(ENTRY_COST)?;
+            if !matches!(key.repr(), KeyRepr::Integer(_))
+                && let Some(room) = room.take()
+            {
+                self.table.reserve_hash(room);
+            }
             let value = map.next_value_seed(seed)?;
             // A key seen before (in either part) makes the encoding
             // ambiguous: refuse it. A nil value sets nothing, as in Lua.
             let duplicate = if value.is_nil() {
                 self.table.contains_key(key.as_ref()).then_some(key)
             } else {
-                self.table.insert_new(key, value).err()
+                match self.table.insert_new(key, value) {
+                    Ok(grown) => {
+                        self.ctx.spend(grown)?;
+                        None
+                    }
+                    Err(key) => Some(key),
+                }
             };
             if let Some(key) = duplicate {
                 let key = crate::error::inert(key.to_string().as_bytes());

@@ -31,7 +31,9 @@ pub enum OverflowPolicy {
 pub struct Config {
     /// Event ring slots (default 2000, as in the Lua network module).
     pub event_capacity: usize,
-    /// Event ring byte budget for received packets (default 64 MiB).
+    /// Event ring byte budget for received packets (default 64 MiB). Must be
+    /// at least `limits.max_frame_size`, so that one message of the largest
+    /// size always fits (raise both together).
     pub event_bytes: usize,
     /// What one connection may hold in the ring while the ring is contended
     /// (at least three quarters full, in events or bytes): this many events (default
@@ -71,11 +73,22 @@ pub struct Config {
     /// until the application takes events; the Lua binding overwrites the
     /// oldest, as the Lua network module does).
     pub overflow: OverflowPolicy,
-    /// Frame size and nesting limits, both directions.
+    /// Frame size and nesting limits, both directions. `limits.max_frame_size`
+    /// may not exceed `event_bytes` (one message of the largest size must fit
+    /// in the ring): raise both together.
     pub limits: Limits,
     /// Outgoing bytes a connection may have queued (default 8 MiB). An empty
     /// queue always accepts one message up to the maximum frame size.
     pub send_queue_bytes: usize,
+    /// The low-water mark of each connection's send queue, in bytes: a
+    /// connection that refused a send
+    /// ([`SendError::QueueFull`](crate::SendError::QueueFull)) reports
+    /// [`Drained`](crate::EventKind::Drained) once its queue is down to this,
+    /// and `wait_writable` returns there. `None` (the default) means a
+    /// quarter of `send_queue_bytes` (2 MiB by default), so a sender resumes
+    /// while three quarters of the queue are free and the socket still has
+    /// data to write. At most `send_queue_bytes`.
+    pub send_queue_low_water: Option<usize>,
     /// Time a new connection has to finish its preamble/handshake (default 10 s).
     pub handshake_timeout: Duration,
     /// Time a closing connection has to write what was queued, its Close
@@ -115,10 +128,13 @@ pub struct Config {
     /// later growth would stall the IO thread for an RCU grace period per
     /// doubling (8 bytes of kernel memory per slot).
     pub max_connections: usize,
-    /// Cipher for encrypted connections. `None` (the default) picks AES-GCM
-    /// by key length: AES-128-GCM for 32 hex digits, AES-256-GCM for 64.
+    /// Cipher for encrypted connections: the Noise handshake's and the
+    /// transport's. `None` (the default) is AES-256-GCM
+    /// (`Noise_XNpsk3_25519_AESGCM_SHA256`) for either key length (32 or 64
+    /// hex digits, expanded to a 256-bit pre-shared key).
     /// `Some(CipherSuite::ChaCha20Poly1305)` suits machines without AES
-    /// instructions (256-bit keys only). Both sides must choose the same.
+    /// instructions. `CipherSuite::Aes128Gcm`, protocol version 1's name, is
+    /// deprecated and selects AES-256-GCM. Both sides must choose the same.
     pub cipher: Option<CipherSuite>,
     /// Drive the sockets on the application's own thread, inside
     /// `poll_events`/`wait_events` (and `wait_for_connect`), instead of on a
@@ -154,6 +170,7 @@ impl Default for Config {
             overflow: OverflowPolicy::Lossless,
             limits: Limits::default(),
             send_queue_bytes: 8 * 1024 * 1024,
+            send_queue_low_water: None,
             handshake_timeout: Duration::from_secs(10),
             linger: Duration::from_secs(5),
             nodelay: true,
@@ -179,6 +196,13 @@ fn invalid(argument: &'static str, expected: &'static str, got: impl ToString) -
 }
 
 impl Config {
+    /// The send queue's low-water mark in bytes (`send_queue_low_water`, or a
+    /// quarter of `send_queue_bytes`).
+    pub(crate) fn low_water(&self) -> usize {
+        self.send_queue_low_water
+            .unwrap_or(self.send_queue_bytes / 4)
+    }
+
     /// Checks every field; the error names the first one out of range.
     pub fn validate(&self) -> Result<(), Error> {
         self.limits.validate()?;
@@ -209,6 +233,15 @@ impl Config {
         }
         if self.send_queue_bytes == 0 {
             return Err(invalid("send_queue_bytes", "at least 1 byte", 0));
+        }
+        if let Some(low) = self.send_queue_low_water
+            && low > self.send_queue_bytes
+        {
+            return Err(invalid(
+                "send_queue_low_water",
+                "at most send_queue_bytes, or None",
+                low,
+            ));
         }
         let sane = Duration::from_millis(1)..=Duration::from_secs(3600);
         if !sane.contains(&self.handshake_timeout) {

@@ -103,6 +103,34 @@ impl Connection {
     pub fn queued_bytes(&self) -> usize {
         self.link().queued_bytes()
     }
+
+    /// Blocks until this connection can take more: until its queued bytes
+    /// are at or below the low-water mark
+    /// ([`Config::send_queue_low_water`](crate::Config::send_queue_low_water),
+    /// a quarter of the queue limit by default), returning at once if they
+    /// already are. This is the moment its
+    /// [`Drained`](crate::EventKind::Drained) event reports, but the wait
+    /// takes no events: a sender thread can use it while another thread
+    /// polls the network's events. With [`Config::inline_io`](crate::Config::inline_io)
+    /// the waiting thread drives the network meanwhile.
+    ///
+    /// Errors: [`Error::Closed`](crate::Error::Closed) when the connection is
+    /// closing or closes meanwhile; [`Error::Timeout`](crate::Error::Timeout)
+    /// when `timeout` passes first.
+    pub fn wait_writable(&self, timeout: std::time::Duration) -> Result<(), crate::Error> {
+        self.link().wait_writable(timeout)
+    }
+
+    /// The async form of [`wait_writable`](Self::wait_writable), for any
+    /// executor: resolves when this connection can take more, or with
+    /// [`Error::Closed`](crate::Error::Closed) once it closes. Woken by the
+    /// IO thread (not with [`Config::inline_io`](crate::Config::inline_io),
+    /// where nothing runs between the application's calls: see the crate's
+    /// async notes).
+    #[cfg(feature = "futures")]
+    pub fn writable(&self) -> super::Writable {
+        super::Writable::new(self.0.link.clone())
+    }
 }
 
 impl fmt::Debug for Connection {

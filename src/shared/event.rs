@@ -132,7 +132,11 @@ pub enum EventKind {
         count: u64,
     },
     /// A send queue that refused a message ([`SendError::QueueFull`](crate::SendError::QueueFull))
-    /// has drained completely: sending can resume.
+    /// is down to its low-water mark
+    /// ([`Config::send_queue_low_water`](crate::Config::send_queue_low_water),
+    /// a quarter of the queue limit by default): sending can resume while the
+    /// rest is still being written. Per connection; to wait for one
+    /// connection without taking events, use `wait_writable`.
     Drained {
         /// Which client or connection.
         object: ObjectId,

@@ -12,14 +12,27 @@
 //!    non-empty wakes it; everything queued until it runs goes out in one
 //!    vectored write, so a stream of small messages costs few syscalls.
 //!
+//! A fan-out (one frame to several links: `Server::broadcast`, `send`)
+//! never writes from the caller's thread: it queues the shared frame on each
+//! link unsealed ([`Link::queue_shared`]), a few hundred nanoseconds per
+//! link, and one command hands the whole burst to the IO thread, which
+//! seals each link's share (each keyed link has its own counter) and writes
+//! it in few large writes.
+//!
 //! `send` never blocks on the network and never spins: past the byte limit
-//! it refuses with [`SendError::QueueFull`].
+//! it refuses with [`SendError::QueueFull`]. Room is reported per link: a
+//! link that refused a send reports `Drained` once its queue is down to the
+//! low-water mark (`Config::send_queue_low_water`), and
+//! [`Link::wait_writable`] waits for that mark.
 
 use std::io::{self, IoSlice, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Waker;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use mio::net::TcpStream;
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -75,8 +88,12 @@ pub(crate) struct Outgoing {
     pub(crate) control: Vec<u8>,
     /// Frames waiting (sealed once a keyed handshake has finished).
     pub(crate) queue: SendQueue,
-    /// A send was refused for a full queue: report `Drained` when empty.
+    /// A send was refused for a full queue: report `Drained` at the
+    /// low-water mark.
     pub(crate) refused: bool,
+    /// Tasks waiting (`Connection::writable`) for the low-water mark or
+    /// the close.
+    writable_wakers: Vec<Waker>,
     last_direct: Option<Instant>,
     /// Port of the peer once connected (clients) or at accept.
     pub(crate) peer_port: Option<u16>,
@@ -100,6 +117,9 @@ pub(crate) struct Link {
     pub(crate) out: Mutex<Outgoing>,
     /// Signalled when `connect` leaves `Pending`.
     pub(crate) connect_changed: Condvar,
+    /// Signalled when the queue comes down to the low-water mark, and when
+    /// the link starts closing (`wait_writable`).
+    writable: Condvar,
     /// Set by the IO thread when frames arrive; cleared by a direct write.
     pub(crate) received: AtomicBool,
     pub(crate) net: Arc<NetShared>,
@@ -122,6 +142,7 @@ impl Link {
             keying,
             out: Mutex::new(Outgoing::new()),
             connect_changed: Condvar::new(),
+            writable: Condvar::new(),
             received: AtomicBool::new(false),
             net,
             created: Instant::now(),
@@ -141,23 +162,11 @@ impl Link {
     }
 
     /// Queues (or writes) one encoded frame. `direct` allows writing from
-    /// the caller's thread when the link is idle (a broadcast in a burst
-    /// says no, so the IO thread gathers the burst into few writes).
+    /// the caller's thread when the link is idle (control frames the IO
+    /// thread queues say no). Fan-outs use [`queue_shared`](Self::queue_shared).
     pub(crate) fn send_frame(&self, frame: OutFrame, direct: bool) -> Result<(), SendError> {
-        let len = frame.len();
-        let limit = self.net.config.send_queue_bytes;
         let mut out = self.out.lock();
-        match out.state {
-            State::Closing | State::Closed => return Err(SendError::Closed),
-            State::Starting | State::Open => {}
-        }
-        if !out.queue.is_empty() && out.queue.len() + len > limit {
-            out.refused = true;
-            return Err(SendError::QueueFull {
-                queued: out.queue.len(),
-                limit,
-            });
-        }
+        self.admit(&mut out, frame.len())?;
         let was_empty = out.queue.is_empty();
         // Queued first, sealed there under the lock (so counter order is wire
         // order; before the handshake ends there is no sealer yet and the IO
@@ -187,6 +196,118 @@ impl Link {
         Ok(())
     }
 
+    /// Refuses a frame of `len` bytes when the link is closing or its queue
+    /// is full (an empty queue takes any frame).
+    fn admit(&self, out: &mut Outgoing, len: usize) -> Result<(), SendError> {
+        let limit = self.net.config.send_queue_bytes;
+        match out.state {
+            State::Closing | State::Closed => return Err(SendError::Closed),
+            State::Starting | State::Open => {}
+        }
+        if !out.queue.is_empty() && out.queue.len() + len > limit {
+            out.refused = true;
+            return Err(SendError::QueueFull {
+                queued: out.queue.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Queues one frame of a fan-out, shared and unsealed: constant work,
+    /// never a write. True when the IO thread must be told to flush this
+    /// link (its queue was empty and it is open); the caller gathers these
+    /// into one [`Command::FlushMany`].
+    pub(crate) fn queue_shared(&self, frame: &Bytes) -> Result<bool, SendError> {
+        self.queue_shared_in(&mut self.out.lock(), frame)
+    }
+
+    /// [`queue_shared`](Self::queue_shared), unless the link is locked
+    /// (the IO thread is writing it): then `None`, and the caller comes
+    /// back to it after the others instead of waiting for that write.
+    pub(crate) fn try_queue_shared(&self, frame: &Bytes) -> Option<Result<bool, SendError>> {
+        let mut out = self.out.try_lock()?;
+        Some(self.queue_shared_in(&mut out, frame))
+    }
+
+    fn queue_shared_in(&self, out: &mut Outgoing, frame: &Bytes) -> Result<bool, SendError> {
+        self.admit(out, frame.len())?;
+        let was_empty = out.queue.is_empty();
+        out.queue.push_deferred(frame.clone());
+        Ok(was_empty && out.state == State::Open)
+    }
+
+    /// The queue length at or below which the link counts as writable.
+    pub(crate) fn low_water(&self) -> usize {
+        self.net.config.low_water()
+    }
+
+    /// Wakes whoever waits for room (`wait_writable`, `writable`): the
+    /// queue came down to the low-water mark, or the link is closing.
+    pub(crate) fn notify_writable(&self, out: &mut Outgoing) {
+        self.writable.notify_all();
+        for waker in out.writable_wakers.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Whether the link can take more now: `Some(Ok)` at or below the
+    /// low-water mark, `Some(Err)` once closing, `None` while above it.
+    fn writable_now(&self, out: &Outgoing) -> Option<Result<(), Error>> {
+        match out.state {
+            State::Closing | State::Closed => Some(Err(Error::Closed)),
+            State::Starting | State::Open if out.queue.len() <= self.low_water() => Some(Ok(())),
+            State::Starting | State::Open => None,
+        }
+    }
+
+    /// Blocks until the queue is at or below the low-water mark (at once if
+    /// it already is), the link closes ([`Error::Closed`]) or `timeout`
+    /// passes ([`Error::Timeout`]). Takes no events.
+    pub(crate) fn wait_writable(&self, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut out = self.out.lock();
+        loop {
+            if let Some(result) = self.writable_now(&out) {
+                return result;
+            }
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return Err(Error::Timeout {
+                    operation: "wait_writable",
+                    after: timeout,
+                });
+            }
+            // Inline IO: this thread writes the queue out itself.
+            let drove = self.net.config.inline_io
+                && MutexGuard::unlocked(&mut out, || self.net.drive(left));
+            if !drove {
+                match deadline {
+                    Some(d) => {
+                        self.writable.wait_until(&mut out, d);
+                    }
+                    None => self.writable.wait(&mut out),
+                }
+            }
+        }
+    }
+
+    /// The async form of [`wait_writable`](Self::wait_writable): ready when
+    /// it would return; otherwise registers `waker`.
+    #[cfg_attr(not(feature = "futures"), allow(dead_code))]
+    pub(crate) fn poll_writable(&self, waker: &Waker) -> std::task::Poll<Result<(), Error>> {
+        let mut out = self.out.lock();
+        if let Some(result) = self.writable_now(&out) {
+            return std::task::Poll::Ready(result);
+        }
+        if !out.writable_wakers.iter().any(|w| w.will_wake(waker)) {
+            out.writable_wakers.push(waker.clone());
+        }
+        std::task::Poll::Pending
+    }
+
     /// Idle enough to write from the caller's thread.
     fn idle(&self, out: &Outgoing) -> bool {
         match out.last_direct {
@@ -203,6 +324,7 @@ impl Link {
             return false;
         }
         out.state = State::Closing;
+        self.notify_writable(&mut out);
         drop(out);
         self.net.command(Command::Close(self.id));
         true
@@ -284,6 +406,7 @@ impl Outgoing {
             control: Vec::new(),
             queue: SendQueue::new(),
             refused: false,
+            writable_wakers: Vec::new(),
             last_direct: None,
             peer_port: None,
             connected_to: None,
@@ -318,6 +441,9 @@ impl Outgoing {
         if !open {
             return Ok(Flushed::Empty);
         }
+        // A fan-out's frames are sealed and gathered here, on the writing
+        // thread.
+        self.queue.prepare().map_err(io::Error::other)?;
         while !self.queue.is_empty() {
             let n = {
                 let mut slices: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];

@@ -20,6 +20,8 @@ mod report;
 mod ring;
 mod send_error;
 mod server;
+#[cfg(feature = "futures")]
+mod writable;
 
 pub use config::{Config, OverflowPolicy};
 pub use connection::Connection;
@@ -28,6 +30,8 @@ pub use ids::{ClientId, ConnectionId, ObjectId, ServerId};
 pub use message::Message;
 pub use report::{Abandoned, ShutdownReport};
 pub use send_error::SendError;
+#[cfg(feature = "futures")]
+pub use writable::Writable;
 
 pub(crate) use ids::next_socket_id;
 pub(crate) use link::{ConnectStatus, Flushed, Link, Role, State};

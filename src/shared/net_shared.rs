@@ -38,12 +38,8 @@ impl Keying {
         let key = crate::proto::secure::SecretKey::from_hex(hex)?;
         let suite = config
             .cipher
-            .unwrap_or_else(|| crate::proto::secure::CipherSuite::for_key(&key));
-        suite.check_key(&key).map_err(|e| Error::InvalidArgument {
-            argument: "key",
-            expected: "a key as long as the configured cipher needs",
-            got: e.to_string(),
-        })?;
+            .unwrap_or_else(|| crate::proto::secure::CipherSuite::for_key(&key))
+            .normalized();
         Ok(Some(Arc::new(Keying { key, suite })))
     }
 }
@@ -56,6 +52,8 @@ pub(crate) enum Command {
     Connect(Arc<Link>),
     /// This link's queue went from empty to non-empty (or a direct write failed).
     Flush(u64),
+    /// A fan-out made these links' queues non-empty: seal and write each.
+    FlushMany(Vec<u64>),
     /// Close this link after flushing (bounded by the linger time).
     Close(u64),
     /// Stop this server and close its connections.
@@ -113,9 +111,23 @@ pub(crate) struct NetShared {
     /// With [`Config::inline_io`]: the reactor, driven by whichever
     /// application thread waits for events (one at a time).
     inline: Mutex<Option<Box<dyn Reactor>>>,
+    /// The static key pair of this network's keyed clients, made on first
+    /// use (it carries no identity; see `ClientStatic`).
+    client_static: OnceLock<crate::proto::secure::ClientStatic>,
 }
 
 impl NetShared {
+    /// This network's client static key pair, generated on first use.
+    pub(crate) fn client_static(
+        &self,
+    ) -> Result<&crate::proto::secure::ClientStatic, crate::proto::secure::SecureError> {
+        if let Some(s) = self.client_static.get() {
+            return Ok(s);
+        }
+        let fresh = crate::proto::secure::ClientStatic::generate()?;
+        Ok(self.client_static.get_or_init(|| fresh))
+    }
+
     pub(crate) fn new(config: Config, start: StartIo) -> Arc<NetShared> {
         let budget = Arc::new(Budget::new(config.memory_budget));
         let ring = Ring::new(
@@ -136,6 +148,7 @@ impl NetShared {
             start,
             abandoned: Mutex::new(Vec::new()),
             inline: Mutex::new(None),
+            client_static: OnceLock::new(),
         });
         // A weak reference: the ring must not keep the network alive.
         let weak = Arc::downgrade(&shared);

@@ -133,6 +133,9 @@ struct State {
     paused: bool,
     /// Threads blocked in `wait`.
     waiting: usize,
+    /// Tasks waiting for events (the async event stream): woken with the
+    /// wake hook, under the same lock, so none misses an event.
+    wakers: Vec<std::task::Waker>,
     /// Counts the times events were taken: every take empties the ring, so
     /// what a connection holds is what it added in the current epoch.
     epoch: u64,
@@ -185,6 +188,7 @@ impl Ring {
                 dropped: 0,
                 paused: false,
                 waiting: 0,
+                wakers: Vec::new(),
                 epoch: 0,
             }),
             ready: Condvar::new(),
@@ -267,6 +271,7 @@ impl Ring {
     /// reading data; control events may exceed the capacity).
     pub(crate) fn push(&self, batch: impl IntoIterator<Item = Pending>) {
         let mut overwritten = Vec::new();
+        let mut tasks = Vec::new();
         // The hook to call, read under the state lock: a hook set after the
         // application took these events (which needs that lock) must not be
         // called for them.
@@ -295,6 +300,9 @@ impl Ring {
             if ready && st.waiting > 0 {
                 self.ready.notify_all();
             }
+            if ready {
+                tasks = std::mem::take(&mut st.wakers);
+            }
             // Cloned: the hook may itself set or clear the hook.
             if ready {
                 self.hook.lock().clone()
@@ -305,6 +313,9 @@ impl Ring {
         // Dropped outside the lock: an overwritten Connect event's handle
         // closes its connection, and a large packet takes time to free.
         drop(overwritten);
+        for task in tasks {
+            task.wake();
+        }
         if let Some(hook) = wake {
             hook();
         }
@@ -349,6 +360,23 @@ impl Ring {
     /// Takes every queued event, oldest first, without blocking.
     pub(crate) fn take(&self) -> Vec<Event> {
         let taken = self.drain(&mut self.state.lock());
+        self.finish(taken)
+    }
+
+    /// Takes every queued event, or (none queued) registers `waker` to be
+    /// woken when events arrive or the network shuts down: the async form of
+    /// [`wait`](Self::wait).
+    #[cfg_attr(not(feature = "futures"), allow(dead_code))]
+    pub(crate) fn take_or_register(&self, waker: &std::task::Waker) -> Vec<Event> {
+        let mut st = self.state.lock();
+        if st.events.is_empty() && st.dropped == 0 {
+            if !st.wakers.iter().any(|w| w.will_wake(waker)) {
+                st.wakers.push(waker.clone());
+            }
+            return Vec::new();
+        }
+        let taken = self.drain(&mut st);
+        drop(st);
         self.finish(taken)
     }
 
@@ -497,8 +525,14 @@ impl Ring {
 
     /// Wakes every thread blocked in `wait` (used at shutdown).
     pub(crate) fn wake_waiters(&self) {
-        let _guard = self.state.lock();
-        self.ready.notify_all();
+        let tasks = {
+            let mut st = self.state.lock();
+            self.ready.notify_all();
+            std::mem::take(&mut st.wakers)
+        };
+        for task in tasks {
+            task.wake();
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use crate::error::Error;
 pub enum SendError {
     /// The connection's outgoing queue is at its byte limit; an
     /// [`EventKind::Drained`](crate::EventKind::Drained) event follows when
-    /// it has emptied.
+    /// it is down to its low-water mark (`wait_writable` waits for the same).
     #[error("send queue full ({queued} bytes queued, limit {limit})")]
     QueueFull {
         /// Bytes queued now.

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use parking_lot::Mutex;
 
@@ -19,6 +18,4 @@ pub(crate) struct ServerShared {
     pub(crate) conns: Mutex<HashMap<ConnectionId, Arc<Link>>>,
     /// The key its connections must use, if encrypted.
     pub(crate) keying: Option<Arc<Keying>>,
-    /// When the last send to several connections ended (burst detection).
-    pub(crate) last_multi_send: Mutex<Option<Instant>>,
 }

@@ -8,6 +8,7 @@
 
 use indexmap::IndexMap;
 use indexmap::map::Entry;
+use thin_vec::ThinVec;
 
 use super::Value;
 use super::key::{Key, Probe};
@@ -15,14 +16,18 @@ use super::key::{Key, Probe};
 /// Largest hash part kept as a plain vector.
 const SMALL_MAX: usize = 8;
 
+///
+/// The small form is a [`ThinVec`] (one pointer, its length and capacity in
+/// the allocation), so the whole part is two words and a [`Value`] holding a
+/// table stays six words.
 pub(crate) enum HashPart {
-    Small(Vec<(Key, Value)>),
+    Small(ThinVec<(Key, Value)>),
     Large(Box<IndexMap<Key, Value>>),
 }
 
 impl Default for HashPart {
     fn default() -> HashPart {
-        HashPart::Small(Vec::new())
+        HashPart::Small(ThinVec::new())
     }
 }
 
@@ -37,7 +42,7 @@ impl Clone for HashPart {
 
 impl HashPart {
     pub(crate) const fn new() -> HashPart {
-        HashPart::Small(Vec::new())
+        HashPart::Small(ThinVec::new())
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -176,7 +181,7 @@ impl IntoIterator for HashPart {
 
 /// Owning iterator over a hash part, in insertion order.
 pub(crate) enum HashIntoIter {
-    Small(std::vec::IntoIter<(Key, Value)>),
+    Small(thin_vec::IntoIter<(Key, Value)>),
     Large(indexmap::map::IntoIter<Key, Value>),
 }
 

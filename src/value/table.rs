@@ -8,12 +8,24 @@ use super::key::{Key, KeyRef, Probe, Repr};
 use crate::error::KeyError;
 use crate::stack::guarded;
 
+/// Most slots the array part holds (its counts are 32-bit); integer keys
+/// beyond it live in the hash part.
+const MAX_ARRAY: usize = u32::MAX as usize;
+
+/// Memory a hash entry takes beyond its value, about: its key and its
+/// index slot.
+pub(crate) const HASH_ENTRY_BYTES: usize = mem::size_of::<Key>() + 2 * mem::size_of::<usize>();
+
 /// A Lua-like table.
 ///
-/// Keys `1..=n` with non-nil values live in a compact *sequence part* (what
-/// Lua's `#t` measures); every other key lives in a *hash part* that keeps
-/// insertion order (removing a key moves the last-inserted entry into its
-/// place). Lua's key rules apply: nil and NaN are never keys, a float with an
+/// Like Lua's, a table has an *array part* and a *hash part*. Keys `1..=n`
+/// with non-nil values form the *sequence part* (what Lua's `#t` measures),
+/// at the front of the array part. Integer keys after it stay in the array
+/// part, with empty slots for the missing ones, while at least half of the
+/// slots are used, so `{nil, true, true}` costs one slot per key and not a
+/// hash entry. Every other key lives in the hash part, which keeps insertion
+/// order (removing a key moves the last-inserted entry into its place).
+/// Lua's key rules apply: nil and NaN are never keys, a float with an
 /// integral value is the same key as that integer, and setting a key to
 /// [`Value::Nil`] removes it.
 ///
@@ -33,9 +45,18 @@ use crate::stack::guarded;
 /// ```
 #[derive(Default)]
 pub struct Table {
-    /// Values for keys 1..=seq.len(); never `Nil`.
-    seq: Vec<Value>,
-    /// All other keys; values never `Nil`; never holds the key `seq.len() + 1`.
+    /// Values for keys `1..=arr.len()`; `Nil` marks an absent key. Never
+    /// ends in `Nil`, and at least half of its slots hold values.
+    arr: Vec<Value>,
+    /// `arr[..border]` holds no `Nil`, and `arr[border]` is `Nil` (or
+    /// `border == arr.len()`): the sequence part.
+    border: u32,
+    /// Values (not `Nil`) in `arr`. With `border`, 32 bits, so that a
+    /// [`Value`] holding a table stays six words; the array part never grows
+    /// past [`MAX_ARRAY`] slots.
+    count: u32,
+    /// All other keys; values never `Nil`; never holds an integer key in
+    /// `1..=arr.len() + 1` (unless the array is [`MAX_ARRAY`] long).
     hash: HashPart,
 }
 
@@ -43,17 +64,17 @@ impl Table {
     /// An empty table. Does not allocate.
     pub const fn new() -> Table {
         Table {
-            seq: Vec::new(),
+            arr: Vec::new(),
+            border: 0,
+            count: 0,
             hash: HashPart::new(),
         }
     }
 
     /// An empty table with room for `seq` sequence values and `hash` other entries.
     pub fn with_capacity(seq: usize, hash: usize) -> Table {
-        let mut t = Table {
-            seq: Vec::with_capacity(seq),
-            hash: HashPart::new(),
-        };
+        let mut t = Table::new();
+        t.arr.reserve(seq);
         t.hash.reserve(hash);
         t
     }
@@ -61,9 +82,13 @@ impl Table {
     /// Builds a table whose sequence part is `values` (keys 1, 2, ...).
     /// A `Nil` in `values` leaves a hole, as in the Lua constructor `{1, nil, 3}`.
     pub fn from_sequence(values: Vec<Value>) -> Table {
-        if values.iter().all(|v| !v.is_nil()) {
+        if values.len() <= MAX_ARRAY && values.iter().all(|v| !v.is_nil()) {
+            // Fits: checked just above.
+            let n = values.len() as u32;
             return Table {
-                seq: values,
+                border: n,
+                count: n,
+                arr: values,
                 hash: HashPart::new(),
             };
         }
@@ -76,7 +101,7 @@ impl Table {
 
     /// Number of entries (sequence and hash part together).
     pub fn len(&self) -> usize {
-        self.seq.len() + self.hash.len()
+        self.count as usize + self.hash.len()
     }
 
     /// True when the table has no entries.
@@ -87,32 +112,32 @@ impl Table {
     /// Length of the sequence part: the `n` such that keys `1..=n` are all
     /// present. This is a border in Lua's sense, what `#t` returns.
     pub fn sequence_len(&self) -> usize {
-        self.seq.len()
+        self.border as usize
     }
 
     /// The values for keys `1..=sequence_len()`, in order.
     pub fn sequence(&self) -> &[Value] {
-        &self.seq
+        self.arr.get(..self.border as usize).unwrap_or(&[])
     }
 
     /// Number of entries outside the sequence part.
     pub fn hash_len(&self) -> usize {
-        self.hash.len()
+        self.len() - self.border as usize
     }
 
-    /// Where a normalised integer key sits in the sequence part, if it does.
-    fn seq_index(&self, i: i64) -> Option<usize> {
+    /// Where a normalised integer key sits in the array part, if it does.
+    fn arr_index(&self, i: i64) -> Option<usize> {
         let idx = usize::try_from(i).ok()?.checked_sub(1)?;
-        (idx < self.seq.len()).then_some(idx)
+        (idx < self.arr.len()).then_some(idx)
     }
 
     /// The value at `key`, or `None` when absent (Lua would give nil).
     pub fn get<'k>(&self, key: impl Into<KeyRef<'k>>) -> Option<&Value> {
         let key = key.into().normalize()?;
         if let KeyRef::Integer(i) = key
-            && let Some(idx) = self.seq_index(i)
+            && let Some(idx) = self.arr_index(i)
         {
-            return self.seq.get(idx);
+            return self.arr.get(idx).filter(|v| !v.is_nil());
         }
         self.hash.get(Probe(key))
     }
@@ -129,9 +154,9 @@ impl Table {
     pub fn get_table_mut<'k>(&mut self, key: impl Into<KeyRef<'k>>) -> Option<&mut Table> {
         let key = key.into().normalize()?;
         let slot = match key {
-            KeyRef::Integer(i) if self.seq_index(i).is_some() => {
-                let idx = self.seq_index(i)?;
-                self.seq.get_mut(idx)?
+            KeyRef::Integer(i) if self.arr_index(i).is_some() => {
+                let idx = self.arr_index(i)?;
+                self.arr.get_mut(idx)?
             }
             _ => self.hash.get_mut(Probe(key))?,
         };
@@ -167,34 +192,33 @@ impl Table {
     pub fn push(&mut self, value: impl Into<Value>) {
         let value = value.into();
         if !value.is_nil() {
-            self.seq.push(value);
-            self.absorb_following();
+            let key = i64::from(self.border) + 1;
+            self.set_key(Key::from(key), value);
         }
     }
 
-    /// Sets a normalised key. The one place that keeps the two parts' invariants.
+    /// Sets a normalised key. With [`Table::insert_new`], the one place that
+    /// keeps the two parts' invariants.
     pub(crate) fn set_key(&mut self, key: Key, value: Value) -> Option<Value> {
-        let n = self.seq.len();
         if let Repr::Integer(i) = *key.repr() {
-            if let Some(idx) = self.seq_index(i) {
-                if !value.is_nil() {
-                    return self.seq.get_mut(idx).map(|slot| mem::replace(slot, value));
-                }
-                // Removing key i from the sequence: keys after it move to the
-                // hash part, as in Lua, so they stay reachable by their keys.
-                let tail = self.seq.split_off(idx + 1);
-                let old = self.seq.pop();
-                self.hash.reserve(tail.len());
-                for (k, v) in (i + 1..).zip(tail) {
-                    self.hash.insert(Key::from(k), v);
-                }
-                return old;
-            }
-            if i as u64 == n as u64 + 1 && !value.is_nil() {
-                // The hash part never holds key n + 1, so nothing is replaced.
-                self.seq.push(value);
-                self.absorb_following();
+            if i as u64 == self.arr.len() as u64 + 1
+                && self.arr.len() < MAX_ARRAY
+                && !value.is_nil()
+            {
+                self.append(value);
                 return None;
+            }
+            if let Some(idx) = self.arr_index(i) {
+                return if value.is_nil() {
+                    self.clear_slot(idx)
+                } else {
+                    self.fill_slot(idx, value)
+                };
+            }
+            if !value.is_nil() && self.extends_array(i) {
+                let old = self.take_hash_integer(i);
+                self.extend_to(i, value);
+                return old;
             }
         }
         if value.is_nil() {
@@ -204,24 +228,154 @@ impl Table {
         }
     }
 
-    /// Inserts a key that must not be present yet (the decoder's rule: a key
-    /// set twice is an error). Gives the key back when it is present.
-    pub(crate) fn insert_new(&mut self, key: Key, value: Value) -> Result<(), Key> {
+    /// Inserts a key that must not be present yet, with a value that is not
+    /// `Nil` (the decoder's rule: a key set twice is an error). Gives the key
+    /// back when it is present, else about how many bytes of memory the table
+    /// grew by (new array slots, holes and spare capacity included, or a hash
+    /// entry; the value's own size is not counted).
+    pub(crate) fn insert_new(&mut self, key: Key, value: Value) -> Result<usize, Key> {
+        debug_assert!(!value.is_nil());
         if let Repr::Integer(i) = *key.repr() {
-            if self.seq_index(i).is_some() {
-                return Err(key);
+            let slots = self.arr.capacity();
+            if i as u64 == self.arr.len() as u64 + 1 && self.arr.len() < MAX_ARRAY {
+                self.append(value);
+                return Ok(self.slot_growth(slots));
             }
-            if i as u64 == self.seq.len() as u64 + 1 {
-                self.push(value);
-                return Ok(());
+            if let Some(idx) = self.arr_index(i) {
+                if self.arr.get(idx).is_some_and(|v| !v.is_nil()) {
+                    return Err(key);
+                }
+                self.fill_slot(idx, value);
+                return Ok(0);
+            }
+            if self.extends_array(i) {
+                if self.hash.len() > 0 && self.hash.get(Probe(KeyRef::Integer(i))).is_some() {
+                    return Err(key);
+                }
+                self.extend_to(i, value);
+                return Ok(self.slot_growth(slots));
             }
         }
-        self.hash.insert_new(key, value).map_err(|(key, _)| key)
+        match self.hash.insert_new(key, value) {
+            Ok(()) => Ok(HASH_ENTRY_BYTES),
+            Err((key, _)) => Err(key),
+        }
+    }
+
+    /// Bytes of array slots allocated since the capacity was `before`.
+    fn slot_growth(&self, before: usize) -> usize {
+        self.arr.capacity().saturating_sub(before) * mem::size_of::<Value>()
+    }
+
+    /// Appends `value` at key `arr.len() + 1` (never in the hash part) to
+    /// an array shorter than [`MAX_ARRAY`]: the common case, kept short.
+    fn append(&mut self, value: Value) {
+        let at_border = self.border as usize == self.arr.len();
+        self.arr.push(value);
+        self.count += 1;
+        if at_border {
+            self.border += 1;
+        }
+        if self.hash.len() > 0 {
+            self.absorb_following();
+        }
+    }
+
+    /// Whether integer key `i`, past the array part, belongs in it: the next
+    /// key always, a later one while the array stays at least half full.
+    fn extends_array(&self, i: i64) -> bool {
+        usize::try_from(i).is_ok_and(|i| {
+            i > self.arr.len() && i <= MAX_ARRAY && i <= (self.count as usize + 1) * 2
+        })
+    }
+
+    /// Puts `value` (not `Nil`) in array slot `idx`, returning what was there.
+    fn fill_slot(&mut self, idx: usize, value: Value) -> Option<Value> {
+        let slot = self.arr.get_mut(idx)?; // idx comes from arr_index
+        let old = mem::replace(slot, value);
+        if !old.is_nil() {
+            return Some(old);
+        }
+        self.count += 1;
+        self.advance_border();
+        None
+    }
+
+    /// Empties array slot `idx`, returning what was there. Trailing empty
+    /// slots are dropped, and an array that falls below half full moves its
+    /// keys after the sequence part to the hash part.
+    fn clear_slot(&mut self, idx: usize) -> Option<Value> {
+        let slot = self.arr.get_mut(idx)?; // idx comes from arr_index
+        let old = mem::replace(slot, Value::Nil);
+        if old.is_nil() {
+            return None;
+        }
+        self.count -= 1;
+        // The array never holds more than MAX_ARRAY slots.
+        self.border = self.border.min(idx as u32);
+        while self.arr.last().is_some_and(Value::is_nil) {
+            self.arr.pop();
+        }
+        if (self.count as usize) * 2 < self.arr.len() {
+            // Keys past the hole after the sequence part; key border + 1 is
+            // the hole itself, so the hash part's invariant holds.
+            let tail = self.arr.split_off(self.border as usize);
+            self.count = self.border;
+            for (k, v) in (i64::from(self.border) + 1..).zip(tail) {
+                if !v.is_nil() {
+                    self.hash.insert(Key::from(k), v);
+                }
+            }
+        }
+        Some(old)
+    }
+
+    /// Grows the array part to end at key `i` with `value`, taking the keys
+    /// it now covers from the hash part, then any that follow it.
+    fn extend_to(&mut self, i: i64, value: Value) {
+        let old_len = self.arr.len();
+        // extends_array checked that i fits usize and is past the array.
+        let new_len = i as usize;
+        self.arr.resize(new_len - 1, Value::Nil);
+        self.arr.push(value);
+        self.count += 1;
+        if self.hash.len() > 0 {
+            // Key old_len + 1 is never in the hash part.
+            for idx in old_len + 1..new_len - 1 {
+                if let Some(v) = self.take_hash_integer(idx as i64 + 1)
+                    && let Some(slot) = self.arr.get_mut(idx)
+                {
+                    *slot = v;
+                    self.count += 1;
+                }
+            }
+        }
+        self.advance_border();
+        self.absorb_following();
+    }
+
+    /// Removes integer key `i` from the hash part.
+    fn take_hash_integer(&mut self, i: i64) -> Option<Value> {
+        if self.hash.len() == 0 {
+            return None;
+        }
+        self.hash.swap_remove(Probe(KeyRef::Integer(i)))
+    }
+
+    /// Moves the border past the values that now follow it.
+    fn advance_border(&mut self) {
+        while self
+            .arr
+            .get(self.border as usize)
+            .is_some_and(|v| !v.is_nil())
+        {
+            self.border += 1;
+        }
     }
 
     /// Makes room for `n` more sequence values.
     pub(crate) fn reserve_sequence(&mut self, n: usize) {
-        self.seq.reserve(n);
+        self.arr.reserve(n);
     }
 
     /// Makes room for `n` more hash entries.
@@ -229,32 +383,82 @@ impl Table {
         self.hash.reserve(n);
     }
 
-    /// Moves keys `n + 1, n + 2, ...` from the hash part into the sequence.
+    /// Moves keys `n + 1, n + 2, ...` from the hash part into the array,
+    /// where `n` is the array part's length.
     fn absorb_following(&mut self) {
-        if self.hash.len() == 0 {
-            return;
-        }
-        while let Ok(next) = i64::try_from(self.seq.len() + 1) {
-            match self.hash.swap_remove(Probe(KeyRef::Integer(next))) {
-                Some(v) => self.seq.push(v),
+        while self.arr.len() < MAX_ARRAY {
+            // Below MAX_ARRAY, so it fits.
+            match self.take_hash_integer(self.arr.len() as i64 + 1) {
+                Some(v) => {
+                    self.arr.push(v);
+                    self.count += 1;
+                }
                 None => break,
             }
         }
+        self.advance_border();
     }
 
-    /// Iterates over all entries: the sequence part in order, then the hash
-    /// part in insertion order.
+    /// Iterates over all entries: the sequence part in order, then the other
+    /// integer keys of the array part in order, then the hash part in
+    /// insertion order.
     pub fn iter(&self) -> Iter<'_> {
         Iter {
-            seq: self.seq.iter(),
+            arr: self.arr.iter(),
             next_index: 1,
+            arr_left: self.count as usize,
             hash: self.hash.iter(),
         }
     }
 
+    /// The entries outside the sequence part, in [`Table::iter`]'s order.
+    pub(crate) fn hash_entries(&self) -> Iter<'_> {
+        let border = self.border as usize;
+        Iter {
+            arr: self.arr.get(border..).unwrap_or(&[]).iter(),
+            next_index: i64::from(self.border) + 1,
+            arr_left: (self.count - self.border) as usize,
+            hash: self.hash.iter(),
+        }
+    }
+
+    /// The array part's entries after the sequence part, in key order.
+    pub(crate) fn array_tail(&self) -> impl Iterator<Item = (i64, &Value)> {
+        let border = self.border as usize;
+        (i64::from(self.border) + 1..)
+            .zip(self.arr.get(border..).unwrap_or(&[]))
+            .filter(|(_, v)| !v.is_nil())
+    }
+
     /// The hash part's entries, in insertion order.
-    pub(crate) fn hash_entries(&self) -> impl Iterator<Item = (&Key, &Value)> {
+    pub(crate) fn hash_part(&self) -> impl Iterator<Item = (&Key, &Value)> {
         self.hash.iter()
+    }
+
+    /// Slots in the array part (for tests).
+    #[cfg(test)]
+    pub(crate) fn array_slots(&self) -> usize {
+        self.arr.len()
+    }
+
+    /// Panics unless the parts keep their invariants (for tests).
+    #[cfg(test)]
+    pub(crate) fn assert_invariants(&self) {
+        let arr = &self.arr;
+        assert!(arr.last().is_none_or(|v| !v.is_nil()), "array ends in nil");
+        let (border, count) = (self.border as usize, self.count as usize);
+        assert_eq!(count, arr.iter().filter(|v| !v.is_nil()).count());
+        assert!(count * 2 >= arr.len(), "array under half full");
+        assert!(arr[..border].iter().all(|v| !v.is_nil()));
+        assert!(border == arr.len() || arr[border].is_nil());
+        for (k, _) in self.hash.iter() {
+            if let KeyRef::Integer(i) = k.as_ref() {
+                assert!(
+                    !(1..=arr.len() as i64 + 1).contains(&i),
+                    "key {i} in the hash part"
+                );
+            }
+        }
     }
 
     /// Moves every nested non-empty table out into `out`, leaving empty ones.
@@ -266,7 +470,7 @@ impl Table {
                 out.push(mem::take(t));
             }
         };
-        self.seq.iter_mut().for_each(&mut take);
+        self.arr.iter_mut().for_each(&mut take);
         self.hash.for_each_value_mut(take);
     }
 }
@@ -286,32 +490,47 @@ impl Drop for Table {
 impl Clone for Table {
     fn clone(&self) -> Table {
         guarded(|| Table {
-            seq: self.seq.clone(),
+            arr: self.arr.clone(),
+            border: self.border,
+            count: self.count,
             hash: self.hash.clone(),
         })
     }
 }
 
 impl PartialEq for Table {
-    /// Same keys with equal values, whatever the hash part's order.
+    /// Same keys with equal values, whatever the hash part's order or how
+    /// each table split its keys between its parts.
     fn eq(&self, other: &Table) -> bool {
-        if self.seq.len() != other.seq.len() || self.hash_len() != other.hash_len() {
+        if self.len() != other.len() || self.border != other.border {
             return false;
         }
         guarded(|| {
-            self.seq == other.seq
-                && self
-                    .hash
-                    .iter()
-                    .all(|(k, v)| other.hash.get(Probe(k.as_ref())) == Some(v))
+            if self.arr.len() == other.arr.len() && self.hash.len() == other.hash.len() {
+                // The same split: compare the array parts slot by slot.
+                self.arr == other.arr
+                    && self
+                        .hash
+                        .iter()
+                        .all(|(k, v)| other.hash.get(Probe(k.as_ref())) == Some(v))
+            } else {
+                self.sequence() == other.sequence()
+                    && self.array_tail().all(|(k, v)| other.get(k) == Some(v))
+                    && self
+                        .hash
+                        .iter()
+                        .all(|(k, v)| other.get(k.as_ref()) == Some(v))
+            }
         })
     }
 }
 
 /// Iterator over a table's entries; see [`Table::iter`].
 pub struct Iter<'a> {
-    seq: std::slice::Iter<'a, Value>,
+    arr: std::slice::Iter<'a, Value>,
     next_index: i64,
+    /// Values left in `arr`, for an exact length.
+    arr_left: usize,
     hash: HashIter<'a>,
 }
 
@@ -319,16 +538,20 @@ impl<'a> Iterator for Iter<'a> {
     type Item = (KeyRef<'a>, &'a Value);
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(v) = self.seq.next() {
+        while self.arr_left > 0 {
+            let v = self.arr.next()?;
             let k = KeyRef::Integer(self.next_index);
             self.next_index = self.next_index.wrapping_add(1);
-            return Some((k, v));
+            if !v.is_nil() {
+                self.arr_left -= 1;
+                return Some((k, v));
+            }
         }
         self.hash.next().map(|(k, v)| (k.as_ref(), v))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.seq.len() + self.hash.size_hint().0;
+        let n = self.arr_left + self.hash.size_hint().0;
         (n, Some(n))
     }
 }
@@ -346,12 +569,12 @@ impl<'a> IntoIterator for &'a Table {
 impl IntoIterator for Table {
     type Item = (Key, Value);
     type IntoIter = IntoIter;
-    /// Consumes the table: the sequence part first, then the hash part.
+    /// Consumes the table, in [`Table::iter`]'s order.
     fn into_iter(mut self) -> IntoIter {
-        let seq = mem::take(&mut self.seq);
+        let arr = mem::take(&mut self.arr);
         let hash = mem::take(&mut self.hash).into_iter();
         IntoIter {
-            seq: seq.into_iter(),
+            arr: arr.into_iter(),
             next_index: 1,
             hash,
         }
@@ -360,7 +583,7 @@ impl IntoIterator for Table {
 
 /// Owning iterator over a table's entries.
 pub struct IntoIter {
-    seq: std::vec::IntoIter<Value>,
+    arr: std::vec::IntoIter<Value>,
     next_index: i64,
     hash: HashIntoIter,
 }
@@ -368,10 +591,12 @@ pub struct IntoIter {
 impl Iterator for IntoIter {
     type Item = (Key, Value);
     fn next(&mut self) -> Option<(Key, Value)> {
-        if let Some(v) = self.seq.next() {
+        for v in self.arr.by_ref() {
             let k = Key::from(self.next_index);
             self.next_index = self.next_index.wrapping_add(1);
-            return Some((k, v));
+            if !v.is_nil() {
+                return Some((k, v));
+            }
         }
         self.hash.next()
     }

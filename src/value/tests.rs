@@ -686,6 +686,7 @@ fn model_set(model: &mut HashMap<ModelKey, i64>, k: ModelKey, v: Option<i64>) ->
 }
 
 fn check_against_model(t: &Table, model: &HashMap<ModelKey, i64>) -> Result<(), TestCaseError> {
+    t.assert_invariants();
     prop_assert_eq!(t.len(), model.len());
     prop_assert_eq!(t.is_empty(), model.is_empty());
     for k in all_model_keys() {
@@ -1301,7 +1302,9 @@ fn short_strings_are_inline_and_sizes_stay_small() {
     use std::mem::size_of;
     // Inline storage must not make values bigger than a Vec-backed string.
     assert_eq!(size_of::<ByteString>(), size_of::<Vec<u8>>());
-    assert!(size_of::<Value>() <= 64, "{}", size_of::<Value>());
+    // Six words: a table's array part, 32-bit counts and a two-word hash
+    // part fit beside the tag.
+    assert_eq!(size_of::<Value>(), 48);
     // Around the inline limit, contents and conversions are exact.
     for n in [0usize, 1, 15, 16, 17, 100] {
         let bytes: Vec<u8> = (0..n).map(|i| i as u8).collect();
@@ -1310,4 +1313,78 @@ fn short_strings_are_inline_and_sizes_stay_small() {
         assert_eq!(ByteString::from(bytes.as_slice()), s);
         assert_eq!(s.clone().into_bytes(), bytes);
     }
+}
+
+#[test]
+fn sequences_with_holes_stay_in_the_array_part() {
+    // {nil, true, true}: a sequence with a hole, as in Lua, not hash entries.
+    let mut t = table![Value::Nil, true, true];
+    t.assert_invariants();
+    assert_eq!((t.sequence_len(), t.hash_len(), t.len()), (0, 2, 2));
+    assert_eq!(t.array_slots(), 3);
+    assert_eq!(t.get(1), None);
+    assert_eq!(t.get(3), Some(&Value::Boolean(true)));
+    // Filling the hole joins everything to the sequence.
+    t.set(1, "one");
+    t.assert_invariants();
+    assert_eq!((t.sequence_len(), t.hash_len()), (3, 0));
+    // Iteration is in key order, the sequence first.
+    let keys: Vec<String> = t.iter().map(|(k, _)| k.to_string()).collect();
+    assert_eq!(keys, ["1", "2", "3"]);
+
+    // Keys far past the array stay in the hash part.
+    let mut sparse = Table::new();
+    sparse.set(1000, 1);
+    sparse.set(5, 1);
+    sparse.assert_invariants();
+    assert_eq!((sparse.array_slots(), sparse.hash_len()), (0, 2));
+    // Up to half empty is fine: keys 2, 4, 6, ... all in the array.
+    let mut evens = Table::new();
+    for i in (2..=200).step_by(2) {
+        evens.set(i, i);
+        evens.assert_invariants();
+    }
+    assert_eq!(
+        (evens.array_slots(), evens.sequence_len(), evens.len()),
+        (200, 0, 100)
+    );
+    // Emptying most of an array moves what is left past the hole to the
+    // hash part, so a big emptied array does not hold memory.
+    for i in (2..=180).step_by(2) {
+        evens.set(i, Value::Nil);
+        evens.assert_invariants();
+    }
+    assert_eq!((evens.array_slots(), evens.len()), (0, 10));
+    assert_eq!(evens.get(200), Some(&Value::Integer(200)));
+    // Refilling brings them back into the array part, in order.
+    for i in (1..=199).step_by(2) {
+        evens.set(i, i);
+        evens.assert_invariants();
+    }
+    assert_eq!(
+        (evens.sequence_len(), evens.len(), evens.array_slots()),
+        (1, 110, 200)
+    );
+    assert_eq!(evens.get(199), Some(&Value::Integer(199)));
+    assert_eq!(evens, evens.clone());
+}
+
+#[test]
+fn tables_that_split_their_keys_differently_are_equal() {
+    // Key 4 set first goes to the hash part (the array is empty); set after
+    // 1 and 2 it goes to the array part. Same entries, so equal.
+    let mut a = Table::new();
+    a.set(4, "d");
+    a.set(1, "a");
+    a.set(2, "b");
+    let mut b = Table::new();
+    b.set(1, "a");
+    b.set(2, "b");
+    b.set(4, "d");
+    a.assert_invariants();
+    b.assert_invariants();
+    assert_ne!(a.array_slots(), b.array_slots());
+    assert_eq!(a, b);
+    b.set(4, "e");
+    assert_ne!(a, b);
 }

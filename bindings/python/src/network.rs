@@ -294,6 +294,8 @@ impl Network {
         }
         config.cipher = match cipher {
             None => None,
+            // Protocol v1's name: it now selects AES-GCM (AES-256-GCM).
+            #[allow(deprecated)]
             Some("aes-128-gcm") => Some(CipherSuite::Aes128Gcm),
             Some("aes-256-gcm") => Some(CipherSuite::Aes256Gcm),
             Some("chacha20-poly1305") => Some(CipherSuite::ChaCha20Poly1305),

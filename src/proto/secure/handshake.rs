@@ -1,58 +1,64 @@
-//! The handshake: salts in the preambles, session keys from HKDF, then one
-//! key-confirmation frame each way.
+//! The keyed handshake of protocol version 2:
+//! `Noise_XNpsk3_25519_AESGCM_SHA256` (or `_ChaChaPoly_`), run by `snow`,
+//! whose keys then seal frames with our own framing ([`Sealer`], [`Opener`]).
 //!
 //! ```text
-//! client                                              server
-//!   preamble: flags 01, ext = suite, client salt  ->
-//!                       <-  preamble: flags 01, ext = suite, server salt
-//!   (both derive: salt = client salt || server salt, ikm = the key,
-//!    info = direction label || suite byte)
-//!   confirm frame, client-to-server key, counter 0 ->
-//!                       <-  confirm frame, server-to-client key, counter 0
+//! client                                                  server
+//!   preamble (flags 01, ext = suite byte)      <- ->  preamble (same shape)
+//!   frame: message 1  (-> e)                   ->
+//!                         <-  frame: message 2 (<- e, ee; payload = the
+//!                                              server's preamble bytes)
+//!   frame: message 3  (-> s, se, psk)          ->
+//!                         <-  sealed frame 0: key confirmation (kind 02,
+//!                                             the handshake hash)
 //! ```
 //!
-//! Both preambles are sent at once, without waiting; each side sends its
-//! confirmation as soon as it has the peer's preamble, and has a [`Session`]
-//! once the peer's confirmation opens. A confirmation frame's plaintext is
-//! the kind byte `02` and SHA-256 over the client's preamble bytes then the
-//! server's: a wrong key fails here, and so does any change to either
-//! preamble.
+//! The Noise prologue is the client's preamble bytes; the server's preamble
+//! rides in message 2's payload, and the client checks it against the one it
+//! received. A change to either preamble therefore fails the handshake, and
+//! the client sends its first message without waiting for the server's
+//! preamble. Message 2 depends on no key: only message 3 proves the client
+//! holds it, and the server's answer to a wrong proof is to close. The
+//! server's first sealed frame is its proof; the client is open only once
+//! that frame opens.
+//!
+//! The Noise pre-shared key is HKDF-SHA256 of the configured key (16 or 32
+//! bytes) with no salt and the info [`PSK_INFO`]: 32 bytes.
 
 use std::fmt;
 
 use hkdf::Hkdf;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+use snow::{Builder, HandshakeState};
 use zeroize::Zeroizing;
 
 use super::seal::{Opener, Sealer, Session};
-use super::suite::Cipher;
+use super::suite::{Cipher, KEY_LEN};
 use super::{CipherSuite, SecretKey, SecureError, TAG_LEN};
-use crate::proto::{FLAG_ENCRYPTED, LENGTH_PREFIX, MAGIC, Preamble, VERSION};
+use crate::proto::{FLAG_ENCRYPTED, LENGTH_PREFIX, Preamble, VERSION};
 
-/// Bytes of random salt each side sends in its preamble.
-pub const SALT_LEN: usize = 32;
-/// Length of an encrypted preamble's extension: the suite byte, then the salt.
-pub const EXTENSION_LEN: usize = 1 + SALT_LEN;
-/// The kind byte of a key-confirmation frame's plaintext.
+/// Length of an encrypted preamble's extension: the suite byte.
+pub const EXTENSION_LEN: usize = 1;
+/// The kind byte of the key-confirmation frame's plaintext.
 pub const CONFIRM_KIND: u8 = 0x02;
-/// Bytes in a key-confirmation frame, length prefix included: the prefix,
-/// the kind byte, the 32-byte transcript hash and the tag.
-pub const CONFIRM_FRAME_LEN: usize = LENGTH_PREFIX + 1 + TRANSCRIPT_LEN + TAG_LEN;
-/// Bytes in the transcript hash (SHA-256).
-const TRANSCRIPT_LEN: usize = 32;
-/// Bytes in a direction's label, the ASCII start of its HKDF info.
-const INFO_LABEL_LEN: usize = 28;
-/// Bytes in a direction's HKDF info: its label, then the suite byte.
-const INFO_LEN: usize = INFO_LABEL_LEN + 1;
-/// The label of the client-to-server key's HKDF info: the info is these 28
-/// bytes then the suite byte (see [`hkdf_info`]).
-const INFO_CLIENT_TO_SERVER: &[u8; INFO_LABEL_LEN] = b"tablenet v1 client to server";
-/// The label of the server-to-client key's HKDF info: the info is these 28
-/// bytes then the suite byte (see [`hkdf_info`]).
-const INFO_SERVER_TO_CLIENT: &[u8; INFO_LABEL_LEN] = b"tablenet v1 server to client";
+/// Bytes in the server's key-confirmation frame, length prefix included: the
+/// prefix, the kind byte, the 32-byte handshake hash and the tag.
+pub const CONFIRM_FRAME_LEN: usize = LENGTH_PREFIX + 1 + HASH_LEN + TAG_LEN;
+/// The longest handshake frame, without its length prefix: message 3 (the
+/// client's encrypted static key, 48 bytes, and an empty payload's tag).
+pub const MAX_HANDSHAKE_FRAME: usize = 64;
+/// The HKDF-SHA256 info that turns the configured key into the Noise
+/// pre-shared key (no salt, 32 bytes out).
+pub const PSK_INFO: &[u8] = b"tablenet v2 noise psk";
+/// Bytes in a Curve25519 key.
+pub const DH_LEN: usize = 32;
+/// Bytes in the handshake hash (SHA-256).
+const HASH_LEN: usize = 32;
+/// Bytes in the server's preamble (8 fixed, 1 of extension).
+const PREAMBLE_LEN: usize = 8 + EXTENSION_LEN;
 
-/// Which end of the connection this side is. The client's salt comes first
-/// in the key derivation, and each role seals with its own direction's key.
+/// Which end of the connection this side is: the client is the Noise
+/// initiator, the server the responder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// The side that connected.
@@ -61,45 +67,103 @@ pub enum Role {
     Server,
 }
 
+/// The client's static Curve25519 key pair. It carries no identity and is
+/// not checked by the server: it exists so that the pre-shared key can sit
+/// in the third message (XNpsk3). One per `Network` is enough.
+#[derive(Clone)]
+pub struct ClientStatic {
+    pub(super) private: Zeroizing<[u8; DH_LEN]>,
+}
+
+impl ClientStatic {
+    /// A new key pair from the operating system's random number generator.
+    pub fn generate() -> Result<ClientStatic, SecureError> {
+        let mut private = Zeroizing::new([0; DH_LEN]);
+        getrandom::fill(&mut private[..]).map_err(|e| SecureError::Random(e.to_string()))?;
+        Ok(ClientStatic { private })
+    }
+
+    /// The key pair with this private key (for test vectors).
+    pub fn from_private(private: [u8; DH_LEN]) -> ClientStatic {
+        ClientStatic {
+            private: Zeroizing::new(private),
+        }
+    }
+}
+
+impl fmt::Debug for ClientStatic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientStatic(..)")
+    }
+}
+
+/// What a handshake step produced.
+#[derive(Debug)]
+pub struct Progress {
+    /// Bytes to send now (complete frames), possibly none.
+    pub send: Vec<u8>,
+    /// The established session, once the handshake is done.
+    pub session: Option<Session>,
+}
+
 enum State {
-    AwaitingPreamble,
+    /// Client: message 1 not written yet. Server: waiting for the client's
+    /// preamble.
+    Start,
+    /// Client: message 1 is out; waiting for the server's preamble.
+    AwaitingPreamble(Box<HandshakeState>),
+    /// Client: waiting for message 2, whose payload must be `server_preamble`.
+    AwaitingMessage2 {
+        noise: Box<HandshakeState>,
+        server_preamble: Vec<u8>,
+    },
+    /// Server: waiting for message 1.
+    AwaitingMessage1(Box<HandshakeState>),
+    /// Server: message 2 is out; waiting for the client's proof.
+    AwaitingMessage3(Box<HandshakeState>),
+    /// Client: message 3 is out; waiting for the server's key confirmation.
     AwaitingConfirm {
         sealer: Sealer,
         opener: Opener,
-        transcript: [u8; TRANSCRIPT_LEN],
+        hash: [u8; HASH_LEN],
     },
     /// Finished, or failed: every further call is refused.
     Over,
 }
 
-/// The encrypted handshake of one connection, as a sans-IO state machine.
+/// The keyed handshake of one connection, as a sans-IO state machine.
 ///
-/// 1. Send [`preamble`](Self::preamble).
-/// 2. Pass the peer's preamble to [`receive_preamble`](Self::receive_preamble)
-///    and send the frame it returns.
-/// 3. Pass the peer's first frame to [`receive_confirm`](Self::receive_confirm):
-///    it gives the [`Session`] that seals and opens all further frames.
-///
-/// Given its salt, everything it produces is deterministic.
+/// 1. Send [`preamble`](Self::preamble), then [`first_message`](Self::first_message)
+///    (empty on the server).
+/// 2. Pass the peer's preamble to [`receive_preamble`](Self::receive_preamble).
+/// 3. Pass each following frame (its 4 length-prefix bytes and the bytes
+///    after them) to [`receive`](Self::receive) and send what it returns,
+///    until it gives the [`Session`] that seals and opens all further frames.
 ///
 /// ```
-/// use tablenet::proto::secure::{CipherSuite, Handshake, Role, SecretKey};
+/// use tablenet::proto::secure::{ClientStatic, CipherSuite, Handshake, Role, SecretKey};
 ///
 /// let key = SecretKey::from_hex("0C03EA65238DD2C25EB87CE563868098")?;
-/// let suite = CipherSuite::for_key(&key);
-/// let mut client = Handshake::new(Role::Client, &key, suite, [0x11; 32])?;
-/// let mut server = Handshake::new(Role::Server, &key, suite, [0x22; 32])?;
-///
-/// let client_confirm = client.receive_preamble(&server.preamble())?;
-/// let server_confirm = server.receive_preamble(&client.preamble())?;
+/// let suite = CipherSuite::Aes256Gcm;
+/// let mut client = Handshake::client(&key, suite, &ClientStatic::generate()?);
+/// let mut server = Handshake::server(&key, suite);
 /// let split = |frame: &[u8]| {
 ///     let (prefix, payload) = frame.split_first_chunk::<4>().unwrap();
 ///     (*prefix, payload.to_vec())
 /// };
-/// let (prefix, payload) = split(&server_confirm);
-/// let mut client = client.receive_confirm(prefix, &payload)?;
-/// let (prefix, payload) = split(&client_confirm);
-/// let mut server = server.receive_confirm(prefix, &payload)?;
+///
+/// let message1 = client.first_message()?;
+/// client.receive_preamble(&server.preamble())?;
+/// server.receive_preamble(&client.preamble())?;
+/// let (prefix, payload) = split(&message1);
+/// let message2 = server.receive(prefix, &payload)?.send;
+/// let (prefix, payload) = split(&message2);
+/// let message3 = client.receive(prefix, &payload)?.send;
+/// let (prefix, payload) = split(&message3);
+/// let done = server.receive(prefix, &payload)?;
+/// let mut server = done.session.unwrap();
+/// let (prefix, payload) = split(&done.send); // the server's key confirmation
+/// let mut client = client.receive(prefix, &payload)?.session.unwrap();
 ///
 /// let mut wire = Vec::new();
 /// client.sealer().seal(&[0x01, 0x00], &mut wire)?; // a Message frame: nil
@@ -109,46 +173,55 @@ enum State {
 /// ```
 pub struct Handshake {
     role: Role,
-    key: SecretKey,
     suite: CipherSuite,
-    salt: [u8; SALT_LEN],
+    psk: Zeroizing<[u8; KEY_LEN]>,
+    client_static: Option<ClientStatic>,
+    fixed_ephemeral: Option<Zeroizing<[u8; DH_LEN]>>,
     state: State,
 }
 
 impl Handshake {
-    /// A handshake for `role` with the pre-shared `key`, the cipher `suite`
-    /// (both sides must choose the same; see [`CipherSuite::for_key`]) and
-    /// this side's `salt`, which must be fresh and random for every
-    /// connection (see [`with_random_salt`](Self::with_random_salt)).
-    ///
-    /// Fails when the key is shorter than the suite's key
-    /// ([`SecureError::KeyTooShort`]).
-    pub fn new(
-        role: Role,
-        key: &SecretKey,
-        suite: CipherSuite,
-        salt: [u8; SALT_LEN],
-    ) -> Result<Handshake, SecureError> {
-        suite.check_key(key)?;
-        Ok(Handshake {
-            role,
-            key: key.clone(),
-            suite,
-            salt,
-            state: State::AwaitingPreamble,
-        })
+    /// The client's handshake with the pre-shared `key`, the cipher `suite`
+    /// (both sides must choose the same) and the client's static key pair.
+    pub fn client(key: &SecretKey, suite: CipherSuite, client_static: &ClientStatic) -> Handshake {
+        Handshake::new(Role::Client, key, suite, Some(client_static.clone()))
     }
 
-    /// Like [`new`](Self::new), with a salt from the operating system's
-    /// random number generator.
-    pub fn with_random_salt(
+    /// The server's handshake with the pre-shared `key` and the cipher
+    /// `suite` (both sides must choose the same).
+    pub fn server(key: &SecretKey, suite: CipherSuite) -> Handshake {
+        Handshake::new(Role::Server, key, suite, None)
+    }
+
+    fn new(
         role: Role,
         key: &SecretKey,
         suite: CipherSuite,
-    ) -> Result<Handshake, SecureError> {
-        let mut salt = [0; SALT_LEN];
-        getrandom::fill(&mut salt).map_err(|e| SecureError::Random(e.to_string()))?;
-        Handshake::new(role, key, suite, salt)
+        client_static: Option<ClientStatic>,
+    ) -> Handshake {
+        Handshake {
+            role,
+            suite: suite.normalized(),
+            psk: noise_psk(key),
+            client_static,
+            fixed_ephemeral: None,
+            state: State::Start,
+        }
+    }
+
+    /// Fixes this side's ephemeral private key instead of a random one: for
+    /// test vectors and tests only. A fixed ephemeral key gives up forward
+    /// secrecy and, on the client, lets a recorded session be replayed.
+    #[doc(hidden)]
+    pub fn with_fixed_ephemeral_for_testing_only(mut self, private: [u8; DH_LEN]) -> Handshake {
+        self.fixed_ephemeral = Some(Zeroizing::new(private));
+        self
+    }
+
+    /// A client that has sent its proof and waits for the server's
+    /// confirmation: an end of stream now means the server refused the key.
+    pub fn awaits_confirmation(&self) -> bool {
+        matches!(self.state, State::AwaitingConfirm { .. })
     }
 
     /// This side's role.
@@ -161,43 +234,58 @@ impl Handshake {
         self.suite
     }
 
-    /// This side's preamble: [`FLAG_ENCRYPTED`] set, and the extension
-    /// `[suite byte][32-byte salt]`.
+    /// This side's preamble: [`FLAG_ENCRYPTED`] set, and the one-byte
+    /// extension naming the suite.
     pub fn preamble(&self) -> Preamble {
         Preamble {
             version: VERSION,
             flags: FLAG_ENCRYPTED,
-            extension: extension(self.suite, &self.salt),
+            extension: vec![self.suite.to_byte()],
         }
     }
 
-    /// Takes the peer's preamble, derives the session keys and returns this
-    /// side's key-confirmation frame (complete, length prefix included: send
-    /// it as it is).
-    ///
-    /// Fails if the peer's preamble does not set [`FLAG_ENCRYPTED`], if its
-    /// extension is not exactly [`EXTENSION_LEN`] bytes, names an unknown
-    /// suite or another suite than this side's, or carries this side's own
-    /// salt (a preamble reflected back). After an error the handshake is
-    /// over: close the connection.
-    pub fn receive_preamble(&mut self, peer: &Preamble) -> Result<Vec<u8>, SecureError> {
-        if !matches!(self.state, State::AwaitingPreamble) {
+    /// What to send right after the preamble: on the client, the frame
+    /// carrying Noise message 1 (its preamble is the prologue, so it need not
+    /// wait for the server's); on the server, nothing.
+    pub fn first_message(&mut self) -> Result<Vec<u8>, SecureError> {
+        if self.role == Role::Server {
+            return Ok(Vec::new());
+        }
+        if !matches!(self.state, State::Start) {
             self.state = State::Over;
-            return Err(SecureError::Misuse(
-                "receive_preamble called twice or after the handshake ended",
-            ));
+            return Err(SecureError::Misuse("first_message called twice"));
         }
         self.state = State::Over;
+        let prologue = preamble_bytes(&self.preamble());
+        let mut noise = self.build(&prologue)?;
+        let frame = write_frame(&mut noise, &[])?;
+        self.state = State::AwaitingPreamble(noise);
+        Ok(frame)
+    }
+
+    /// Takes the peer's preamble. Fails if it does not set
+    /// [`FLAG_ENCRYPTED`], if its extension is not exactly one byte, or if
+    /// it names an unknown suite or another suite than this side's. After an
+    /// error the handshake is over: close the connection.
+    pub fn receive_preamble(&mut self, peer: &Preamble) -> Result<(), SecureError> {
+        let state = std::mem::replace(&mut self.state, State::Over);
+        let expected = match self.role {
+            Role::Client => matches!(state, State::AwaitingPreamble(_)),
+            Role::Server => matches!(state, State::Start),
+        };
+        if !expected {
+            return Err(SecureError::Misuse(
+                "receive_preamble called out of order, twice, or after an error",
+            ));
+        }
         if !peer.encrypted() {
             return Err(SecureError::NotEncrypted);
         }
-        let bad_extension = SecureError::BadExtension {
-            len: peer.extension.len(),
+        let [suite_byte] = peer.extension[..] else {
+            return Err(SecureError::BadExtension {
+                len: peer.extension.len(),
+            });
         };
-        let Some((&suite_byte, salt)) = peer.extension.split_first() else {
-            return Err(bad_extension);
-        };
-        let peer_salt = <[u8; SALT_LEN]>::try_from(salt).map_err(|_| bad_extension)?;
         let theirs = CipherSuite::from_byte(suite_byte)?;
         if theirs != self.suite {
             return Err(SecureError::CipherMismatch {
@@ -205,97 +293,159 @@ impl Handshake {
                 theirs,
             });
         }
-        if peer_salt == self.salt {
-            return Err(SecureError::ReflectedSalt);
-        }
-
-        let ours = preamble_bytes(VERSION, FLAG_ENCRYPTED, &extension(self.suite, &self.salt));
-        let theirs = preamble_bytes(peer.version, peer.flags, &peer.extension);
-        let (client_salt, server_salt, client_preamble, server_preamble) = match self.role {
-            Role::Client => (&self.salt, &peer_salt, &ours, &theirs),
-            Role::Server => (&peer_salt, &self.salt, &theirs, &ours),
+        let peer_bytes = preamble_bytes(peer);
+        self.state = match (self.role, state) {
+            (Role::Client, State::AwaitingPreamble(noise)) => State::AwaitingMessage2 {
+                noise,
+                server_preamble: peer_bytes,
+            },
+            (Role::Server, State::Start) => State::AwaitingMessage1(self.build(&peer_bytes)?),
+            _ => {
+                return Err(SecureError::Misuse(
+                    "receive_preamble called out of order, twice, or after an error",
+                ));
+            }
         };
-        let mut hkdf_salt = [0; 2 * SALT_LEN];
-        for (slot, byte) in hkdf_salt
-            .iter_mut()
-            .zip(client_salt.iter().chain(server_salt))
-        {
-            *slot = *byte;
-        }
-        let hkdf = Hkdf::<Sha256>::new(Some(&hkdf_salt), self.key.as_bytes());
-        let derive = |info: &[u8]| -> Result<Cipher, SecureError> {
-            let mut okm = Zeroizing::new([0u8; 32]);
-            let okm = okm
-                .get_mut(..self.suite.key_bits() / 8)
-                .ok_or(SecureError::Misuse("internal: suite key length"))?;
-            hkdf.expand(info, okm)
-                .map_err(|_| SecureError::Misuse("internal: HKDF output length"))?;
-            Cipher::new(self.suite, okm)
-                .map_err(|_| SecureError::Misuse("internal: cipher key length"))
-        };
-        let client_to_server = derive(&hkdf_info(INFO_CLIENT_TO_SERVER, self.suite))?;
-        let server_to_client = derive(&hkdf_info(INFO_SERVER_TO_CLIENT, self.suite))?;
-        let (seal_key, open_key) = match self.role {
-            Role::Client => (client_to_server, server_to_client),
-            Role::Server => (server_to_client, client_to_server),
-        };
-        let mut sealer = Sealer::new(seal_key, self.suite);
-        let opener = Opener::new(open_key, self.suite);
-
-        let mut hash = Sha256::new();
-        hash.update(client_preamble);
-        hash.update(server_preamble);
-        let transcript: [u8; TRANSCRIPT_LEN] = hash.finalize().into();
-
-        let mut confirm = Vec::with_capacity(CONFIRM_FRAME_LEN);
-        sealer.seal(&confirm_plaintext(&transcript), &mut confirm)?;
-        self.state = State::AwaitingConfirm {
-            sealer,
-            opener,
-            transcript,
-        };
-        Ok(confirm)
+        Ok(())
     }
 
-    /// Takes the peer's key-confirmation frame (the first frame after its
-    /// preamble: its 4 length-prefix bytes and the `length` bytes after them)
-    /// and gives the established [`Session`].
-    ///
-    /// A frame that does not open means the two sides have different keys:
-    /// [`SecureError::KeyMismatch`]. A frame that opens but confirms another
-    /// transcript: [`SecureError::TranscriptMismatch`]. After an error the
-    /// handshake is over: close the connection.
-    pub fn receive_confirm(
+    /// Takes the peer's next handshake frame: its 4 length-prefix bytes and
+    /// the `length` bytes after them. Returns what to send, and the
+    /// [`Session`] once the handshake is done. After an error the handshake
+    /// is over: close the connection.
+    pub fn receive(
         &mut self,
         length_prefix: [u8; LENGTH_PREFIX],
         payload: &[u8],
-    ) -> Result<Session, SecureError> {
-        let State::AwaitingConfirm {
-            sealer,
-            mut opener,
-            transcript,
-        } = std::mem::replace(&mut self.state, State::Over)
-        else {
+    ) -> Result<Progress, SecureError> {
+        let state = std::mem::replace(&mut self.state, State::Over);
+        if usize::try_from(u32::from_le_bytes(length_prefix)).ok() != Some(payload.len()) {
             return Err(SecureError::Misuse(
-                "receive_confirm called before receive_preamble, twice, or after an error",
+                "the length prefix does not match the payload",
             ));
-        };
-        let plaintext = opener.open(length_prefix, payload).map_err(|e| match e {
-            SecureError::Authentication => SecureError::KeyMismatch,
-            e => e,
-        })?;
-        if plaintext != confirm_plaintext(&transcript) {
-            return Err(SecureError::TranscriptMismatch);
         }
-        Ok(Session::new(sealer, opener))
+        match state {
+            State::AwaitingMessage1(mut noise) => {
+                read(&mut noise, payload, 1)?;
+                let ours = preamble_bytes(&self.preamble());
+                let send = write_frame(&mut noise, &ours)?;
+                self.state = State::AwaitingMessage3(noise);
+                Ok(Progress {
+                    send,
+                    session: None,
+                })
+            }
+            State::AwaitingMessage2 {
+                mut noise,
+                server_preamble,
+            } => {
+                let theirs = read(&mut noise, payload, 2)?;
+                if theirs != server_preamble {
+                    return Err(SecureError::TranscriptMismatch);
+                }
+                let send = write_frame(&mut noise, &[])?;
+                let (sealer, opener, hash) = self.split(&mut noise);
+                self.state = State::AwaitingConfirm {
+                    sealer,
+                    opener,
+                    hash,
+                };
+                Ok(Progress {
+                    send,
+                    session: None,
+                })
+            }
+            State::AwaitingMessage3(mut noise) => {
+                read(&mut noise, payload, 3).map_err(|e| match e {
+                    SecureError::HandshakeMessage { .. } => SecureError::KeyMismatch,
+                    e => e,
+                })?;
+                let (mut sealer, opener, hash) = self.split(&mut noise);
+                let mut send = Vec::with_capacity(CONFIRM_FRAME_LEN);
+                sealer.seal(&confirm_plaintext(&hash), &mut send)?;
+                Ok(Progress {
+                    send,
+                    session: Some(Session::new(sealer, opener)),
+                })
+            }
+            State::AwaitingConfirm {
+                sealer,
+                mut opener,
+                hash,
+            } => {
+                let plaintext = opener.open(length_prefix, payload).map_err(|e| match e {
+                    SecureError::Authentication => SecureError::KeyMismatch,
+                    e => e,
+                })?;
+                if plaintext != confirm_plaintext(&hash) {
+                    return Err(SecureError::TranscriptMismatch);
+                }
+                Ok(Progress {
+                    send: Vec::new(),
+                    session: Some(Session::new(sealer, opener)),
+                })
+            }
+            _ => Err(SecureError::Misuse(
+                "receive called before the preamble, after the end, or after an error",
+            )),
+        }
+    }
+
+    /// The Noise state for this side, with `prologue`.
+    fn build(&self, prologue: &[u8]) -> Result<Box<HandshakeState>, SecureError> {
+        let internal = |_| SecureError::Misuse("internal: Noise setup");
+        let params = self.suite.noise_name().parse().map_err(internal)?;
+        let mut builder = Builder::new(params)
+            .prologue(prologue)
+            .map_err(internal)?
+            .psk(3, &self.psk)
+            .map_err(internal)?;
+        if let Some(e) = &self.fixed_ephemeral {
+            builder = builder.fixed_ephemeral_key_for_testing_only(&e[..]);
+        }
+        let state = match (self.role, &self.client_static) {
+            (Role::Client, Some(s)) => builder
+                .local_private_key(&s.private[..])
+                .map_err(internal)?
+                .build_initiator(),
+            (Role::Client, None) => return Err(SecureError::Misuse("a client needs a static key")),
+            (Role::Server, _) => builder.build_responder(),
+        };
+        Ok(Box::new(state.map_err(internal)?))
+    }
+
+    /// The transport keys and the handshake hash, once Noise is done.
+    fn split(&self, noise: &mut HandshakeState) -> (Sealer, Opener, [u8; HASH_LEN]) {
+        let (to_server, to_client) = noise.dangerously_get_raw_split();
+        let (to_server, to_client) = (Zeroizing::new(to_server), Zeroizing::new(to_client));
+        let mut hash = [0; HASH_LEN];
+        hash.copy_from_slice(
+            noise
+                .get_handshake_hash()
+                .get(..HASH_LEN)
+                .unwrap_or(&[0; 32]),
+        );
+        let (seal_key, open_key) = match self.role {
+            Role::Client => (&to_server, &to_client),
+            Role::Server => (&to_client, &to_server),
+        };
+        (
+            Sealer::new(Cipher::new(self.suite, seal_key), self.suite),
+            Opener::new(Cipher::new(self.suite, open_key), self.suite),
+            hash,
+        )
     }
 }
 
 impl fmt::Debug for Handshake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
-            State::AwaitingPreamble => "awaiting the peer's preamble",
-            State::AwaitingConfirm { .. } => "awaiting the peer's key confirmation",
+            State::Start => "not started",
+            State::AwaitingPreamble(_) => "awaiting the server's preamble",
+            State::AwaitingMessage1(_) => "awaiting message 1",
+            State::AwaitingMessage2 { .. } => "awaiting message 2",
+            State::AwaitingMessage3(_) => "awaiting message 3 (the client's proof)",
+            State::AwaitingConfirm { .. } => "awaiting the server's key confirmation",
             State::Over => "over",
         };
         f.debug_struct("Handshake")
@@ -306,41 +456,55 @@ impl fmt::Debug for Handshake {
     }
 }
 
-/// A direction's HKDF info: its 28-byte label, then the suite byte (29
-/// bytes). Binding the suite separates the domains: the same key and salts
-/// never give the same session keys under two ciphers.
-fn hkdf_info(label: &[u8; INFO_LABEL_LEN], suite: CipherSuite) -> [u8; INFO_LEN] {
-    let mut info = [0; INFO_LEN];
-    info[..INFO_LABEL_LEN].copy_from_slice(label);
-    info[INFO_LABEL_LEN] = suite.to_byte();
-    info
+/// The Noise pre-shared key: HKDF-SHA256, no salt, the configured key's 16
+/// or 32 bytes as input, [`PSK_INFO`] as info, 32 bytes out. A 128-bit key
+/// keeps 128 bits of strength: expansion adds none and loses none.
+pub(super) fn noise_psk(key: &SecretKey) -> Zeroizing<[u8; KEY_LEN]> {
+    let mut psk = Zeroizing::new([0; KEY_LEN]);
+    // 32 bytes is far below HKDF-SHA256's limit: expansion cannot fail.
+    let _ = Hkdf::<Sha256>::new(None, key.as_bytes()).expand(PSK_INFO, &mut psk[..]);
+    psk
 }
 
-/// An encrypted preamble's extension.
-fn extension(suite: CipherSuite, salt: &[u8; SALT_LEN]) -> Vec<u8> {
-    let mut ext = Vec::with_capacity(EXTENSION_LEN);
-    ext.push(suite.to_byte());
-    ext.extend_from_slice(salt);
-    ext
+/// Writes the next Noise message with `payload` as one frame (length prefix
+/// included).
+fn write_frame(noise: &mut HandshakeState, payload: &[u8]) -> Result<Vec<u8>, SecureError> {
+    let mut message = [0u8; MAX_HANDSHAKE_FRAME];
+    let len = noise
+        .write_message(payload, &mut message)
+        .map_err(|_| SecureError::Misuse("internal: Noise message"))?;
+    let body = message.get(..len).unwrap_or_default();
+    let mut frame = Vec::with_capacity(LENGTH_PREFIX + len);
+    frame.extend_from_slice(&u32::try_from(len).unwrap_or(0).to_le_bytes());
+    frame.extend_from_slice(body);
+    Ok(frame)
 }
 
-/// A preamble's bytes as sent, for the transcript. `ext` is at most
-/// [`EXTENSION_LEN`] bytes here.
-fn preamble_bytes(version: u8, flags: u8, ext: &[u8]) -> Vec<u8> {
-    let len = u16::try_from(ext.len()).unwrap_or(u16::MAX);
-    let mut out = Vec::with_capacity(8 + ext.len());
-    out.extend_from_slice(&MAGIC);
-    out.push(version);
-    out.push(flags);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(ext);
+/// Reads Noise message `number`; gives its payload.
+fn read(noise: &mut HandshakeState, message: &[u8], number: u8) -> Result<Vec<u8>, SecureError> {
+    let mut payload = [0u8; MAX_HANDSHAKE_FRAME];
+    if message.len() > MAX_HANDSHAKE_FRAME {
+        return Err(SecureError::HandshakeMessage { number });
+    }
+    let len = noise
+        .read_message(message, &mut payload)
+        .map_err(|_| SecureError::HandshakeMessage { number })?;
+    Ok(payload.get(..len).unwrap_or_default().to_vec())
+}
+
+/// A preamble's bytes as sent (our preambles' extensions are short).
+fn preamble_bytes(preamble: &Preamble) -> Vec<u8> {
+    let mut out = Vec::with_capacity(PREAMBLE_LEN);
+    // An extension over the limit was refused when the preamble was decoded.
+    let _ = preamble.encode(&mut out);
     out
 }
 
-/// A key-confirmation frame's plaintext: the kind byte, then the transcript.
-fn confirm_plaintext(transcript: &[u8; TRANSCRIPT_LEN]) -> Vec<u8> {
-    let mut text = Vec::with_capacity(1 + TRANSCRIPT_LEN);
-    text.push(CONFIRM_KIND);
-    text.extend_from_slice(transcript);
+/// The key-confirmation frame's plaintext: the kind byte, then the
+/// handshake hash.
+fn confirm_plaintext(hash: &[u8; HASH_LEN]) -> [u8; 1 + HASH_LEN] {
+    let mut text = [0; 1 + HASH_LEN];
+    text[0] = CONFIRM_KIND;
+    text[1..].copy_from_slice(hash);
     text
 }

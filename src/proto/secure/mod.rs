@@ -1,36 +1,33 @@
 //! Encryption with a pre-shared key, sans-IO: the handshake, and sealing and
-//! opening frames.
+//! opening frames (protocol version 2).
 //!
-//! Safe against an attacker who can read, change, drop, replay and inject
-//! bytes, as long as the pre-shared key stays secret:
-//!
-//! - Each side sends a fresh random 32-byte salt in its preamble's extension
-//!   (`[suite byte][salt]`, flags bit 0 set).
-//! - Per-direction session keys come from HKDF-SHA256 (salt = the client's
-//!   salt then the server's, input key = the pre-shared key, info
-//!   `tablenet v1 client to server` / `tablenet v1 server to client` followed
-//!   by the suite byte, 29 bytes), so every connection has new keys, and the
-//!   same key never gives the same session keys under two cipher suites.
-//! - Each side's first frame is a key confirmation over both preambles, so a
-//!   wrong key or an altered preamble fails the handshake, not the first
-//!   message.
-//! - Every frame is sealed with an AEAD ([`CipherSuite`]); the nonce is a
-//!   per-direction frame counter (never random, never reused, never wrapped)
-//!   and the 4-byte length prefix is the associated data. A replayed,
-//!   reordered, dropped, truncated or altered frame fails to open.
+//! - The handshake is `Noise_XNpsk3_25519_AESGCM_SHA256` (or `_ChaChaPoly_`),
+//!   with the pre-shared key expanded by HKDF-SHA256 ([`PSK_INFO`]): fresh
+//!   ephemeral keys give every connection new keys and forward secrecy, and
+//!   nothing the server sends before the client's proof depends on the key,
+//!   so a client without the key has nothing to test guesses against. See
+//!   [`Handshake`] for the sequence and docs/PROTOCOL.md for the bytes.
+//! - Every frame after it is sealed with an AEAD ([`CipherSuite`]) under the
+//!   Noise split keys; the nonce is a per-direction frame counter (never
+//!   random, never reused, never wrapped) and the 4-byte length prefix is the
+//!   associated data. A replayed, reordered, dropped, truncated or altered
+//!   frame fails to open. Each direction rekeys every [`REKEY_AFTER_FRAMES`]
+//!   frames or [`REKEY_AFTER_BYTES`] bytes.
 //!
 //! A sealed frame is the plain frame with its payload encrypted and a
 //! [`TAG_LEN`]-byte tag appended; its length prefix counts the tag.
-//! See [`Handshake`] for the sequence and an example.
 
 mod handshake;
 mod key;
 mod seal;
 mod suite;
 
-pub use handshake::{CONFIRM_FRAME_LEN, CONFIRM_KIND, EXTENSION_LEN, Handshake, Role, SALT_LEN};
+pub use handshake::{
+    CONFIRM_FRAME_LEN, CONFIRM_KIND, ClientStatic, DH_LEN, EXTENSION_LEN, Handshake,
+    MAX_HANDSHAKE_FRAME, PSK_INFO, Progress, Role,
+};
 pub use key::SecretKey;
-pub use seal::{Opener, Sealer, Session};
+pub use seal::{Opener, REKEY_AFTER_BYTES, REKEY_AFTER_FRAMES, Sealer, Session};
 pub use suite::CipherSuite;
 
 /// Bytes of the authentication tag each sealed frame carries after its
@@ -42,14 +39,34 @@ pub const TAG_LEN: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SecureError {
-    /// The peer's key confirmation did not open: the two sides are
-    /// configured with different keys (or the handshake was tampered with).
-    #[error("the keys do not match (key confirmation failed)")]
+    /// The client's proof (Noise message 3) or the server's key
+    /// confirmation did not verify: the two sides are configured with
+    /// different keys (or the handshake was tampered with).
+    #[error("the keys do not match (the peer's proof of the key failed)")]
     KeyMismatch,
-    /// The peer's key confirmation opened but confirms other preambles than
-    /// this side saw.
-    #[error("the key confirmation covers other preambles than this side saw (altered in transit)")]
+    /// The server closed the connection after the client's proof of the key
+    /// instead of confirming it: most likely the server holds another key
+    /// (it has no authenticated way to say so), though a stream cut at that
+    /// moment looks the same.
+    #[error(
+        "the server closed the connection after this side proved its key: most likely the keys do not match"
+    )]
+    ProofRejected,
+    /// The server's preamble differs from the one its handshake message
+    /// covers, or the key confirmation covers another handshake: altered
+    /// in transit.
+    #[error("the handshake covers another preamble than this side saw (altered in transit)")]
     TranscriptMismatch,
+    /// A Noise handshake message did not verify before any key was
+    /// involved: altered in transit, replayed, reflected, or the two sides
+    /// started from different preambles.
+    #[error(
+        "handshake message {number} is malformed or failed authentication (altered, replayed or reflected)"
+    )]
+    HandshakeMessage {
+        /// Which message (1 to 3).
+        number: u8,
+    },
     /// A frame did not open.
     #[error("frame failed authentication (tampered, replayed, reordered or sent with another key)")]
     Authentication,
@@ -68,9 +85,7 @@ pub enum SecureError {
         byte: u8,
     },
     /// The peer's encrypted preamble has an extension of the wrong length.
-    #[error(
-        "encrypted preamble extension must be 33 bytes (cipher suite and 32-byte salt), got {len}"
-    )]
+    #[error("encrypted preamble extension must be 1 byte (the cipher suite), got {len}")]
     BadExtension {
         /// The extension's length.
         len: usize,
@@ -78,17 +93,6 @@ pub enum SecureError {
     /// The peer's preamble does not set the encrypted flag.
     #[error("the peer's preamble does not set the encrypted flag")]
     NotEncrypted,
-    /// The peer's salt equals this side's: a preamble reflected back.
-    #[error("the peer's salt equals this side's (a reflected preamble)")]
-    ReflectedSalt,
-    /// The configured key is shorter than the cipher suite's key.
-    #[error("cipher {suite} needs a {}-bit key, the key has {bits} bits", suite.key_bits())]
-    KeyTooShort {
-        /// The configured suite.
-        suite: CipherSuite,
-        /// The key's size in bits.
-        bits: usize,
-    },
     /// A direction's frame counter is used up: the connection must be closed
     /// rather than reuse a nonce.
     #[error("the frame counter is exhausted; close the connection and open a new one")]

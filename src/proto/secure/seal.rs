@@ -4,10 +4,63 @@
 //! a 16-byte tag. The ciphertext is the plain frame's payload (kind byte and
 //! body); the length prefix is the associated data, and the nonce is 4 zero
 //! bytes then the direction's frame counter, u64 little-endian.
+//!
+//! Each direction rekeys (Noise's REKEY) before the frame that would pass
+//! [`REKEY_AFTER_FRAMES`] frames or [`REKEY_AFTER_BYTES`] payload bytes under
+//! one key. Both ends count the same frames, so no message announces it; the
+//! counter runs on across a rekey.
 
 use std::fmt;
 
 use super::suite::{Cipher, NONCE_LEN};
+
+/// Frames sealed under one key before the direction rekeys: far below
+/// AES-GCM's usage limits (about 2^32 frames for a 2^-57 advantage).
+pub const REKEY_AFTER_FRAMES: u64 = 1 << 20;
+/// Payload bytes sealed under one key before the direction rekeys (4 GiB,
+/// 2^28 AES blocks).
+pub const REKEY_AFTER_BYTES: u64 = 1 << 32;
+
+/// When one direction's key is replaced: shared by the sealing and the
+/// opening end, which must agree exactly.
+#[derive(Debug, Clone, Copy)]
+struct KeyUse {
+    /// Frames and payload bytes under the current key.
+    frames: u64,
+    bytes: u64,
+    /// The limits (lowered in tests).
+    max_frames: u64,
+    max_bytes: u64,
+}
+
+impl KeyUse {
+    fn new() -> KeyUse {
+        KeyUse {
+            frames: 0,
+            bytes: 0,
+            max_frames: REKEY_AFTER_FRAMES,
+            max_bytes: REKEY_AFTER_BYTES,
+        }
+    }
+
+    /// Whether the next frame needs a new key first (and if so, the count
+    /// starts over).
+    fn rekey_due(&mut self) -> bool {
+        let due = self.frames >= self.max_frames || self.bytes >= self.max_bytes;
+        if due {
+            self.frames = 0;
+            self.bytes = 0;
+        }
+        due
+    }
+
+    fn used(&mut self, payload: usize) {
+        self.frames += 1;
+        self.bytes = self
+            .bytes
+            .saturating_add(u64::try_from(payload).unwrap_or(u64::MAX));
+    }
+}
 use super::{CipherSuite, SecureError, TAG_LEN};
 use crate::proto::LENGTH_PREFIX;
 
@@ -25,6 +78,7 @@ pub struct Sealer {
     suite: CipherSuite,
     /// The counter of the next frame.
     counter: u64,
+    key_use: KeyUse,
 }
 
 impl Sealer {
@@ -33,6 +87,7 @@ impl Sealer {
             cipher,
             suite,
             counter: 0,
+            key_use: KeyUse::new(),
         }
     }
 
@@ -41,8 +96,8 @@ impl Sealer {
         self.suite
     }
 
-    /// The counter the next frame will use (the key confirmation used 0, so
-    /// application frames start at 1).
+    /// The counter the next frame will use (a server's key confirmation used
+    /// 0, so its application frames start at 1; a client's start at 0).
     pub fn counter(&self) -> u64 {
         self.counter
     }
@@ -91,6 +146,13 @@ impl Sealer {
             .map_err(|_| SecureError::FrameTooLarge { size: sealed_len })?
             .to_le_bytes();
         prefix_slot.copy_from_slice(&prefix);
+        if self.key_use.rekey_due() {
+            self.cipher = self
+                .cipher
+                .rekey(self.suite)
+                .map_err(|_| SecureError::Misuse("internal: rekey"))?;
+        }
+        self.key_use.used(payload.len());
         let counter = self.counter;
         // The nonce is spent once the cipher has seen it, whatever happens.
         self.counter += 1;
@@ -105,6 +167,13 @@ impl Sealer {
     #[cfg(test)]
     pub(super) fn set_counter(&mut self, counter: u64) {
         self.counter = counter;
+    }
+
+    /// Lowers the rekey limits (for tests; both ends must use the same).
+    #[doc(hidden)]
+    pub fn set_rekey_limits(&mut self, frames: u64, bytes: u64) {
+        self.key_use.max_frames = frames;
+        self.key_use.max_bytes = bytes;
     }
 }
 
@@ -126,6 +195,7 @@ pub struct Opener {
     suite: CipherSuite,
     /// The counter the next frame must carry.
     counter: u64,
+    key_use: KeyUse,
 }
 
 impl Opener {
@@ -134,6 +204,7 @@ impl Opener {
             cipher,
             suite,
             counter: 0,
+            key_use: KeyUse::new(),
         }
     }
 
@@ -169,12 +240,21 @@ impl Opener {
             .len()
             .checked_sub(TAG_LEN)
             .ok_or(SecureError::Authentication)?;
+        if self.key_use.rekey_due() {
+            // The sender rekeyed before this frame too. If the frame then
+            // fails to open, the connection is over anyway.
+            self.cipher = self
+                .cipher
+                .rekey(self.suite)
+                .map_err(|_| SecureError::Misuse("internal: rekey"))?;
+        }
         let (text, tag) = payload.split_at_mut(text_len);
         let tag = <[u8; TAG_LEN]>::try_from(&*tag).map_err(|_| SecureError::Authentication)?;
         self.cipher
             .open(nonce(self.counter), &length_prefix, text, tag)
             .map_err(|_| SecureError::Authentication)?;
         self.counter += 1;
+        self.key_use.used(text_len);
         Ok(text)
     }
 
@@ -194,6 +274,13 @@ impl Opener {
     #[cfg(test)]
     pub(super) fn set_counter(&mut self, counter: u64) {
         self.counter = counter;
+    }
+
+    /// Lowers the rekey limits (for tests; both ends must use the same).
+    #[doc(hidden)]
+    pub fn set_rekey_limits(&mut self, frames: u64, bytes: u64) {
+        self.key_use.max_frames = frames;
+        self.key_use.max_bytes = bytes;
     }
 }
 

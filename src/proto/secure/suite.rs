@@ -4,86 +4,92 @@ use std::fmt;
 
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::aead::array::Array;
-use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit};
+use aes_gcm::{Aes256Gcm, KeyInit};
 use chacha20poly1305::ChaCha20Poly1305;
 
-use super::{SecretKey, SecureError, TAG_LEN};
+use super::{SecureError, TAG_LEN};
 
 /// Bytes in an AEAD nonce.
 pub(super) const NONCE_LEN: usize = 12;
+/// Bytes in a transport key (both suites use 256-bit keys).
+pub(super) const KEY_LEN: usize = 32;
 
-/// The authenticated cipher that protects a connection.
+/// The authenticated cipher that protects a connection: the Noise
+/// handshake's cipher and the transport's.
 ///
 /// Both sides must use the same suite; it travels in the preamble, so a
 /// mismatch fails the handshake with [`SecureError::CipherMismatch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CipherSuite {
-    /// AES-128 in Galois/Counter Mode (the default for 128-bit keys).
+    /// Protocol version 1's AES-128-GCM. Kept as a name so configurations
+    /// that chose it keep working: it now selects the AES-GCM suite, the same
+    /// as [`Aes256Gcm`](Self::Aes256Gcm) (see [`normalized`](Self::normalized)).
+    #[deprecated(note = "protocol v2 uses AES-256-GCM for every key; this name selects it")]
     Aes128Gcm,
-    /// AES-256 in Galois/Counter Mode (the default for 256-bit keys).
+    /// AES-256 in Galois/Counter Mode: `Noise_XNpsk3_25519_AESGCM_SHA256`
+    /// (the default).
     Aes256Gcm,
-    /// ChaCha20-Poly1305 (RFC 8439); 256-bit keys only.
+    /// ChaCha20-Poly1305 (RFC 8439): `Noise_XNpsk3_25519_ChaChaPoly_SHA256`.
+    /// Faster than AES-GCM on machines without AES instructions.
     ChaCha20Poly1305,
 }
 
+#[allow(deprecated)] // `Aes128Gcm` is matched to map it onto AES-256-GCM.
 impl CipherSuite {
-    /// The default suite for a key: AES-128-GCM for a 128-bit key, AES-256-GCM
-    /// for a 256-bit key.
-    pub fn for_key(key: &SecretKey) -> CipherSuite {
-        if key.bits() == 128 {
-            CipherSuite::Aes128Gcm
-        } else {
-            CipherSuite::Aes256Gcm
+    /// The default suite for a key: AES-256-GCM, whatever the key's length
+    /// (every key is expanded to a 256-bit Noise pre-shared key).
+    pub fn for_key(_key: &super::SecretKey) -> CipherSuite {
+        CipherSuite::Aes256Gcm
+    }
+
+    /// The suite this one stands for: [`Aes128Gcm`](Self::Aes128Gcm), the
+    /// deprecated name, gives [`Aes256Gcm`](Self::Aes256Gcm); the others are
+    /// themselves.
+    pub const fn normalized(self) -> CipherSuite {
+        match self {
+            CipherSuite::Aes128Gcm | CipherSuite::Aes256Gcm => CipherSuite::Aes256Gcm,
+            CipherSuite::ChaCha20Poly1305 => CipherSuite::ChaCha20Poly1305,
         }
     }
 
-    /// The suite's byte in the preamble extension.
+    /// The suite's byte in the preamble extension: 2 for AES-GCM, 3 for
+    /// ChaCha20-Poly1305 (1 was version 1's AES-128-GCM and is not used).
     pub const fn to_byte(self) -> u8 {
-        match self {
-            CipherSuite::Aes128Gcm => 1,
-            CipherSuite::Aes256Gcm => 2,
+        match self.normalized() {
             CipherSuite::ChaCha20Poly1305 => 3,
+            _ => 2,
         }
     }
 
     /// The suite for a byte from a preamble extension.
     pub fn from_byte(byte: u8) -> Result<CipherSuite, SecureError> {
         match byte {
-            1 => Ok(CipherSuite::Aes128Gcm),
             2 => Ok(CipherSuite::Aes256Gcm),
             3 => Ok(CipherSuite::ChaCha20Poly1305),
             byte => Err(SecureError::UnknownCipher { byte }),
         }
     }
 
-    /// The suite's name, such as `AES-128-GCM`.
+    /// The suite's name, such as `AES-256-GCM`.
     pub const fn name(self) -> &'static str {
-        match self {
-            CipherSuite::Aes128Gcm => "AES-128-GCM",
-            CipherSuite::Aes256Gcm => "AES-256-GCM",
+        match self.normalized() {
             CipherSuite::ChaCha20Poly1305 => "ChaCha20-Poly1305",
+            _ => "AES-256-GCM",
         }
     }
 
-    /// Bits in the suite's key (and so the least a pre-shared key must have).
+    /// The full Noise protocol name of the handshake with this suite.
+    pub const fn noise_name(self) -> &'static str {
+        match self.normalized() {
+            CipherSuite::ChaCha20Poly1305 => "Noise_XNpsk3_25519_ChaChaPoly_SHA256",
+            _ => "Noise_XNpsk3_25519_AESGCM_SHA256",
+        }
+    }
+
+    /// Bits in the suite's key: 256 for both.
     pub const fn key_bits(self) -> usize {
-        match self {
-            CipherSuite::Aes128Gcm => 128,
-            CipherSuite::Aes256Gcm | CipherSuite::ChaCha20Poly1305 => 256,
-        }
-    }
-
-    /// Checks that `key` is long enough for this suite: a 128-bit key works
-    /// only with AES-128-GCM.
-    pub fn check_key(self, key: &SecretKey) -> Result<(), SecureError> {
-        if key.bits() < self.key_bits() {
-            return Err(SecureError::KeyTooShort {
-                suite: self,
-                bits: key.bits(),
-            });
-        }
-        Ok(())
+        256
     }
 }
 
@@ -96,7 +102,6 @@ impl fmt::Display for CipherSuite {
 /// One direction's AEAD, keyed. The key schedules are zeroized on drop (the
 /// crates' `zeroize` feature); boxed so a [`Cipher`] stays pointer-sized.
 pub(super) enum Cipher {
-    Aes128(Box<Aes128Gcm>),
     Aes256(Box<Aes256Gcm>),
     ChaCha(Box<ChaCha20Poly1305>),
 }
@@ -107,19 +112,25 @@ pub(super) enum Cipher {
 pub(super) struct AeadFailed;
 
 impl Cipher {
-    /// Keys `suite` with `key`, which must be `suite.key_bits() / 8` bytes.
-    pub(super) fn new(suite: CipherSuite, key: &[u8]) -> Result<Cipher, AeadFailed> {
-        Ok(match suite {
-            CipherSuite::Aes128Gcm => Cipher::Aes128(Box::new(
-                Aes128Gcm::new_from_slice(key).map_err(|_| AeadFailed)?,
-            )),
-            CipherSuite::Aes256Gcm => Cipher::Aes256(Box::new(
-                Aes256Gcm::new_from_slice(key).map_err(|_| AeadFailed)?,
-            )),
-            CipherSuite::ChaCha20Poly1305 => Cipher::ChaCha(Box::new(
-                ChaCha20Poly1305::new_from_slice(key).map_err(|_| AeadFailed)?,
-            )),
-        })
+    /// Keys `suite` with a 32-byte `key`.
+    pub(super) fn new(suite: CipherSuite, key: &[u8; KEY_LEN]) -> Cipher {
+        match suite.normalized() {
+            CipherSuite::ChaCha20Poly1305 => {
+                Cipher::ChaCha(Box::new(ChaCha20Poly1305::new(&Array::from(*key))))
+            }
+            _ => Cipher::Aes256(Box::new(Aes256Gcm::new(&Array::from(*key)))),
+        }
+    }
+
+    /// Noise's REKEY: the new key is the first 32 bytes of encrypting 32
+    /// zero bytes with nonce 2^64 - 1 and no associated data (the nonce,
+    /// all ones, is the same in every counter encoding).
+    pub(super) fn rekey(&self, suite: CipherSuite) -> Result<Cipher, AeadFailed> {
+        let mut key = zeroize::Zeroizing::new([0u8; KEY_LEN]);
+        let mut nonce = [0xff; NONCE_LEN];
+        nonce[..4].fill(0);
+        self.seal(nonce, &[], &mut key[..])?;
+        Ok(Cipher::new(suite, &key))
     }
 
     /// Encrypts `buf` in place; returns the tag.
@@ -131,7 +142,6 @@ impl Cipher {
     ) -> Result<[u8; TAG_LEN], AeadFailed> {
         let nonce = Array::from(nonce);
         let tag = match self {
-            Cipher::Aes128(c) => c.encrypt_inout_detached(&nonce, aad, buf.into()),
             Cipher::Aes256(c) => c.encrypt_inout_detached(&nonce, aad, buf.into()),
             Cipher::ChaCha(c) => c.encrypt_inout_detached(&nonce, aad, buf.into()),
         };
@@ -149,7 +159,6 @@ impl Cipher {
         let nonce = Array::from(nonce);
         let tag = Array::from(tag);
         match self {
-            Cipher::Aes128(c) => c.decrypt_inout_detached(&nonce, aad, buf.into(), &tag),
             Cipher::Aes256(c) => c.decrypt_inout_detached(&nonce, aad, buf.into(), &tag),
             Cipher::ChaCha(c) => c.decrypt_inout_detached(&nonce, aad, buf.into(), &tag),
         }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::proto::secure::{CipherSuite, SecretKey, SecureError};
+use crate::proto::secure::{CipherSuite, ClientStatic, SecretKey, SecureError};
 use crate::proto::{OutFrame, SendQueue, control_frame, decode_value, encode_message_to_vec};
 use crate::value::Value;
 
@@ -24,12 +24,13 @@ impl End {
     fn new(role: Role, config: &SessionConfig, key: Option<&str>, now: Instant) -> End {
         let handshake = key.map(|k| {
             let key = SecretKey::from_hex(k).unwrap();
-            let salt = if role == Role::Client {
-                [1; 32]
-            } else {
-                [2; 32]
-            };
-            Handshake::new(role, &key, CipherSuite::for_key(&key), salt).unwrap()
+            let suite = CipherSuite::for_key(&key);
+            match role {
+                Role::Client => {
+                    Handshake::client(&key, suite, &ClientStatic::from_private([1; 32]))
+                }
+                Role::Server => Handshake::server(&key, suite),
+            }
         });
         End {
             session: Session::new(role, config, handshake, now),
@@ -174,7 +175,11 @@ fn mismatched_keys_and_modes_close_both_sides_with_the_reason() {
     let (mut client, mut server, now) = pair(Some(KEY_A), Some(KEY_B));
     exchange(&mut client, &mut server, now);
     assert_eq!(error_of(&server), Error::Secure(SecureError::KeyMismatch));
-    assert_eq!(error_of(&client), Error::Secure(SecureError::KeyMismatch));
+    // The server closes without a word; the client sees its end of stream.
+    assert!(client.closed.is_none());
+    client.session.end_of_stream();
+    client.drain(now);
+    assert_eq!(error_of(&client), Error::Secure(SecureError::ProofRejected));
     assert!(!client.established && !server.established);
 
     let (mut client, mut server, now) = pair(None, Some(KEY_A));
