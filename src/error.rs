@@ -46,6 +46,18 @@ pub enum Error {
     /// by the serde bridge.
     #[error("conversion failed: {0}")]
     Convert(String),
+    /// A conversion failed inside a value: `path` names the field, element
+    /// or map key where (for example `players[3].inventory[0]`), `error` says
+    /// what went wrong there.
+    #[error("at {path}: {error}")]
+    AtPath {
+        /// Where: `.field` for a struct field or enum variant, `[i]` for the
+        /// element at 0-based position `i` of a sequence or tuple, `["k"]` or
+        /// `[k]` for a map key.
+        path: String,
+        /// What went wrong there.
+        error: Box<Error>,
+    },
     /// The operating system refused a socket operation.
     #[error("{operation} failed: {message}")]
     Io {

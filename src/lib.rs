@@ -74,7 +74,9 @@
 //! a stack overflow or an allocation larger than the input justifies.
 //!
 //! Values: build tables with [`table!`], convert your own types with
-//! [`to_value`] and [`from_value`]. The wire format is specified in
+//! [`to_value`] and [`from_value`], or send and receive them directly with
+//! `send_serialized` and [`Event::decode`]: the [`bridge`] page has the
+//! rules between Rust types and tables. The wire format is specified in
 //! `docs/PROTOCOL.md`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -88,7 +90,7 @@
     )
 )]
 
-mod bridge;
+pub mod bridge;
 mod error;
 mod io;
 #[cfg(feature = "lua")]
@@ -105,8 +107,8 @@ pub use bridge::{from_value, from_value_ref, to_value};
 pub use error::{Error, KeyError, ProtocolError};
 pub use net::{
     Abandoned, Client, ClientId, CloseReason, Config, Connection, ConnectionId, Event, EventKind,
-    Network, ObjectId, OverflowPolicy, SendError, SendReport, Server, ServerId, ShutdownReport,
-    Source,
+    Message, Network, ObjectId, OverflowPolicy, SendError, SendReport, Server, ServerId,
+    ShutdownReport, Source,
 };
 #[cfg(feature = "futures")]
 pub use net::{EventStream, Writable};

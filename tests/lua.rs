@@ -6,6 +6,8 @@
 //! bindings/lua/ci.sh (which also covers the rules for Luas without integers).
 #![cfg(feature = "lua")]
 
+mod util;
+
 use std::time::{Duration, Instant};
 
 use tablenet::lua::mlua::{self, Lua};
@@ -395,4 +397,117 @@ fn big_integers_are_exact_on_a_lua_with_integers() {
     }
     assert_eq!(BigIntegers::default(), BigIntegers::Error);
     assert_eq!(BigIntegers::String.name(), "string");
+}
+
+#[derive(serde::Serialize)]
+struct WorldState {
+    tick: u64,
+    map: &'static str,
+    players: Vec<Player>,
+    phase: Phase,
+    winner: Option<u32>,
+}
+
+#[derive(serde::Serialize)]
+struct Player {
+    id: u32,
+    name: String,
+    position: (f32, f32),
+    health: f64,
+    #[serde(with = "serde_bytes")]
+    avatar: Vec<u8>,
+    status: Status,
+}
+
+#[derive(serde::Serialize)]
+enum Phase {
+    Playing,
+}
+
+#[derive(serde::Serialize)]
+enum Status {
+    Alive { shield: u8 },
+}
+
+/// A Rust struct sent with `send_serialized` (the direct path, no `Value`
+/// in between) arrives in a Lua script as the table it expects: fields by
+/// name, sequences from 1, integers as integers and floats as floats, a
+/// `serde_bytes` field as one string, enums as their name or
+/// `{Variant = payload}`, and a `None` field absent.
+#[test]
+fn lua_receives_a_rust_struct_sent_with_send_serialized() {
+    let rust = Network::new();
+    let server = util::listen(&rust);
+    let lua = lua_with_network();
+    lua.globals().set("PORT", server.port()).expect("PORT");
+    lua.load(
+        r#"
+        client = assert(network.Client("127.0.0.1", PORT))
+        assert(client:WaitForConnect(5))
+        "#,
+    )
+    .set_name("connect")
+    .exec()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let connection = util::accept(&rust);
+    let state = WorldState {
+        tick: 42,
+        map: "arena",
+        players: vec![
+            Player {
+                id: 7,
+                name: "ada".into(),
+                position: (1.5, -2.0),
+                health: 100.0,
+                avatar: vec![0, 0xff, b'L', b'u', b'a'],
+                status: Status::Alive { shield: 3 },
+            },
+            Player {
+                id: 9,
+                name: "bob".into(),
+                position: (0.0, 4.25),
+                health: 12.5,
+                avatar: vec![],
+                status: Status::Alive { shield: 0 },
+            },
+        ],
+        phase: Phase::Playing,
+        winner: None,
+    };
+    connection.send_serialized(&state).expect("send_serialized");
+    lua.load(
+        r#"
+        local packet
+        local deadline = os.time() + 10
+        while not packet do
+          assert(os.time() < deadline, "no EVENT_RECEIVE")
+          for _, ev in ipairs(network.WaitEvents(0.05)) do
+            if ev.Event == network.EVENT_RECEIVE then packet = ev.Packet end
+          end
+        end
+        assert(math.type(packet.tick) == "integer" and packet.tick == 42, "tick")
+        assert(packet.map == "arena", "map")
+        assert(packet.phase == "Playing", "a unit variant is its name")
+        assert(packet.winner == nil, "a None field is absent")
+        assert(#packet.players == 2, "players is a sequence of 2")
+        local ada = packet.players[1]
+        assert(math.type(ada.id) == "integer" and ada.id == 7, "id")
+        assert(ada.name == "ada", "name")
+        assert(math.type(ada.position[1]) == "float" and ada.position[1] == 1.5, "x")
+        assert(ada.position[2] == -2.0 and #ada.position == 2, "y")
+        assert(math.type(ada.health) == "float" and ada.health == 100.0, "health")
+        assert(type(ada.avatar) == "string", "a serde_bytes field is a string")
+        assert(ada.avatar == "\0\255Lua", "its bytes, exactly")
+        assert(ada.status.Alive.shield == 3, "a struct variant is {Alive = {...}}")
+        local bob = packet.players[2]
+        assert(bob.name == "bob" and bob.health == 12.5 and bob.avatar == "", "bob")
+        local keys = 0
+        for _ in pairs(ada) do keys = keys + 1 end
+        assert(keys == 6, "exactly the struct's fields, got " .. keys)
+        client:Disconnect()
+        "#,
+    )
+    .set_name("receive")
+    .exec()
+    .unwrap_or_else(|e| panic!("{e}"));
 }

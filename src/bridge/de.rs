@@ -6,6 +6,7 @@ use std::fmt;
 use serde::de::value::SeqDeserializer;
 use serde::de::{self, Deserialize, DeserializeOwned, DeserializeSeed, Visitor};
 
+use super::path::{Step, at};
 use crate::error::Error;
 use crate::stack::guarded;
 use crate::value::{ByteString, Key, KeyRef, Table, Value, float_to_integer};
@@ -37,7 +38,7 @@ pub fn from_value_ref<'de, T: Deserialize<'de>>(value: &'de Value) -> Result<T, 
 
 /// What the deserializer reads: a value, owned or borrowed. Only strings and
 /// tables differ between the two, so only they carry the distinction.
-enum Input<'de> {
+pub(super) enum Input<'de> {
     Nil,
     Boolean(bool),
     Integer(i64),
@@ -46,12 +47,12 @@ enum Input<'de> {
     Table(Tab<'de>),
 }
 
-enum Str<'de> {
+pub(super) enum Str<'de> {
     Owned(ByteString),
     Borrowed(&'de [u8]),
 }
 
-enum Tab<'de> {
+pub(super) enum Tab<'de> {
     Owned(Table),
     Borrowed(&'de Table),
 }
@@ -177,15 +178,18 @@ impl<'de> Tab<'de> {
         }
     }
 
-    /// Visits every entry as a map, the sequence part first.
-    fn visit_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    /// Visits every entry as a map, the sequence part first. `fields`: the
+    /// keys are a struct's field names (for error paths).
+    fn visit_map<V: Visitor<'de>>(self, fields: bool, visitor: V) -> Result<V::Value, Error> {
         match self {
             Tab::Owned(t) => visitor.visit_map(Entries::new(
                 t.into_iter().map(|(k, v)| (k.into(), v.into())),
+                fields,
             )),
-            Tab::Borrowed(t) => {
-                visitor.visit_map(Entries::new(t.iter().map(|(k, v)| (k.into(), v.into()))))
-            }
+            Tab::Borrowed(t) => visitor.visit_map(Entries::new(
+                t.iter().map(|(k, v)| (k.into(), v.into())),
+                fields,
+            )),
         }
     }
 
@@ -307,9 +311,9 @@ impl<'de> Input<'de> {
         }
     }
 
-    fn visit_table<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn visit_table<V: Visitor<'de>>(self, fields: bool, visitor: V) -> Result<V::Value, Error> {
         match self {
-            Input::Table(t) => t.visit_map(visitor),
+            Input::Table(t) => t.visit_map(fields, visitor),
             other => Err(mismatch("a table", &other)),
         }
     }
@@ -326,7 +330,7 @@ impl<'de> de::Deserializer<'de> for Input<'de> {
             Input::Number(f) => visitor.visit_f64(f),
             Input::String(s) => s.visit(visitor),
             Input::Table(t) if t.table().hash_len() == 0 => t.visit_seq(visitor),
-            Input::Table(t) => t.visit_map(visitor),
+            Input::Table(t) => t.visit_map(false, visitor),
         }
     }
 
@@ -445,7 +449,7 @@ impl<'de> de::Deserializer<'de> for Input<'de> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.visit_table(visitor)
+        self.visit_table(false, visitor)
     }
     fn deserialize_struct<V: Visitor<'de>>(
         self,
@@ -453,7 +457,7 @@ impl<'de> de::Deserializer<'de> for Input<'de> {
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        self.visit_table(visitor)
+        self.visit_table(true, visitor)
     }
 
     /// A unit variant is its name; any other variant is `{name = payload}`
@@ -542,8 +546,9 @@ impl<'de, I: Iterator<Item = Input<'de>>> de::SeqAccess<'de> for Elements<I> {
     ) -> Result<Option<T::Value>, Error> {
         match self.iter.next() {
             Some(input) => {
+                let index = self.taken;
                 self.taken += 1;
-                guarded(|| seed.deserialize(input)).map(Some)
+                at(guarded(|| seed.deserialize(input)), Step::Index(index)).map(Some)
             }
             None => Ok(None),
         }
@@ -562,11 +567,53 @@ struct Entries<'de, I> {
     iter: I,
     /// The value of the entry whose key was just handed out.
     value: Option<Input<'de>>,
+    /// That entry's key, for error paths.
+    key: PathKey,
+    /// The keys are a struct's field names.
+    fields: bool,
 }
 
 impl<'de, I> Entries<'de, I> {
-    fn new(iter: I) -> Self {
-        Entries { iter, value: None }
+    fn new(iter: I, fields: bool) -> Self {
+        Entries {
+            iter,
+            value: None,
+            key: PathKey::Integer(0),
+            fields,
+        }
+    }
+}
+
+/// A map key kept for an error's path.
+enum PathKey {
+    Boolean(bool),
+    Integer(i64),
+    Number(f64),
+    String(ByteString),
+}
+
+impl PathKey {
+    fn of(input: &Input<'_>) -> PathKey {
+        match input {
+            Input::Boolean(b) => PathKey::Boolean(*b),
+            Input::Integer(i) => PathKey::Integer(*i),
+            Input::Number(f) => PathKey::Number(*f),
+            Input::String(s) => PathKey::String(ByteString::from(s.bytes())),
+            // Never a key.
+            Input::Nil | Input::Table(_) => PathKey::Integer(0),
+        }
+    }
+
+    fn step(&self, fields: bool) -> Step<'_> {
+        match self {
+            PathKey::Boolean(b) => Step::Key(KeyRef::Boolean(*b)),
+            PathKey::Integer(i) => Step::Key(KeyRef::Integer(*i)),
+            PathKey::Number(f) => Step::Key(KeyRef::Number(*f)),
+            PathKey::String(s) => match s.to_str() {
+                Some(name) if fields => Step::Field(name),
+                _ => Step::Key(KeyRef::String(s.as_bytes())),
+            },
+        }
     }
 }
 
@@ -580,6 +627,7 @@ impl<'de, I: Iterator<Item = (Input<'de>, Input<'de>)>> de::MapAccess<'de> for E
         match self.iter.next() {
             Some((key, value)) => {
                 self.value = Some(value);
+                self.key = PathKey::of(&key);
                 seed.deserialize(key).map(Some)
             }
             None => Ok(None),
@@ -591,7 +639,10 @@ impl<'de, I: Iterator<Item = (Input<'de>, Input<'de>)>> de::MapAccess<'de> for E
             .value
             .take()
             .ok_or_else(|| Error::Convert("map value requested before its key".to_owned()))?;
-        guarded(|| seed.deserialize(value))
+        at(
+            guarded(|| seed.deserialize(value)),
+            self.key.step(self.fields),
+        )
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -616,13 +667,15 @@ impl<'de> de::EnumAccess<'de> for Variant<'de> {
         self,
         seed: V,
     ) -> Result<(V::Value, Payload<'de>), Error> {
+        let name = PathKey::of(&self.name);
         let variant = seed.deserialize(self.name)?;
-        Ok((variant, Payload(self.payload)))
+        Ok((variant, Payload(self.payload, name)))
     }
 }
 
-/// A variant's payload; `None` when the variant was written as its bare name.
-struct Payload<'de>(Option<Input<'de>>);
+/// A variant's payload; `None` when the variant was written as its bare
+/// name. Then the variant's name, for error paths.
+struct Payload<'de>(Option<Input<'de>>, PathKey);
 
 impl<'de> de::VariantAccess<'de> for Payload<'de> {
     type Error = Error;
@@ -638,12 +691,18 @@ impl<'de> de::VariantAccess<'de> for Payload<'de> {
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
         // A bare name is the variant with a nil payload (`Variant(None)`).
-        guarded(|| seed.deserialize(self.0.unwrap_or(Input::Nil)))
+        at(
+            guarded(|| seed.deserialize(self.0.unwrap_or(Input::Nil))),
+            self.1.step(true),
+        )
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
-            Some(payload) => guarded(|| de::Deserializer::deserialize_tuple(payload, len, visitor)),
+            Some(payload) => at(
+                guarded(|| de::Deserializer::deserialize_tuple(payload, len, visitor)),
+                self.1.step(true),
+            ),
             None => Err(Error::Convert(format!(
                 "expected a tuple variant's {len} elements in {{name = {{...}}}}, found a bare variant name"
             ))),
@@ -656,7 +715,10 @@ impl<'de> de::VariantAccess<'de> for Payload<'de> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         match self.0 {
-            Some(payload) => guarded(|| payload.visit_table(visitor)),
+            Some(payload) => at(
+                guarded(|| payload.visit_table(true, visitor)),
+                self.1.step(true),
+            ),
             None => Err(Error::Convert(
                 "expected a struct variant's fields in {name = {...}}, found a bare variant name"
                     .to_owned(),

@@ -2,6 +2,8 @@
 
 use serde::ser::{self, Serialize};
 
+use super::path::{Step, at};
+use super::rules;
 use crate::error::Error;
 use crate::stack::guarded;
 use crate::value::{Key, Table, Value};
@@ -109,7 +111,11 @@ impl ser::Serializer for ValueSerializer {
         Ok(Value::Nil)
     }
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Value, Error> {
-        value.serialize(self)
+        let value = value.serialize(self)?;
+        if value.is_nil() {
+            return Err(rules::nil_in_some());
+        }
+        Ok(value)
     }
     fn serialize_unit(self) -> Result<Value, Error> {
         Ok(Value::Nil)
@@ -139,20 +145,29 @@ impl ser::Serializer for ValueSerializer {
         variant_name: &'static str,
         value: &T,
     ) -> Result<Value, Error> {
-        Ok(variant(variant_name, nested(value)?))
+        Ok(variant(
+            variant_name,
+            at(nested(value), Step::Field(variant_name))?,
+        ))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqSerializer, Error> {
-        Ok(SeqSerializer(Vec::with_capacity(len.unwrap_or(0))))
+        Ok(SeqSerializer {
+            items: Vec::with_capacity(len.unwrap_or(0).min(4096)),
+            holes: false,
+        })
     }
     fn serialize_tuple(self, len: usize) -> Result<SeqSerializer, Error> {
-        self.serialize_seq(Some(len))
+        Ok(SeqSerializer {
+            items: Vec::with_capacity(len.min(4096)),
+            holes: true,
+        })
     }
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
         len: usize,
     ) -> Result<SeqSerializer, Error> {
-        self.serialize_seq(Some(len))
+        self.serialize_tuple(len)
     }
     fn serialize_tuple_variant(
         self,
@@ -163,7 +178,7 @@ impl ser::Serializer for ValueSerializer {
     ) -> Result<VariantSerializer<SeqSerializer>, Error> {
         Ok(VariantSerializer {
             name: variant,
-            inner: self.serialize_seq(Some(len))?,
+            inner: self.serialize_tuple(len)?,
         })
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<MapSerializer, Error> {
@@ -190,17 +205,30 @@ impl ser::Serializer for ValueSerializer {
     }
 }
 
-/// Builds a sequence (also tuples and tuple structs). Nil elements leave
-/// holes, as in the Lua constructor `{1, nil, 3}`.
-struct SeqSerializer(Vec<Value>);
+/// Builds a sequence (also tuples and tuple structs). In a tuple, nil
+/// elements leave holes, as in the Lua constructor `{1, nil, 3}` (its length
+/// is fixed, so it reads back); in a sequence they are an error.
+struct SeqSerializer {
+    items: Vec<Value>,
+    /// A tuple: nil elements are holes.
+    holes: bool,
+}
 
 impl SeqSerializer {
     fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.0.push(nested(value)?);
+        let index = self.items.len();
+        let value = at(nested(value), Step::Index(index))?;
+        if value.is_nil() && !self.holes {
+            return Err(super::path::within(
+                rules::nil_in_sequence(),
+                Step::Index(index),
+            ));
+        }
+        self.items.push(value);
         Ok(())
     }
     fn finish(self) -> Value {
-        Value::Table(Table::from_sequence(self.0))
+        Value::Table(Table::from_sequence(self.items))
     }
 }
 
@@ -257,7 +285,8 @@ impl ser::SerializeMap for MapSerializer {
             .key
             .take()
             .ok_or_else(|| Error::Convert("map value serialized before its key".to_owned()))?;
-        self.table.set(key, nested(value)?);
+        let value = at(nested(value), Step::Key(key.as_ref()))?;
+        self.table.set(key, value);
         Ok(())
     }
     fn end(self) -> Result<Value, Error> {
@@ -276,7 +305,7 @@ impl ser::SerializeStruct for StructSerializer {
         key: &'static str,
         value: &T,
     ) -> Result<(), Error> {
-        self.0.set(key, nested(value)?);
+        self.0.set(key, at(nested(value), Step::Field(key))?);
         Ok(())
     }
     fn end(self) -> Result<Value, Error> {
@@ -295,7 +324,7 @@ impl ser::SerializeTupleVariant for VariantSerializer<SeqSerializer> {
     type Ok = Value;
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.inner.push(value)
+        at(self.inner.push(value), Step::Field(self.name))
     }
     fn end(self) -> Result<Value, Error> {
         Ok(variant(self.name, self.inner.finish()))
@@ -310,7 +339,10 @@ impl ser::SerializeStructVariant for VariantSerializer<StructSerializer> {
         key: &'static str,
         value: &T,
     ) -> Result<(), Error> {
-        ser::SerializeStruct::serialize_field(&mut self.inner, key, value)
+        at(
+            ser::SerializeStruct::serialize_field(&mut self.inner, key, value),
+            Step::Field(self.name),
+        )
     }
     fn end(self) -> Result<Value, Error> {
         Ok(variant(self.name, Value::Table(self.inner.0)))

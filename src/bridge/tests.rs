@@ -12,7 +12,7 @@ use crate::{Error, KeyError, Table, Value, table};
 /// Bytes that serialize with `serialize_bytes` and read with
 /// `deserialize_byte_buf`, as `serde_bytes::ByteBuf` does.
 #[derive(Debug, Clone, PartialEq)]
-struct Bytes(Vec<u8>);
+pub(super) struct Bytes(pub(super) Vec<u8>);
 
 impl Serialize for Bytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -40,7 +40,7 @@ impl<'de> Deserialize<'de> for Bytes {
 }
 
 /// A map that serializes the same key more than once.
-struct Pairs(Vec<(&'static str, i64)>);
+pub(super) struct Pairs(pub(super) Vec<(&'static str, i64)>);
 
 impl Serialize for Pairs {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -49,16 +49,16 @@ impl Serialize for Pairs {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-struct Unit;
+pub(super) struct Unit;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Meters(f64);
+pub(super) struct Meters(f64);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Pair(i32, Option<String>);
+pub(super) struct Pair(i32, Option<String>);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum Shape {
+pub(super) enum Shape {
     Empty,
     Circle(f64),
     Maybe(Option<i32>),
@@ -72,24 +72,24 @@ enum Shape {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Message {
-    op_code: u8,
-    data: String,
-    extra: Option<i64>,
-    shapes: Vec<Shape>,
-    counts: HashMap<String, u32>,
-    by_id: BTreeMap<i64, Vec<String>>,
-    point: (i32, f64, bool),
-    pair: Pair,
+pub(super) struct Message {
+    pub(super) op_code: u8,
+    pub(super) data: String,
+    pub(super) extra: Option<i64>,
+    pub(super) shapes: Vec<Shape>,
+    pub(super) counts: HashMap<String, u32>,
+    pub(super) by_id: BTreeMap<i64, Vec<String>>,
+    pub(super) point: (i32, f64, bool),
+    pub(super) pair: Pair,
     /// A nil field is absent, so a unit-typed one needs a default to read back.
     #[serde(default)]
-    unit: Unit,
-    length: Meters,
-    payload: Bytes,
-    big: u64,
+    pub(super) unit: Unit,
+    pub(super) length: Meters,
+    pub(super) payload: Bytes,
+    pub(super) big: u64,
 }
 
-fn sample() -> Message {
+pub(super) fn sample() -> Message {
     Message {
         op_code: 10,
         data: "From server".into(),
@@ -130,9 +130,11 @@ fn round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(x: &T) -> Val
     v
 }
 
+/// The message of an `Error::Convert`, also one located by `Error::AtPath`.
 fn convert_error<T: Debug>(r: Result<T, Error>) -> String {
     match r {
         Err(Error::Convert(msg)) => msg,
+        Err(Error::AtPath { error, .. }) => convert_error::<()>(Err(*error)),
         other => panic!("expected Error::Convert, got {other:?}"),
     }
 }
@@ -210,12 +212,19 @@ fn sequences_and_tuples_to_value() {
         table![1, "x"].into()
     );
     assert_eq!(to_value(&Vec::<i32>::new()).unwrap(), Table::new().into());
-    // Nil elements leave holes, as in the Lua constructor {1, nil, 3}.
-    let v = to_value(&vec![Some(1), None, Some(3)]).unwrap();
+    // In a tuple, nil elements leave holes, as in the Lua constructor
+    // {1, nil, 3}: its length is fixed, so it reads back.
+    let v = to_value(&(1, None::<i32>, 3)).unwrap();
     let t = v.as_table().unwrap();
     assert_eq!((t.sequence_len(), t.len()), (1, 2));
     assert_eq!(t.get(3), Some(&Value::Integer(3)));
     assert_eq!(v, table![1, Value::Nil, 3].into());
+    // In a sequence they would not read back: an error naming the element.
+    let e = to_value(&vec![Some(1), None, Some(3)]).unwrap_err();
+    assert!(
+        matches!(&e, Error::AtPath { path, .. } if path == "[1]"),
+        "{e}"
+    );
 }
 
 #[test]

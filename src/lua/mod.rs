@@ -444,6 +444,26 @@ fn event_table(
                 Err(e) => (EVENT_ERROR, Some(id), e.to_string()),
             }
         }
+        // A network made with `Config::raw_messages`: decoded here.
+        EventKind::Message { from, message } => {
+            let id = match from {
+                Source::Connection(id) => id.socket_id(),
+                Source::Client(id) => id.socket_id(),
+            };
+            match message
+                .value()
+                .map(|packet| try_value_to_lua(lua, &packet, big))
+            {
+                Ok(converted) => match converted? {
+                    Ok(packet) => {
+                        t.raw_set("Packet", packet)?;
+                        (EVENT_RECEIVE, Some(id), String::new())
+                    }
+                    Err(e) => (EVENT_ERROR, Some(id), e.to_string()),
+                },
+                Err(e) => (EVENT_ERROR, Some(id), e.to_string()),
+            }
+        }
         EventKind::ServerClose { client, reason } => (
             EVENT_SERVER_CLOSE,
             Some(client.socket_id()),

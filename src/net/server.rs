@@ -180,12 +180,20 @@ impl Server {
         &self,
         value: &Value,
         links: impl Iterator<Item = &'a Arc<Link>>,
+        each: impl FnMut(usize, &Link, Result<(), SendError>),
+    ) {
+        let frame = self.net.with_frame(value, shared_frame);
+        self.fan_out_frame(frame, links, each);
+    }
+
+    /// [`fan_out`](Self::fan_out) of a frame already encoded (or the error
+    /// that encoding gave).
+    fn fan_out_frame<'a>(
+        &self,
+        frame: Result<Bytes, Error>,
+        links: impl Iterator<Item = &'a Arc<Link>>,
         mut each: impl FnMut(usize, &Link, Result<(), SendError>),
     ) {
-        let frame = self.net.with_frame(value, |frame| match frame {
-            OutFrame::Borrowed(bytes) => Bytes::copy_from_slice(bytes),
-            OutFrame::Shared(bytes) => bytes,
-        });
         let frame = match frame {
             Ok(frame) => frame,
             Err(e) => {
@@ -223,13 +231,53 @@ impl Server {
         }
     }
 
-    /// Sends any `Serialize` type, converted with [`to_value`](crate::to_value).
+    /// Sends any `Serialize` type to one connection as a table, encoded
+    /// straight into the frame: the bytes [`send_to`](Self::send_to) of
+    /// [`to_value`](crate::to_value)`(message)` would send, without building
+    /// the `Value`. A value that would not read back exactly is refused with
+    /// [`SendError::Unsendable`] naming the field (see the
+    /// [`bridge`](crate::bridge) rules).
     pub fn send_serialized<T: serde::Serialize + ?Sized>(
         &self,
         id: ConnectionId,
         message: &T,
     ) -> Result<(), SendError> {
-        self.send_to(id, &crate::to_value(message)?)
+        let link = self.link(id).ok_or(SendError::Closed)?;
+        self.net
+            .with_typed_frame(message, |frame| link.send_frame(frame, true))?
+    }
+
+    /// [`send`](Self::send) for any `Serialize` type, encoded once,
+    /// straight into the frame, and fanned out the same way. Returns how
+    /// many connections accepted it; 0 also when the value cannot be sent.
+    pub fn send_many_serialized<T: serde::Serialize + ?Sized>(
+        &self,
+        message: &T,
+        to: &[ConnectionId],
+    ) -> usize {
+        if let [id] = to {
+            return usize::from(self.send_serialized(*id, message).is_ok());
+        }
+        let frame = self.net.with_typed_frame(message, shared_frame);
+        let mut accepted = 0;
+        let conns = self.shared.conns.lock();
+        let links = to.iter().filter_map(|id| conns.get(id));
+        self.fan_out_frame(frame, links, |_, _, r| accepted += usize::from(r.is_ok()));
+        accepted
+    }
+
+    /// [`broadcast`](Self::broadcast) for any `Serialize` type, encoded
+    /// once, straight into the frame, and fanned out the same way. Returns
+    /// how many connections accepted it; 0 also when the value cannot be
+    /// sent.
+    pub fn broadcast_serialized<T: serde::Serialize + ?Sized>(&self, message: &T) -> usize {
+        let frame = self.net.with_typed_frame(message, shared_frame);
+        let mut accepted = 0;
+        let conns = self.shared.conns.lock();
+        self.fan_out_frame(frame, conns.values(), |_, _, r| {
+            accepted += usize::from(r.is_ok())
+        });
+        accepted
     }
 
     /// Closes each listed connection after flushing what it had queued;
@@ -272,5 +320,13 @@ impl fmt::Debug for Server {
             .field("local", &self.shared.local)
             .field("connections", &self.connection_count())
             .finish()
+    }
+}
+
+/// An encoded frame as bytes that every link of a fan-out can share.
+fn shared_frame(frame: OutFrame<'_>) -> Bytes {
+    match frame {
+        OutFrame::Borrowed(bytes) => Bytes::copy_from_slice(bytes),
+        OutFrame::Shared(bytes) => bytes,
     }
 }

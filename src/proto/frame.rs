@@ -98,6 +98,55 @@ pub fn encode_message(value: &Value, limits: &Limits, out: &mut Vec<u8>) -> Resu
     Ok(())
 }
 
+/// Appends one complete `Message` frame carrying any `Serialize` value,
+/// encoded straight from it (no intermediate [`Value`]): the same bytes as
+/// [`encode_message`] of [`to_value`](crate::to_value)`(value)`.
+///
+/// Fails when the value cannot be sent (the error names the field, as in
+/// `at players[3].inventory[0]: ...`), nests too deep, or is too large. On
+/// error, `out` is left as it was.
+pub fn encode_typed_message<T: serde::Serialize + ?Sized>(
+    value: &T,
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let start = out.len();
+    out.extend_from_slice(&[0; LENGTH_PREFIX]);
+    out.push(FrameKind::Message.to_byte());
+    let max_len = start + LENGTH_PREFIX + limits.max_frame_size;
+    let too_large = Error::FrameTooLarge {
+        size: limits.max_frame_size as u64 + 1,
+        limit: limits.max_frame_size,
+    };
+    if let Err(e) = crate::bridge::encode_serialized(value, limits, out, max_len, too_large) {
+        out.truncate(start);
+        return Err(e);
+    }
+    let frame_len = out.len() - start - LENGTH_PREFIX;
+    let prefix = u32::try_from(frame_len).map_err(|_| Error::FrameTooLarge {
+        size: frame_len as u64,
+        limit: limits.max_frame_size,
+    })?;
+    if let Some(slot) = out.get_mut(start..start + LENGTH_PREFIX) {
+        slot.copy_from_slice(&prefix.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// Decodes a `Message` body straight into any `Deserialize` type, with no
+/// intermediate [`Value`]; `&str` and `&[u8]` fields borrow from `body`.
+///
+/// Gives what [`from_value`](crate::from_value) of
+/// [`decode_value`](super::decode_value)`(body)`
+/// gives, errors included, and keeps the decoder's safety rules (depth
+/// limit, lengths checked against the bytes present, no key twice).
+pub fn decode_typed<'de, T: serde::Deserialize<'de>>(
+    body: &'de [u8],
+    limits: &Limits,
+) -> Result<T, Error> {
+    crate::bridge::decode_serialized(body, limits)
+}
+
 /// A complete frame with an empty body, such as `Ping`, `Pong` or `Close`.
 pub fn control_frame(kind: FrameKind) -> [u8; LENGTH_PREFIX + 1] {
     [1, 0, 0, 0, kind.to_byte()]

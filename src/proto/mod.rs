@@ -31,13 +31,13 @@ mod wire;
 
 pub use frame::{
     Frame, FrameDecoder, FrameKind, LENGTH_PREFIX, MAX_CLOSE_REASON, RawFrame, control_frame,
-    encode_message, encode_message_to_vec,
+    decode_typed, encode_message, encode_message_to_vec, encode_typed_message,
 };
 pub use limits::Limits;
 pub use preamble::{FLAG_ENCRYPTED, FLAG_REFUSED, MAGIC, MAX_EXTENSION, Preamble, VERSION};
 pub use send_queue::{OutFrame, SMALL_FRAME, SendQueue};
-pub(crate) use wire::decode_value_costed;
 pub use wire::{decode_value, decode_value_within};
+pub(crate) use wire::{decode_value_costed, encode_value};
 
 #[cfg(test)]
 mod tests;

@@ -147,6 +147,16 @@ pub struct Config {
     /// meanwhile just wait for the events it produces. At shutdown (or when
     /// the last handle is dropped) a short-lived thread flushes what is left.
     pub inline_io: bool,
+    /// Deliver received messages as their bytes (default false). When on,
+    /// messages that would be decoded on taking them (those up to 4 KiB, and
+    /// larger ones too dense to decode on the IO thread) arrive as
+    /// [`EventKind::Message`](crate::EventKind::Message), decoded only when
+    /// asked: [`Message::decode`](crate::Message::decode) reads a Rust type
+    /// straight from the bytes, with no intermediate
+    /// [`Value`](crate::Value). Other large messages still arrive decoded,
+    /// as [`EventKind::Receive`](crate::EventKind::Receive);
+    /// [`Event::decode`](crate::Event::decode) reads both.
+    pub raw_messages: bool,
 }
 
 impl Default for Config {
@@ -172,6 +182,7 @@ impl Default for Config {
             idle_timeout: None,
             cipher: None,
             inline_io: false,
+            raw_messages: false,
         }
     }
 }

@@ -73,12 +73,19 @@ impl Connection {
             .with_frame(value, |frame| link.send_frame(frame, true))?
     }
 
-    /// Sends any `Serialize` type, converted with [`to_value`](crate::to_value).
+    /// Sends any `Serialize` type as a table, encoded straight into the
+    /// frame: the bytes [`send`](Self::send) of
+    /// [`to_value`](crate::to_value)`(message)` would send, without building
+    /// the `Value`. A value that would not read back exactly is refused with
+    /// [`SendError::Unsendable`] naming the field (see the
+    /// [`bridge`](crate::bridge) rules).
     pub fn send_serialized<T: serde::Serialize + ?Sized>(
         &self,
         message: &T,
     ) -> Result<(), SendError> {
-        self.send(&crate::to_value(message)?)
+        let link = self.link();
+        link.net
+            .with_typed_frame(message, |frame| link.send_frame(frame, true))?
     }
 
     /// Closes the connection after flushing what was queued (other clones

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::connection::Connection;
 use super::ids::{ClientId, ConnectionId, ObjectId, ServerId};
+use super::message::Message;
 use crate::error::Error;
 use crate::value::Value;
 
@@ -25,6 +26,31 @@ impl Event {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_secs_f64()
+    }
+}
+
+impl Event {
+    /// Reads a received packet as a `T`: a [`Message`](EventKind::Message)
+    /// straight from its bytes, a [`Receive`](EventKind::Receive) from its
+    /// decoded [`Value`] (with [`from_value_ref`](crate::from_value_ref));
+    /// `None` for every other kind of event. Errors name the field
+    /// ([`Error::AtPath`]).
+    ///
+    /// ```
+    /// # fn handle(event: tablenet::Event) {
+    /// #[derive(serde::Deserialize)]
+    /// struct Chat<'a> { name: &'a str, text: String }
+    /// if let Some(Ok(chat)) = event.decode::<Chat>() {
+    ///     println!("<{}> {}", chat.name, chat.text);
+    /// }
+    /// # }
+    /// ```
+    pub fn decode<'a, T: serde::Deserialize<'a>>(&'a self) -> Option<Result<T, Error>> {
+        match &self.kind {
+            EventKind::Message { message, .. } => Some(message.decode()),
+            EventKind::Receive { packet, .. } => Some(crate::from_value_ref(packet)),
+            _ => None,
+        }
     }
 }
 
@@ -65,6 +91,16 @@ pub enum EventKind {
         from: Source,
         /// The table (or other value) that was sent.
         packet: Value,
+    },
+    /// A packet arrived and is kept as its bytes until asked for (only with
+    /// [`Config::raw_messages`](crate::Config::raw_messages)): read it with
+    /// [`Message::decode`] or [`Event::decode`] as any Rust type, or with
+    /// [`Message::value`] as a table.
+    Message {
+        /// Where it came from.
+        from: Source,
+        /// The message, undecoded.
+        message: Message,
     },
     /// `EVENT_SERVER_CLOSE`: a client's connection to its server closed.
     ServerClose {

@@ -14,6 +14,7 @@ mod connection;
 mod event;
 mod ids;
 mod link;
+mod message;
 mod net_shared;
 mod report;
 mod ring;
@@ -26,6 +27,7 @@ pub use config::{Config, OverflowPolicy};
 pub use connection::Connection;
 pub use event::{CloseReason, Event, EventKind, Source};
 pub use ids::{ClientId, ConnectionId, ObjectId, ServerId};
+pub use message::Message;
 pub use report::{Abandoned, ShutdownReport};
 pub use send_error::SendError;
 #[cfg(feature = "futures")]

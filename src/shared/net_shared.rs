@@ -17,7 +17,7 @@ use super::link::Link;
 use super::ring::Ring;
 use super::server::ServerShared;
 use crate::error::Error;
-use crate::proto::{OutFrame, SMALL_FRAME, encode_message};
+use crate::proto::{OutFrame, SMALL_FRAME, encode_message, encode_typed_message};
 use crate::value::Value;
 
 /// A pre-shared key and the cipher it is used with.
@@ -136,7 +136,8 @@ impl NetShared {
             config.overflow,
             config.limits,
             budget.clone(),
-        );
+        )
+        .with_raw_messages(config.raw_messages);
         let shared = Arc::new(NetShared {
             config,
             ring,
@@ -242,6 +243,26 @@ impl NetShared {
         value: &Value,
         send: impl FnOnce(OutFrame<'_>) -> R,
     ) -> Result<R, Error> {
+        self.with_encoded(|limits, buf| encode_message(value, limits, buf), send)
+    }
+
+    /// [`with_frame`](Self::with_frame) for any `Serialize` value, encoded
+    /// straight into the frame (no intermediate `Value`).
+    pub(crate) fn with_typed_frame<T: serde::Serialize + ?Sized, R>(
+        &self,
+        value: &T,
+        send: impl FnOnce(OutFrame<'_>) -> R,
+    ) -> Result<R, Error> {
+        self.with_encoded(|limits, buf| encode_typed_message(value, limits, buf), send)
+    }
+
+    /// Runs `encode` (which appends one frame) into the per-thread buffer,
+    /// then hands the frame to `send`.
+    fn with_encoded<R>(
+        &self,
+        encode: impl FnOnce(&crate::proto::Limits, &mut Vec<u8>) -> Result<(), Error>,
+        send: impl FnOnce(OutFrame<'_>) -> R,
+    ) -> Result<R, Error> {
         thread_local! {
             static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
@@ -252,7 +273,7 @@ impl NetShared {
             let mut guard = scratch.try_borrow_mut().ok();
             let buf = guard.as_deref_mut().unwrap_or(&mut own);
             buf.clear();
-            if let Err(e) = encode_message(value, limits, buf) {
+            if let Err(e) = encode(limits, buf) {
                 buf.shrink_to(SMALL_FRAME); // a failed huge value keeps nothing
                 return Err(e);
             }

@@ -36,6 +36,7 @@ use super::budget::Budget;
 use super::config::OverflowPolicy;
 use super::event::{Event, EventKind, Source};
 use super::ids::ObjectId;
+use super::message::Message;
 use crate::error::Error;
 use crate::proto::{Limits, decode_value_within};
 
@@ -74,6 +75,8 @@ pub(crate) struct Ring {
     /// Counts the times events were taken (mirrors `State::epoch`, for the
     /// IO thread's per-connection quota without taking the lock).
     epoch: AtomicU64,
+    /// Messages are handed out undecoded (`Config::raw_messages`).
+    raw_messages: bool,
 }
 
 type Slots = VecDeque<(Instant, Content, usize)>;
@@ -201,7 +204,14 @@ impl Ring {
             spare: Mutex::new(VecDeque::new()),
             budget,
             epoch: AtomicU64::new(0),
+            raw_messages: false,
         }
+    }
+
+    /// Hands messages out undecoded, as [`EventKind::Message`].
+    pub(crate) fn with_raw_messages(mut self, on: bool) -> Ring {
+        self.raw_messages = on;
+        self
     }
 
     /// How many times events were taken so far (see [`Ring::quota_pause`]).
@@ -446,6 +456,17 @@ impl Ring {
                 Content::Message { from, body } => {
                     let id = source_id(from);
                     if !failed.is_empty() && failed.contains(&id) {
+                        continue;
+                    }
+                    if self.raw_messages {
+                        let max_cost = self.decode_limit(body.len());
+                        let fail = self.fail.lock().clone();
+                        let message = Message::new(from, body, self.limits, max_cost, fail);
+                        out.push(Event {
+                            time,
+                            wall_time: self.wall(time),
+                            kind: EventKind::Message { from, message },
+                        });
                         continue;
                     }
                     match decode_value_within(&body, &self.limits, self.decode_limit(body.len())) {

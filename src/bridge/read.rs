@@ -1,0 +1,930 @@
+//! The direct path in: received bytes straight into any `Deserialize`
+//! type, with no [`Value`] in between.
+//!
+//! It reads the shapes the direct writer (and the value encoder) produce
+//! as a stream: scalars, strings borrowed from the input, sequences,
+//! structs, maps, enums. Anything else (a type mismatch, a tuple with
+//! holes, a table read as bytes, a `Value` target) is decoded into a
+//! [`Value`] at that spot and handed to the `Value` path's deserializer, so
+//! both paths give the same result, errors included.
+//!
+//! The wire decoder's safety rules hold: tables nest at most
+//! `limits.max_depth` deep (deeper input is an error, never a stack
+//! overflow); claimed counts are capped by the bytes left before anything
+//! is reserved; string lengths are checked against the bytes present;
+//! keys follow Lua's rules (nil, NaN and tables are refused); a map key
+//! that appears twice is refused; bytes left over are an error.
+
+use std::collections::HashSet;
+
+use serde::de::{self, Deserialize, DeserializeSeed, Visitor};
+
+use super::de::Input;
+use super::format::{get_varint, tag, unzigzag};
+use super::path::{Fail, Step, at_boxed};
+use crate::error::{Error, KeyError, ProtocolError};
+use crate::proto::Limits;
+use crate::stack::guarded;
+
+/// Runs `f` for a table at `depth`, checking (and growing) the stack only
+/// every few levels: recursion deepens only with tables, and a level takes
+/// well under 1 KiB of stack against the guard's 64 KiB red zone.
+#[inline(always)]
+fn guarded_at<R>(depth: usize, f: impl FnOnce() -> R) -> R {
+    if depth.is_multiple_of(4) {
+        guarded(f)
+    } else {
+        f()
+    }
+}
+use crate::value::{Key, KeyRef, Value, float_to_integer};
+
+/// Decodes one value that must fill `bytes` exactly into a `T`.
+pub(crate) fn decode_serialized<'de, T: Deserialize<'de>>(
+    bytes: &'de [u8],
+    limits: &Limits,
+) -> Result<T, Error> {
+    let mut r = Reader {
+        input: bytes,
+        pos: 0,
+        limits,
+    };
+    let value = T::deserialize(Slot {
+        r: &mut r,
+        depth: 0,
+    })
+    .map_err(|e| *e)?;
+    if r.pos != bytes.len() {
+        return Err(ProtocolError::TrailingBytes {
+            count: bytes.len().saturating_sub(r.pos),
+        }
+        .into());
+    }
+    Ok(value)
+}
+
+fn malformed(text: &str) -> Fail {
+    Box::new(ProtocolError::Malformed(text.to_owned()).into())
+}
+
+fn ends_early() -> Fail {
+    malformed("value ends early")
+}
+
+struct Reader<'de, 'l> {
+    input: &'de [u8],
+    pos: usize,
+    limits: &'l Limits,
+}
+
+impl<'de> Reader<'de, '_> {
+    /// The tag at the cursor, and the bytes it takes, without moving.
+    #[inline(always)]
+    fn peek_tag(&self) -> Result<(u8, usize), Fail> {
+        let first = *self.input.get(self.pos).ok_or_else(ends_early)?;
+        if first <= tag::TABLE {
+            return Ok((first, 1));
+        }
+        if first == 0xfd {
+            return Err(malformed("a value tag in the 9-byte varint form"));
+        }
+        let mut pos = self.pos;
+        let tag = get_varint(self.input, &mut pos).ok_or_else(|| malformed("invalid value tag"))?;
+        match u8::try_from(tag) {
+            Ok(t) if t <= tag::TABLE => Ok((t, pos - self.pos)),
+            _ => Err(malformed(&format!("unknown value tag {tag}"))),
+        }
+    }
+
+    #[inline]
+    fn varint(&mut self) -> Result<u64, Fail> {
+        get_varint(self.input, &mut self.pos)
+            .ok_or_else(|| malformed("invalid or truncated varint"))
+    }
+
+    /// A count, capped by the bytes left (each item takes at least one).
+    #[inline]
+    fn count(&mut self) -> Result<u64, Fail> {
+        self.varint()
+    }
+
+    fn remaining(&self) -> usize {
+        self.input.len().saturating_sub(self.pos)
+    }
+
+    #[inline]
+    fn bytes(&mut self, n: usize) -> Result<&'de [u8], Fail> {
+        let end = self.pos.checked_add(n).ok_or_else(ends_early)?;
+        let input: &'de [u8] = self.input;
+        let bytes = input.get(self.pos..end).ok_or_else(ends_early)?;
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    /// A string's payload (after its tag).
+    #[inline]
+    fn string(&mut self) -> Result<&'de [u8], Fail> {
+        let len = self.varint()?;
+        let len = usize::try_from(len).map_err(|_| ends_early())?;
+        self.bytes(len)
+    }
+
+    fn boolean(&mut self) -> Result<bool, Fail> {
+        match self.bytes(1)? {
+            [0] => Ok(false),
+            [1] => Ok(true),
+            [b] => Err(malformed(&format!("boolean byte {b:#04x} is not 0 or 1"))),
+            _ => Err(ends_early()),
+        }
+    }
+
+    fn float(&mut self) -> Result<f64, Fail> {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(self.bytes(8)?);
+        Ok(f64::from_le_bytes(le))
+    }
+
+    /// A key (tag and payload), with Lua's key rules.
+    #[inline(always)]
+    fn key(&mut self) -> Result<KeyRef<'de>, Fail> {
+        // The common case first: a short string key.
+        let input: &'de [u8] = self.input;
+        if let (Some(&tag::STRING), Some(&len)) = (input.get(self.pos), input.get(self.pos + 1))
+            && len <= 250
+        {
+            let start = self.pos + 2;
+            if let Some(name) = input.get(start..start + usize::from(len)) {
+                self.pos = start + usize::from(len);
+                return Ok(KeyRef::String(name));
+            }
+        }
+        self.other_key()
+    }
+
+    /// [`key`](Self::key) of anything but a short string.
+    #[inline(never)]
+    fn other_key(&mut self) -> Result<KeyRef<'de>, Fail> {
+        let (t, n) = self.peek_tag()?;
+        self.pos += n;
+        let bad = |e: KeyError| -> Fail { Box::new(ProtocolError::InvalidKey(e).into()) };
+        match t {
+            tag::BOOLEAN => Ok(KeyRef::Boolean(self.boolean()?)),
+            tag::INTEGER => Ok(KeyRef::Integer(unzigzag(self.varint()?))),
+            tag::NUMBER => {
+                let f = self.float()?;
+                KeyRef::Number(f)
+                    .normalize()
+                    .ok_or_else(|| bad(KeyError::NaN))
+            }
+            tag::STRING => Ok(KeyRef::String(self.string()?)),
+            tag::NIL => Err(bad(KeyError::Nil)),
+            _ => Err(bad(KeyError::Table)),
+        }
+    }
+
+    /// Enters a table at `depth` (tables above it): past its tag.
+    fn enter(&mut self, depth: usize) -> Result<(), Fail> {
+        if depth >= self.limits.max_depth {
+            return Err(Box::new(Error::TooDeep {
+                limit: self.limits.max_depth,
+            }));
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// Moves past one value at `depth`, checking it as the decoder would
+    /// (except for repeated keys).
+    fn skip(&mut self, depth: usize) -> Result<(), Fail> {
+        let (t, n) = self.peek_tag()?;
+        if t == tag::TABLE {
+            if depth >= self.limits.max_depth {
+                return Err(Box::new(Error::TooDeep {
+                    limit: self.limits.max_depth,
+                }));
+            }
+            self.pos += n;
+            let seq = self.count()?;
+            for _ in 0..seq {
+                guarded_at(depth + 1, || self.skip(depth + 1))?;
+            }
+            let hash = self.count()?;
+            for _ in 0..hash {
+                self.key()?;
+                guarded_at(depth + 1, || self.skip(depth + 1))?;
+            }
+            return Ok(());
+        }
+        self.pos += n;
+        match t {
+            tag::NIL => {}
+            tag::BOOLEAN => {
+                self.boolean()?;
+            }
+            tag::INTEGER => {
+                self.varint()?;
+            }
+            tag::NUMBER => {
+                self.bytes(8)?;
+            }
+            _ => {
+                self.string()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The value at the cursor, decoded into a [`Value`] by the value
+    /// decoder (the fallback for shapes the stream does not read).
+    fn value_here(&mut self, depth: usize) -> Result<Value, Fail> {
+        let start = self.pos;
+        self.skip(depth)?;
+        let input: &'de [u8] = self.input;
+        let bytes = input.get(start..self.pos).ok_or_else(ends_early)?;
+        let max_depth = self.limits.max_depth;
+        let limits = Limits {
+            max_depth: max_depth.saturating_sub(depth),
+            ..*self.limits
+        };
+        crate::proto::decode_value(bytes, &limits).map_err(|e| {
+            Box::new(match e {
+                Error::TooDeep { .. } => Error::TooDeep { limit: max_depth },
+                e => e,
+            })
+        })
+    }
+}
+
+/// One value at the cursor, `depth` tables deep.
+struct Slot<'r, 'de, 'l> {
+    r: &'r mut Reader<'de, 'l>,
+    depth: usize,
+}
+
+/// Hands the value at the cursor to the `Value` path's deserializer.
+macro_rules! fallback {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {{
+        let value = $self.r.value_here($self.depth)?;
+        de::Deserializer::$method(Input::from(value), $($arg),*).map_err(Box::new)
+    }};
+}
+
+impl<'de> Slot<'_, 'de, '_> {
+    #[inline]
+    fn integer<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        match t {
+            tag::INTEGER => {
+                self.r.pos += n;
+                visitor.visit_i64(unzigzag(self.r.varint()?))
+            }
+            tag::NUMBER => {
+                let start = self.r.pos;
+                self.r.pos += n;
+                match float_to_integer(self.r.float()?) {
+                    Some(i) => visitor.visit_i64(i),
+                    None => {
+                        self.r.pos = start;
+                        fallback!(self, deserialize_i64(visitor))
+                    }
+                }
+            }
+            _ => fallback!(self, deserialize_i64(visitor)),
+        }
+    }
+
+    /// Sequence-part elements then hash-part entries, as map entries.
+    fn table_map<V: Visitor<'de>>(self, fields: bool, visitor: V) -> Result<V::Value, Fail> {
+        let (t, _) = self.r.peek_tag()?;
+        if t != tag::TABLE {
+            return fallback!(self, deserialize_map(visitor));
+        }
+        self.r.enter(self.depth)?;
+        let seq = self.r.count()?;
+        let depth = self.depth + 1;
+        let r = self.r;
+        guarded_at(depth, move || {
+            let mut entries = Entries {
+                r,
+                depth,
+                seq_left: seq,
+                index: 0,
+                hash_left: None,
+                fields,
+                key: KeyRef::Integer(0),
+                seen: (!fields).then(Seen::default),
+            };
+            let value = visitor.visit_map(&mut entries)?;
+            entries.finish()?;
+            Ok(value)
+        })
+    }
+
+    fn str_like<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        if t != tag::STRING {
+            return fallback!(self, deserialize_str(visitor));
+        }
+        self.r.pos += n;
+        let bytes = self.r.string()?;
+        match std::str::from_utf8(bytes) {
+            Ok(s) => visitor.visit_borrowed_str(s),
+            Err(_) => visitor.visit_borrowed_bytes(bytes),
+        }
+    }
+}
+
+impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
+    type Error = Fail;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        match t {
+            tag::NIL => {
+                self.r.pos += n;
+                visitor.visit_unit()
+            }
+            tag::BOOLEAN => {
+                self.r.pos += n;
+                visitor.visit_bool(self.r.boolean()?)
+            }
+            tag::INTEGER => {
+                self.r.pos += n;
+                visitor.visit_i64(unzigzag(self.r.varint()?))
+            }
+            tag::NUMBER => {
+                self.r.pos += n;
+                visitor.visit_f64(self.r.float()?)
+            }
+            tag::STRING => self.str_like(visitor),
+            _ => fallback!(self, deserialize_any(visitor)),
+        }
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        if t != tag::BOOLEAN {
+            return fallback!(self, deserialize_bool(visitor));
+        }
+        self.r.pos += n;
+        visitor.visit_bool(self.r.boolean()?)
+    }
+
+    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.integer(visitor)
+    }
+    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.integer(visitor)
+    }
+    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.integer(visitor)
+    }
+    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.integer(visitor)
+    }
+    fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.integer(visitor)
+    }
+    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.integer(visitor)
+    }
+    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.integer(visitor)
+    }
+    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.integer(visitor)
+    }
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.integer(visitor)
+    }
+    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.integer(visitor)
+    }
+
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.deserialize_f64(visitor)
+    }
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        match t {
+            tag::NUMBER => {
+                self.r.pos += n;
+                visitor.visit_f64(self.r.float()?)
+            }
+            tag::INTEGER => {
+                self.r.pos += n;
+                visitor.visit_f64(unzigzag(self.r.varint()?) as f64)
+            }
+            _ => fallback!(self, deserialize_f64(visitor)),
+        }
+    }
+
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.str_like(visitor)
+    }
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.str_like(visitor)
+    }
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.str_like(visitor)
+    }
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, _) = self.r.peek_tag()?;
+        if t != tag::STRING {
+            return fallback!(self, deserialize_identifier(visitor));
+        }
+        self.str_like(visitor)
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        if t != tag::STRING {
+            return fallback!(self, deserialize_bytes(visitor));
+        }
+        self.r.pos += n;
+        visitor.visit_borrowed_bytes(self.r.string()?)
+    }
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.deserialize_bytes(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        if t == tag::NIL {
+            self.r.pos += n;
+            return visitor.visit_none();
+        }
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        if t != tag::NIL {
+            return fallback!(self, deserialize_unit(visitor));
+        }
+        self.r.pos += n;
+        visitor.visit_unit()
+    }
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Fail> {
+        self.deserialize_unit(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Fail> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    /// A table's sequence part. A hole, extra elements or a hash part are
+    /// errors, as on the `Value` path (a table with them is no sequence).
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, _) = self.r.peek_tag()?;
+        if t != tag::TABLE {
+            return fallback!(self, deserialize_seq(visitor));
+        }
+        self.r.enter(self.depth)?;
+        let len = self.r.count()?;
+        self.elements(len, None, visitor)
+    }
+
+    /// Streams a table of exactly `len` sequence elements; any other
+    /// shape (holes, a hash part) goes through the `Value` path.
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        if t == tag::TABLE {
+            let start = self.r.pos;
+            self.r.pos += n;
+            let claimed = self.r.count()?;
+            if claimed == len as u64 {
+                self.r.pos = start;
+                self.r.enter(self.depth)?;
+                self.r.count()?;
+                return self.elements(claimed, Some(len), visitor);
+            }
+            self.r.pos = start;
+        }
+        fallback!(self, deserialize_tuple(len, visitor))
+    }
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Fail> {
+        self.deserialize_tuple(len, visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.table_map(false, visitor)
+    }
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Fail> {
+        self.table_map(true, visitor)
+    }
+
+    /// `{name = payload}` streams; a bare name and every other shape go
+    /// through the `Value` path.
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        if t == tag::TABLE {
+            let start = self.r.pos;
+            self.r.pos += n;
+            if self.r.count()? == 0 && self.r.count()? == 1 {
+                self.r.pos = start;
+                self.r.enter(self.depth)?;
+                self.r.count()?;
+                self.r.count()?;
+                let key = self.r.key()?;
+                let (t, _) = self.r.peek_tag()?;
+                if t != tag::NIL {
+                    let depth = self.depth + 1;
+                    let r = self.r;
+                    return guarded_at(depth, move || {
+                        visitor.visit_enum(Variant { r, depth, key })
+                    });
+                }
+            }
+            self.r.pos = start;
+        }
+        fallback!(self, deserialize_enum(name, variants, visitor))
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        self.r.skip(self.depth)?;
+        visitor.visit_unit()
+    }
+}
+
+impl<'de> Slot<'_, 'de, '_> {
+    /// Visits `len` sequence elements (the table entered, its count read),
+    /// then requires an empty hash part. `tuple`: a tuple's length, whose
+    /// elements may be nil.
+    fn elements<V: Visitor<'de>>(
+        self,
+        len: u64,
+        tuple: Option<usize>,
+        visitor: V,
+    ) -> Result<V::Value, Fail> {
+        let depth = self.depth + 1;
+        let r = self.r;
+        guarded_at(depth, move || -> Result<V::Value, Fail> {
+            let mut seq = Elements {
+                r,
+                depth,
+                left: len,
+                taken: 0,
+                holes: tuple.is_some(),
+            };
+            let value = visitor.visit_seq(&mut seq)?;
+            if seq.left > 0 {
+                let taken = seq.taken;
+                return Err(de::Error::invalid_length(
+                    (taken as u64 + seq.left) as usize,
+                    &ExpectedFewer(taken),
+                ));
+            }
+            let hash = seq.r.count()?;
+            if hash > 0 {
+                let key = seq
+                    .r
+                    .key()?
+                    .to_key()
+                    .map(|k| k.to_string())
+                    .unwrap_or_default();
+                return Err(Box::new(Error::Convert(match tuple {
+                    Some(n) => format!(
+                        "expected a tuple of {n} elements (keys 1 to {n}), found a table with the key {key}"
+                    ),
+                    None => format!(
+                        "expected a sequence (a table with keys 1 to n only), found a table with the key {key}"
+                    ),
+                })));
+            }
+            Ok(value)
+        })
+    }
+}
+
+/// "a sequence of n elements", for a visitor that stopped after `n` of them.
+struct ExpectedFewer(usize);
+
+impl de::Expected for ExpectedFewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a sequence of {} elements", self.0)
+    }
+}
+
+/// A table's sequence part as a serde sequence.
+struct Elements<'r, 'de, 'l> {
+    r: &'r mut Reader<'de, 'l>,
+    depth: usize,
+    left: u64,
+    taken: usize,
+    /// Nil elements are allowed (a tuple's `None`s).
+    holes: bool,
+}
+
+impl<'de> de::SeqAccess<'de> for Elements<'_, 'de, '_> {
+    type Error = Fail;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Fail> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        let index = self.taken;
+        self.taken += 1;
+        if !self.holes && self.r.peek_tag()?.0 == tag::NIL {
+            return Err(Box::new(Error::Convert(format!(
+                "expected a sequence (a table with keys 1 to n only), found a table with a hole at key {}",
+                index + 1
+            ))));
+        }
+        let slot = Slot {
+            r: &mut *self.r,
+            depth: self.depth,
+        };
+        at_boxed(seed.deserialize(slot), Step::Index(index)).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        // Every element takes at least one byte.
+        Some(
+            usize::try_from(self.left)
+                .unwrap_or(usize::MAX)
+                .min(self.r.remaining()),
+        )
+    }
+}
+
+/// Keys seen in a map, to refuse one that appears twice.
+#[derive(Default)]
+struct Seen<'de> {
+    few: Vec<KeyRef<'de>>,
+    many: HashSet<Key>,
+}
+
+impl<'de> Seen<'de> {
+    /// False when `key` was seen before.
+    fn insert(&mut self, key: KeyRef<'de>) -> bool {
+        if self.few.len() < 16 {
+            if self.few.contains(&key) {
+                return false;
+            }
+            self.few.push(key);
+            return true;
+        }
+        match key.to_key() {
+            Ok(k) => !self.few.contains(&key) && self.many.insert(k),
+            Err(_) => false,
+        }
+    }
+}
+
+/// A table's entries as a serde map: the sequence part under keys
+/// `1..n`, then the hash part. Nil values are skipped.
+struct Entries<'r, 'de, 'l> {
+    r: &'r mut Reader<'de, 'l>,
+    depth: usize,
+    seq_left: u64,
+    /// Sequence elements passed so far.
+    index: i64,
+    /// Hash entries left; `None` until the sequence part is done.
+    hash_left: Option<u64>,
+    /// The keys are a struct's field names (for error paths).
+    fields: bool,
+    /// The key of the entry being read.
+    key: KeyRef<'de>,
+    /// Keys seen, for a map (a struct's derive refuses repeated fields).
+    seen: Option<Seen<'de>>,
+}
+
+impl<'de> Entries<'_, 'de, '_> {
+    /// Reads up to the next entry whose value is not nil; its key.
+    #[inline(always)]
+    fn next_key(&mut self) -> Result<Option<KeyRef<'de>>, Fail> {
+        while self.seq_left > 0 {
+            self.seq_left -= 1;
+            self.index += 1;
+            let (t, n) = self.r.peek_tag()?;
+            if t == tag::NIL {
+                self.r.pos += n;
+                continue;
+            }
+            let key = KeyRef::Integer(self.index);
+            if let Some(seen) = &mut self.seen {
+                seen.insert(key);
+            }
+            return Ok(Some(key));
+        }
+        let left = match self.hash_left {
+            Some(left) => left,
+            None => self.r.count()?,
+        };
+        let mut left = left;
+        while left > 0 {
+            left -= 1;
+            let key = self.r.key()?;
+            if let Some(seen) = &mut self.seen
+                && !seen.insert(key)
+            {
+                return Err(Box::new(
+                    ProtocolError::DuplicateKey {
+                        key: crate::error::inert(
+                            key.to_key()
+                                .map(|k| k.to_string())
+                                .unwrap_or_default()
+                                .as_bytes(),
+                        ),
+                    }
+                    .into(),
+                ));
+            }
+            let (t, n) = self.r.peek_tag()?;
+            if t == tag::NIL {
+                self.r.pos += n;
+                continue;
+            }
+            self.hash_left = Some(left);
+            return Ok(Some(key));
+        }
+        self.hash_left = Some(0);
+        Ok(None)
+    }
+
+    /// Skips entries the visitor did not read.
+    fn finish(&mut self) -> Result<(), Fail> {
+        while self.next_key()?.is_some() {
+            self.r.skip(self.depth)?;
+        }
+        Ok(())
+    }
+
+    fn step(&self) -> Step<'de> {
+        match self.key {
+            KeyRef::String(s) if self.fields => match std::str::from_utf8(s) {
+                Ok(name) => Step::Field(name),
+                Err(_) => Step::Key(self.key),
+            },
+            key => Step::Key(key),
+        }
+    }
+}
+
+impl<'de> de::MapAccess<'de> for Entries<'_, 'de, '_> {
+    type Error = Fail;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Fail> {
+        match self.next_key()? {
+            Some(KeyRef::String(name)) if self.fields => {
+                self.key = KeyRef::String(name);
+                seed.deserialize(FieldName(name)).map(Some)
+            }
+            Some(key) => {
+                self.key = key;
+                seed.deserialize(Input::from(key))
+                    .map(Some)
+                    .map_err(Box::new)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Fail> {
+        let slot = Slot {
+            r: &mut *self.r,
+            depth: self.depth,
+        };
+        match seed.deserialize(slot) {
+            Ok(value) => Ok(value),
+            Err(e) => Err(Box::new(super::path::within(*e, self.step()))),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        let left = self.seq_left.saturating_add(self.hash_left.unwrap_or(0));
+        // Every entry takes at least one byte.
+        Some(
+            usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .min(self.r.remaining()),
+        )
+    }
+}
+
+/// A struct's field name: what the `Value` path's deserializer does with a
+/// string key (text when UTF-8, else bytes), without building one.
+struct FieldName<'de>(&'de [u8]);
+
+impl<'de> de::Deserializer<'de> for FieldName<'de> {
+    type Error = Fail;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        match std::str::from_utf8(self.0) {
+            Ok(s) => visitor.visit_borrowed_str(s),
+            Err(_) => visitor.visit_borrowed_bytes(self.0),
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier
+    }
+}
+
+/// `{name = payload}` on the wire, with the cursor at the payload.
+struct Variant<'r, 'de, 'l> {
+    r: &'r mut Reader<'de, 'l>,
+    /// The payload's depth.
+    depth: usize,
+    key: KeyRef<'de>,
+}
+
+impl<'r, 'de, 'l> de::EnumAccess<'de> for Variant<'r, 'de, 'l> {
+    type Error = Fail;
+    type Variant = Self;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), Fail> {
+        let variant = seed.deserialize(Input::from(self.key))?;
+        Ok((variant, self))
+    }
+}
+
+impl<'de, 'l> Variant<'_, 'de, 'l> {
+    fn step(&self) -> Step<'de> {
+        match self.key {
+            KeyRef::String(s) => match std::str::from_utf8(s) {
+                Ok(name) => Step::Field(name),
+                Err(_) => Step::Key(self.key),
+            },
+            key => Step::Key(key),
+        }
+    }
+
+    fn slot(&mut self) -> Slot<'_, 'de, 'l> {
+        Slot {
+            r: &mut *self.r,
+            depth: self.depth,
+        }
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for Variant<'_, 'de, '_> {
+    type Error = Fail;
+
+    fn unit_variant(self) -> Result<(), Fail> {
+        let payload = self.r.value_here(self.depth)?;
+        Err(Box::new(Error::Convert(format!(
+            "expected a unit variant (a bare variant name), found a variant with a payload: {}",
+            Input::from(payload)
+        ))))
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(mut self, seed: T) -> Result<T::Value, Fail> {
+        let step = self.step();
+        at_boxed(seed.deserialize(self.slot()), step)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(mut self, len: usize, visitor: V) -> Result<V::Value, Fail> {
+        let step = self.step();
+        at_boxed(
+            de::Deserializer::deserialize_tuple(self.slot(), len, visitor),
+            step,
+        )
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        mut self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Fail> {
+        let step = self.step();
+        at_boxed(self.slot().table_map(true, visitor), step)
+    }
+}
