@@ -84,6 +84,38 @@ pub enum Error {
         /// `Config::max_connections`.
         limit: usize,
     },
+    /// A server refused a new connection because its address already has
+    /// `Config::max_connections_per_address` connections to it.
+    #[error(
+        "refused a connection from {peer}: its address already has {limit} connections to this server"
+    )]
+    AddressLimit {
+        /// The refused peer's address.
+        peer: std::net::SocketAddr,
+        /// `Config::max_connections_per_address`.
+        limit: usize,
+    },
+    /// `Config::accept_filter` refused a new connection (closed before any
+    /// byte was read or written).
+    #[error("refused a connection from {peer}: the accept filter declined it")]
+    Filtered {
+        /// The refused peer's address.
+        peer: std::net::SocketAddr,
+    },
+    /// More connections failed before authenticating (their handshake,
+    /// refusals, evictions) than `Config::failure_reports_per_second`
+    /// reports one by one: a summary, at most one a second per server,
+    /// of those not reported.
+    #[error("{count} more connections failed before authenticating; the last{}: {last}",
+        last_peer.map(|p| format!(" (from {p})")).unwrap_or_default())]
+    UnauthenticatedFailures {
+        /// How many failures this summary stands for.
+        count: u64,
+        /// The last of them.
+        last: Box<Error>,
+        /// The last one's peer address.
+        last_peer: Option<std::net::SocketAddr>,
+    },
     /// The connection, client or server is closed.
     #[error("closed")]
     Closed,

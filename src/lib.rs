@@ -106,9 +106,9 @@ mod value;
 pub use bridge::{from_value, from_value_ref, to_value};
 pub use error::{Error, KeyError, ProtocolError};
 pub use net::{
-    Abandoned, Client, ClientId, CloseReason, Config, Connection, ConnectionId, Event, EventKind,
-    Message, Network, ObjectId, OverflowPolicy, SendError, SendReport, Server, ServerId,
-    ShutdownReport, Source,
+    Abandoned, AcceptFilter, Client, ClientId, CloseReason, Config, Connection, ConnectionId,
+    Event, EventKind, Message, Network, ObjectId, OverflowPolicy, SendError, SendReport, Server,
+    ServerId, ShutdownReport, Source,
 };
 #[cfg(feature = "futures")]
 pub use net::{EventStream, Writable};

@@ -514,7 +514,7 @@ fn handshake_error(h: &Harness, what: &str) -> Error {
         "{}: before the error: {others:?}",
         h.name
     );
-    let EventKind::Error { object, error } = ev.kind else {
+    let EventKind::Error { object, error, .. } = ev.kind else {
         unreachable!()
     };
     assert!(
@@ -534,7 +534,7 @@ fn error_and_close(h: &Harness, conn: &Connection) -> Error {
         "{}: before the error: {others:?}",
         h.name
     );
-    let EventKind::Error { object, error } = ev.kind else {
+    let EventKind::Error { object, error, .. } = ev.kind else {
         unreachable!()
     };
     assert_eq!(object, ObjectId::Connection(conn.id()));
@@ -739,7 +739,7 @@ impl Burst {
                     "{connection:?} closed twice"
                 );
             }
-            EventKind::Error { object, error } => {
+            EventKind::Error { object, error, .. } => {
                 assert!(
                     matches!(
                         error,
@@ -763,7 +763,10 @@ fn a_thousand_clients_connecting_and_disconnecting_in_a_burst() {
     const WAVES: usize = 5;
     const FULL: usize = 100;
     const RAW: usize = 100;
-    let h = Harness::new("a thousand clients in a burst", Config::default(), None);
+    // Every failure reported on its own (not summed up), to check each.
+    let mut cfg = Config::default();
+    cfg.failure_reports_per_second = u32::MAX;
+    let h = Harness::new("a thousand clients in a burst", cfg, None);
     let bnet = Network::new();
     let mut burst = Burst::default();
     let start = Instant::now();
@@ -847,6 +850,8 @@ fn two_hundred_idle_sockets_are_closed_after_the_handshake_timeout() {
     let timeout = Duration::from_millis(500);
     let mut cfg = Config::default();
     cfg.handshake_timeout = timeout;
+    // Every failure reported on its own (not summed up), to check each.
+    cfg.failure_reports_per_second = u32::MAX;
     let h = Harness::new("200 idle sockets", cfg, None);
     let mut peers: Vec<(TcpStream, Instant)> = (0..IDLE)
         .map(|_| {
@@ -876,6 +881,7 @@ fn two_hundred_idle_sockets_are_closed_after_the_handshake_timeout() {
             EventKind::Error {
                 object,
                 error: Error::Timeout { operation, after },
+                ..
             } => {
                 assert_eq!((operation, after), ("handshake", timeout));
                 assert!(matches!(object, ObjectId::Connection(id) if id != h.good_id));

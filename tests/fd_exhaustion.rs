@@ -82,7 +82,7 @@ fn is_emfile(e: &std::io::Error) -> bool {
 fn is_accept_error(kind: &EventKind, server: ObjectId) -> bool {
     matches!(
         kind,
-        EventKind::Error { object, error: Error::Io { operation: "accept", message, .. } }
+        EventKind::Error { object, error: Error::Io { operation: "accept", message, .. }, .. }
             if *object == server && message.contains("os error 24")
     )
 }

@@ -33,7 +33,7 @@ fn connections_over_the_limit_are_refused_with_a_reason() {
     }
     // The server reports it, naming the limit, and nothing else.
     let (ev, _) = util::wait_for(&server_net, |e| matches!(e.kind, EventKind::Error { .. }));
-    let EventKind::Error { object, error } = ev.kind else {
+    let EventKind::Error { object, error, .. } = ev.kind else {
         unreachable!()
     };
     assert_eq!(object, ObjectId::Server(server.id()));

@@ -87,7 +87,7 @@ fn refused_connect_gives_error_then_failed_connected() {
         .filter(|e| matches!(e.kind, EventKind::Error { .. }))
         .collect();
     assert_eq!(errors.len(), 1, "events before Connected: {seen:#?}");
-    let EventKind::Error { object, error } = &errors[0].kind else {
+    let EventKind::Error { object, error, .. } = &errors[0].kind else {
         unreachable!()
     };
     assert_eq!(*object, ObjectId::Client(client.id()));

@@ -125,7 +125,9 @@ impl<'a> Log<'a> {
     fn errors_of(&self, object: ObjectId) -> Vec<String> {
         self.kinds()
             .filter_map(|k| match k {
-                EventKind::Error { object: o, error } if *o == object => Some(error.to_string()),
+                EventKind::Error {
+                    object: o, error, ..
+                } if *o == object => Some(error.to_string()),
                 _ => None,
             })
             .collect()
@@ -135,7 +137,7 @@ impl<'a> Log<'a> {
     fn errors(&self) -> Vec<(ObjectId, String)> {
         self.kinds()
             .filter_map(|k| match k {
-                EventKind::Error { object, error } => Some((*object, error.to_string())),
+                EventKind::Error { object, error, .. } => Some((*object, error.to_string())),
                 _ => None,
             })
             .collect()

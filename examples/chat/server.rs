@@ -75,10 +75,21 @@ impl Room {
                     self.tell(&ToMember::Left { name }, self.everyone());
                 }
             }
+            // A member's connection failed.
             EventKind::Error {
                 object: ObjectId::Connection(_),
                 error,
-            } => self.log(&format!("* a connection failed: {error}")),
+                peer,
+            } => match peer {
+                Some(peer) => self.log(&format!("* a connection from {peer} failed: {error}")),
+                None => self.log(&format!("* a connection failed: {error}")),
+            },
+            // Strangers' failed attempts, summed up (at most once a second).
+            EventKind::Error {
+                object: ObjectId::Server(_),
+                error,
+                ..
+            } => self.log(&format!("* {error}")),
             _ => {}
         }
     }
@@ -153,6 +164,9 @@ pub fn serve(bind: &str, port: u16, key: Option<&str>) -> Result<(), Box<dyn Err
     // the lossless policy slows the members down instead of losing events.
     let mut config = Config::default();
     config.overflow = OverflowPolicy::Lossless;
+    // Failed attempts (scanners, wrong keys) as one summary line a second
+    // at most, with the last one's address, instead of a line each.
+    config.failure_reports_per_second = 0;
     let net = Network::with_config(config)?;
     let mut room = Room::open(&net, bind, port, key, "")
         .map_err(|e| format!("cannot listen on {bind} port {port}: {e}"))?;

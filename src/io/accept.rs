@@ -2,7 +2,7 @@
 //! the process runs out of descriptors.
 
 use std::cmp::Reverse;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 
 use super::driver::Driver;
+use super::failures::{FailureReports, Verdict};
 use super::link_io::{Held, LinkIo, ListenerIo, token};
 use crate::error::{Error, ProtocolError};
 use crate::proto::secure::{Handshake, Role as SecureRole};
@@ -37,6 +38,7 @@ impl Driver {
             self.emit(EventKind::Error {
                 object: ObjectId::Server(server.id),
                 error: Error::io("register listener", &e),
+                peer: None,
             });
             return;
         }
@@ -48,6 +50,8 @@ impl Driver {
                 backoff_until: None,
                 active: 0,
                 handshaking: VecDeque::new(),
+                per_address: HashMap::new(),
+                failures: FailureReports::new(self.net.config.failure_reports_per_second),
             },
         );
         // Connections may already wait in the backlog.
@@ -83,12 +87,14 @@ impl Driver {
                     self.emit(EventKind::Error {
                         object: ObjectId::Server(server.id),
                         error: Error::io("accept", &e),
+                        peer: None,
                     });
                     return;
                 }
                 Err(e) => self.emit(EventKind::Error {
                     object: ObjectId::Server(server.id),
                     error: Error::io("accept", &e),
+                    peer: None,
                 }),
             }
         }
@@ -97,17 +103,37 @@ impl Driver {
     }
 
     fn add_accepted(&mut self, server: Arc<ServerShared>, stream: TcpStream, peer: SocketAddr) {
-        let limit = self.net.config.max_connections;
-        let full = match self.listeners.get_mut(&token(server.id.0)) {
-            Some(l) if l.active >= limit => true,
-            Some(l) => {
-                l.active += 1;
-                false
-            }
-            None => false,
+        let config = &self.net.config;
+        let listener = token(server.id.0);
+        if let Some(filter) = &config.accept_filter
+            && !filter.accepts(peer)
+        {
+            // Closed before any byte is read or written.
+            drop(stream);
+            let object = ObjectId::Server(server.id);
+            self.report_failure(listener, object, Error::Filtered { peer }, Some(peer));
+            return;
+        }
+        let limit = config.max_connections;
+        let per_address = config.max_connections_per_address;
+        let refusal = match self.listeners.get_mut(&listener) {
+            Some(l) if l.active >= limit => Some(Error::ConnectionLimit { peer, limit }),
+            Some(l) => match per_address {
+                Some(cap) if l.per_address.get(&peer.ip()).is_some_and(|n| *n >= cap) => {
+                    Some(Error::AddressLimit { peer, limit: cap })
+                }
+                _ => {
+                    l.active += 1;
+                    if per_address.is_some() {
+                        *l.per_address.entry(peer.ip()).or_default() += 1;
+                    }
+                    None
+                }
+            },
+            None => None,
         };
-        if full {
-            self.refuse(server, stream, peer, limit);
+        if let Some(error) = refusal {
+            self.refuse(server, stream, peer, error);
             return;
         }
         let id = next_socket_id();
@@ -181,21 +207,25 @@ impl Driver {
         }
     }
 
-    /// Refuses a connection over the server's limit: a refusal preamble
-    /// with the reason, then a graceful close (so the client reads why,
-    /// instead of a reset), within a short linger.
+    /// Refuses a connection over one of the server's limits (`error` says
+    /// which): a refusal preamble with the reason, then a graceful close (so
+    /// the client reads why, instead of a reset), within a short linger.
     fn refuse(
         &mut self,
         server: Arc<ServerShared>,
         stream: TcpStream,
         peer: SocketAddr,
-        limit: usize,
+        error: Error,
     ) {
-        let error = Error::ConnectionLimit { peer, limit };
-        self.emit(EventKind::Error {
-            object: ObjectId::Server(server.id),
-            error,
-        });
+        let reason = match &error {
+            Error::AddressLimit { limit, .. } => {
+                format!("too many connections from your address ({limit})")
+            }
+            Error::ConnectionLimit { limit, .. } => format!("server full ({limit} connections)"),
+            _ => "refused".to_owned(),
+        };
+        let object = ObjectId::Server(server.id);
+        self.report_failure(token(server.id.0), object, error, Some(peer));
         let link = Arc::new(Link::new(
             next_socket_id(),
             Role::Accepted(server.id),
@@ -209,7 +239,6 @@ impl Driver {
             out.state = State::Closing;
             out.stream = Some(stream.clone());
         }
-        let reason = format!("server full ({limit} connections)");
         let session = Session::refusal(&self.session_config, &reason, Instant::now());
         self.start(LinkIo {
             link,
@@ -239,6 +268,81 @@ impl Driver {
             .collect();
         for t in ts {
             self.close_locally(t);
+        }
+    }
+}
+
+impl Driver {
+    /// A connection to server `listener` failed before it authenticated:
+    /// reported as an `Error` event about `object` while the server's rate
+    /// allows, else counted into its next summary. These events wait in the
+    /// ring's queue for such events, never taking room from established
+    /// connections; one that finds that queue full is counted too.
+    pub(super) fn report_failure(
+        &mut self,
+        listener: usize,
+        object: ObjectId,
+        error: Error,
+        peer: Option<SocketAddr>,
+    ) {
+        let now = Instant::now();
+        let Some(l) = self.listeners.get_mut(&listener) else {
+            return; // the server is gone: nobody to tell
+        };
+        let verdict = match l.failures.note(now, &error, peer) {
+            Verdict::Report => {
+                // Behind what was seen before it.
+                self.flush_events();
+                let kind = EventKind::Error {
+                    object,
+                    error,
+                    peer,
+                };
+                match self.net.ring.push_minor(now, kind) {
+                    Ok(()) => return,
+                    Err(EventKind::Error { error, peer, .. }) => {
+                        let Some(l) = self.listeners.get_mut(&listener) else {
+                            return;
+                        };
+                        l.failures.count(1, error, peer, now)
+                    }
+                    Err(_) => return,
+                }
+            }
+            counted => counted,
+        };
+        if let Verdict::Counted(Some(due)) = verdict {
+            self.timers.push(Reverse((due, listener)));
+        }
+    }
+
+    /// Emits a server's summary of unreported failures, once due.
+    pub(super) fn report_summary(&mut self, listener: usize) {
+        let now = Instant::now();
+        let Some(l) = self.listeners.get_mut(&listener) else {
+            return;
+        };
+        let Some(summary) = l.failures.summary(now) else {
+            return;
+        };
+        let object = ObjectId::Server(l.server.id);
+        self.flush_events();
+        let kind = EventKind::Error {
+            object,
+            error: summary,
+            peer: None,
+        };
+        if let Err(EventKind::Error { error, .. }) = self.net.ring.push_minor(now, kind)
+            && let Some(l) = self.listeners.get_mut(&listener)
+        {
+            // No room: its count goes into the next one.
+            let count = match &error {
+                Error::UnauthenticatedFailures { count, .. } => *count,
+                _ => 1,
+            };
+            if let Verdict::Counted(Some(due)) = l.failures.count(count, error, None, now) {
+                self.timers.push(Reverse((due, listener)));
+            }
         }
     }
 }

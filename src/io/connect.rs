@@ -141,6 +141,7 @@ impl Driver {
             self.emit(EventKind::Error {
                 object: ObjectId::Client(client),
                 error: error.clone(),
+                peer: Some(link.peer),
             });
         }
         self.emit(EventKind::Connected {

@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use mio::{Events, Poll, Token};
 
 use super::WAKER;
+use super::handshake_share::{HANDSHAKE_TIMER, HandshakeShare};
 use super::link_io::{LinkIo, ListenerIo, TokenMap, token};
 use crate::error::Error;
 use crate::proto::session::SessionConfig;
@@ -55,6 +56,8 @@ pub(super) struct Driver {
     pub(super) eviction_scan: Option<Instant>,
     /// Per-connection share of the ring: events and packet bytes.
     pub(super) quota: (usize, usize),
+    /// The share of time handshakes may take, and those waiting for it.
+    pub(super) handshakes: HandshakeShare,
 }
 
 impl Reactor for Driver {
@@ -78,6 +81,7 @@ impl Driver {
             / config.event_capacity.max(1) as u128)
             .min(usize::MAX as u128) as usize;
         let quota = (share, quota_bytes);
+        let handshakes = HandshakeShare::new(config.handshake_budget, Instant::now());
         Driver {
             poll,
             events: Some(Events::with_capacity(1024)),
@@ -100,6 +104,7 @@ impl Driver {
             eviction_scan: None,
             resume_soon: false,
             quota,
+            handshakes,
         }
     }
 
@@ -277,8 +282,14 @@ impl Driver {
                 break;
             }
             self.timers.pop();
+            if t == HANDSHAKE_TIMER {
+                self.handshake_budget_refilled();
+                continue;
+            }
             if self.listeners.contains_key(&t) {
-                self.accept(t); // back-off over
+                // A failure summary due, or a back-off over.
+                self.report_summary(t);
+                self.accept(t);
                 continue;
             }
             let Some(io) = self.links.get_mut(&t) else {

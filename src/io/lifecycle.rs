@@ -61,7 +61,20 @@ impl Driver {
                 SessionEvent::Closed { reason, error } => {
                     if let Some(error) = error {
                         let object = object_of(&io.link);
-                        self.emit(EventKind::Error { object, error });
+                        let peer = Some(peer_of(&io.link));
+                        match io.link.role {
+                            // A stranger's failure: rate-limited, and kept
+                            // from established connections' room.
+                            Role::Accepted(server) if !io.session.is_established() => {
+                                let listener = super::link_io::token(server.0);
+                                self.report_failure(listener, object, error, peer);
+                            }
+                            _ => self.emit(EventKind::Error {
+                                object,
+                                error,
+                                peer,
+                            }),
+                        }
                     }
                     if reason == CloseReason::ClosedByPeer {
                         // Best effort: the peer may still read what we had queued.
@@ -204,6 +217,13 @@ impl Driver {
                 && let Some(l) = self.listeners.get_mut(&super::link_io::token(server.id.0))
             {
                 l.active = l.active.saturating_sub(1);
+                let ip = link.peer.ip();
+                if let Some(n) = l.per_address.get_mut(&ip) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        l.per_address.remove(&ip);
+                    }
+                }
             }
         }
         match link.role {
@@ -264,6 +284,15 @@ impl Driver {
 /// queue skips it: that peer is not reading, and its silence will tell.
 fn send_control(link: &Link, kind: FrameKind) {
     let _: Result<(), SendError> = link.send_frame(OutFrame::Borrowed(&control_frame(kind)), false);
+}
+
+/// The peer a link's events name: the accepted peer, or the address a
+/// client connected to (else the first it tries).
+pub(super) fn peer_of(link: &Link) -> std::net::SocketAddr {
+    match link.role {
+        Role::Accepted(_) => link.peer,
+        Role::Client(_) => link.lock().connected_to.unwrap_or(link.peer),
+    }
 }
 
 /// The object a link's events name.

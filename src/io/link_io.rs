@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +12,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
+use super::failures::FailureReports;
 use crate::proto::session::Session;
 use crate::shared::{Link, ServerShared};
 
@@ -100,6 +102,11 @@ pub(super) struct ListenerIo {
     /// Accepted connections that may still be in their handshake, oldest
     /// first (pruned when it reaches `Config::max_handshaking`).
     pub(super) handshaking: VecDeque<usize>,
+    /// Accepted connections alive per peer IP address (kept only with
+    /// `Config::max_connections_per_address`).
+    pub(super) per_address: HashMap<IpAddr, usize>,
+    /// Failures before authentication: reported one by one, then summed up.
+    pub(super) failures: FailureReports,
 }
 
 /// A map keyed by tokens (see [`token`]).

@@ -18,6 +18,8 @@
 mod accept;
 mod connect;
 mod driver;
+mod failures;
+mod handshake_share;
 mod lifecycle;
 mod link_io;
 mod pressure;

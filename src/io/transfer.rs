@@ -1,6 +1,7 @@
 //! Moving bytes: socket readiness, reads into the session, messages into
 //! the ring, and writes from the link's queue.
 
+use std::cmp::Reverse;
 use std::io::{self, Read};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -8,6 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::driver::Driver;
+use super::handshake_share::HANDSHAKE_TIMER;
 use super::link_io::{BATCH_MAX, IO_DECODE_COST, body_bytes};
 use super::pressure::SMALL_BUFFER;
 use crate::error::{Error, ProtocolError};
@@ -84,13 +86,65 @@ impl Driver {
         }
     }
 
+    /// Reads what arrived and hands it to the session; a connection in its
+    /// handshake only within the share of time handshakes may take
+    /// (`Config::handshake_budget`), else it waits for the share to refill.
+    pub(super) fn read(&mut self, t: usize, to_end: bool) {
+        let handshaking = self
+            .links
+            .get(&t)
+            .is_some_and(|io| io.server.is_some() && io.session.is_handshaking());
+        if !handshaking {
+            return self.read_now(t, to_end);
+        }
+        let start = Instant::now();
+        if !self.handshakes.available(start) {
+            self.handshakes.waiting.push_back(t);
+            self.arm_handshake_timer();
+            return;
+        }
+        self.read_now(t, true);
+        self.handshakes.spend(start.elapsed());
+    }
+
+    fn arm_handshake_timer(&mut self) {
+        if !self.handshakes.timer_armed {
+            self.handshakes.timer_armed = true;
+            let at = self.handshakes.ready_at();
+            self.timers.push(Reverse((at, HANDSHAKE_TIMER)));
+        }
+    }
+
+    /// The handshake share has credit again: read the waiting connections,
+    /// oldest first, while it lasts.
+    pub(super) fn handshake_budget_refilled(&mut self) {
+        self.handshakes.timer_armed = false;
+        while let Some(t) = self.handshakes.waiting.pop_front() {
+            let waiting = self
+                .links
+                .get(&t)
+                .is_some_and(|io| io.session.is_handshaking());
+            if !waiting {
+                continue; // gone, or done
+            }
+            let start = Instant::now();
+            if !self.handshakes.available(start) {
+                self.handshakes.waiting.push_front(t);
+                self.arm_handshake_timer();
+                return;
+            }
+            self.read_now(t, true);
+            self.handshakes.spend(start.elapsed());
+        }
+    }
+
     /// Reads what arrived, up to the budget, and hands it to the session.
     ///
     /// A read that fills less than the buffer emptied the socket, so unless
     /// `to_end` asks to read on until the end of stream, we stop there
     /// instead of paying a syscall to hear "would block": bytes arriving
     /// later raise a new edge-triggered event (as tokio relies on too).
-    pub(super) fn read(&mut self, t: usize, to_end: bool) {
+    fn read_now(&mut self, t: usize, to_end: bool) {
         // Frames left unhandled by a lossless pause come first: the socket
         // may have nothing new to say.
         if self

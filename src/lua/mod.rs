@@ -482,10 +482,17 @@ fn event_table(
             )
         }
         // A connection that failed during its handshake never had an object:
-        // `.Object` is nil and `.Socket` names it.
-        EventKind::Error { object, error } => {
-            (EVENT_ERROR, Some(object.socket_id()), error.to_string())
-        }
+        // `.Object` is nil and `.Socket` names it. The text ends with the
+        // peer's address where one is known.
+        EventKind::Error {
+            object,
+            error,
+            peer,
+        } => (
+            EVENT_ERROR,
+            Some(object.socket_id()),
+            crate::shared::error_text(&error, peer),
+        ),
         EventKind::Dropped { count } => (
             EVENT_ERROR,
             None,

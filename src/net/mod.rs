@@ -12,8 +12,8 @@ mod server;
 #[cfg(feature = "futures")]
 pub use crate::shared::Writable;
 pub use crate::shared::{
-    Abandoned, ClientId, CloseReason, Config, Connection, ConnectionId, Event, EventKind, Message,
-    ObjectId, OverflowPolicy, SendError, ServerId, ShutdownReport, Source,
+    Abandoned, AcceptFilter, ClientId, CloseReason, Config, Connection, ConnectionId, Event,
+    EventKind, Message, ObjectId, OverflowPolicy, SendError, ServerId, ShutdownReport, Source,
 };
 pub use client::Client;
 #[cfg(feature = "futures")]

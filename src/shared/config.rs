@@ -1,5 +1,8 @@
 //! [`Config`]: everything a [`Network`](crate::Network) can be tuned by.
 
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
@@ -89,8 +92,21 @@ pub struct Config {
     /// while three quarters of the queue are free and the socket still has
     /// data to write. At most `send_queue_bytes`.
     pub send_queue_low_water: Option<usize>,
-    /// Time a new connection has to finish its preamble/handshake (default 10 s).
+    /// Time a new connection has to finish its preamble/handshake (default
+    /// 3 s: a keyed handshake takes two round trips, milliseconds even
+    /// across continents, so a peer still silent after that is slow or
+    /// hostile, and holds a slot of `max_handshaking` meanwhile).
     pub handshake_timeout: Duration,
+    /// The IO thread's time spent on handshakes (reading them and running
+    /// the Noise key exchange, about 0.1 ms of CPU per keyed attempt) in any
+    /// second, at most (default 250 ms: a quarter of the thread). Beyond it,
+    /// connections in their handshake wait (their bytes stay in the kernel)
+    /// until the share refills, and at most 2 ms of it is spent in one
+    /// go: strangers flooding first messages cannot take the thread from
+    /// established connections, whose traffic and heartbeats are then held
+    /// up a few milliseconds at most. The waiting are still bounded by
+    /// `max_handshaking` and `handshake_timeout`. 1 ms ..= 1 s.
+    pub handshake_budget: Duration,
     /// Time a closing connection has to write what was queued, its Close
     /// frame, and hear the peer's (default 5 s); also how long dropping the
     /// last [`Network`](crate::Network) handle may wait for that, so that
@@ -120,6 +136,30 @@ pub struct Config {
     /// connect and stay silent cannot fill `max_connections`, and an honest
     /// peer always gets in. Authenticated connections are never affected.
     pub max_handshaking: usize,
+    /// Connections one server holds at most from one IP address, counting
+    /// those still in their handshake (default `None`: no limit). Further
+    /// ones are refused like those over `max_connections`
+    /// ([`Error::AddressLimit`]). Peers behind one NAT share an address, so
+    /// leave room for them.
+    pub max_connections_per_address: Option<usize>,
+    /// Decides, by the peer's address, whether a server takes a connection
+    /// it just accepted (default `None`: every one). A refused connection is
+    /// closed before any byte is read or written, and reported
+    /// ([`Error::Filtered`]) like other failures before authentication.
+    /// Called on the IO thread for every connection: keep it fast (a set
+    /// lookup) and never block in it.
+    pub accept_filter: Option<AcceptFilter>,
+    /// `Error` events about connections that fail before they authenticate
+    /// (failed or timed-out handshakes, refusals, evictions), reported one
+    /// by one per server per second, at most (default 20). Beyond that they
+    /// are counted, and one [`Error::UnauthenticatedFailures`] a second
+    /// gives the count, the last error and its peer's address. These events
+    /// never take the ring's room from established connections: they wait
+    /// in a small queue of their own (a second's worth, at least 64 events,
+    /// at most `event_capacity`), and what does not fit is counted into the
+    /// next summary. 0 reports summaries only; `u32::MAX` reports each
+    /// failure while that queue has room.
+    pub failure_reports_per_second: u32,
     /// Connections one server holds at most, counting those still in their
     /// handshake (default 10,000). Further ones are refused at once: the
     /// client is told why, and the server reports an `Error` event. On
@@ -171,13 +211,17 @@ impl Default for Config {
             limits: Limits::default(),
             send_queue_bytes: 8 * 1024 * 1024,
             send_queue_low_water: None,
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(3),
+            handshake_budget: Duration::from_millis(250),
             linger: Duration::from_secs(5),
             nodelay: true,
             keepalive: Some(Duration::from_secs(60)),
             listen_backlog: 1024,
             max_connections: 10_000,
             max_handshaking: 1024,
+            max_connections_per_address: None,
+            accept_filter: None,
+            failure_reports_per_second: 20,
             heartbeat: None,
             idle_timeout: None,
             cipher: None,
@@ -279,6 +323,20 @@ impl Config {
                 return Err(invalid(name, "30 ms ..= 1 day, or None", format!("{v:?}")));
             }
         }
+        if !(Duration::from_millis(1)..=Duration::from_secs(1)).contains(&self.handshake_budget) {
+            return Err(invalid(
+                "handshake_budget",
+                "1 ms ..= 1 s",
+                format!("{:?}", self.handshake_budget),
+            ));
+        }
+        if self.max_connections_per_address == Some(0) {
+            return Err(invalid(
+                "max_connections_per_address",
+                "at least 1, or None",
+                0,
+            ));
+        }
         if self.max_handshaking == 0 {
             return Err(invalid("max_handshaking", "at least 1", 0));
         }
@@ -291,3 +349,46 @@ impl Config {
         Ok(())
     }
 }
+
+/// A server's accept-time decision by peer address
+/// ([`Config::accept_filter`]): `true` takes the connection. Build one from
+/// any `Fn(SocketAddr) -> bool` with [`AcceptFilter::new`].
+///
+/// ```
+/// use std::collections::HashSet;
+/// use std::net::IpAddr;
+/// let banned: HashSet<IpAddr> = ["127.0.0.9".parse().unwrap()].into();
+/// let mut config = tablenet::Config::default();
+/// config.accept_filter = Some(tablenet::AcceptFilter::new(move |peer| {
+///     !banned.contains(&peer.ip())
+/// }));
+/// ```
+#[derive(Clone)]
+pub struct AcceptFilter(Arc<dyn Fn(SocketAddr) -> bool + Send + Sync>);
+
+impl AcceptFilter {
+    /// A filter that takes a connection when `accept` returns true.
+    pub fn new(accept: impl Fn(SocketAddr) -> bool + Send + Sync + 'static) -> AcceptFilter {
+        AcceptFilter(Arc::new(accept))
+    }
+
+    /// Whether a connection from `peer` is taken.
+    pub fn accepts(&self, peer: SocketAddr) -> bool {
+        (self.0)(peer)
+    }
+}
+
+impl fmt::Debug for AcceptFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AcceptFilter(..)")
+    }
+}
+
+/// Two filters are equal when they are the same closure (clones of one).
+impl PartialEq for AcceptFilter {
+    fn eq(&self, other: &AcceptFilter) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for AcceptFilter {}

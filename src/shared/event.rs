@@ -1,5 +1,6 @@
 //! [`Event`]s: what the IO threads report to the application.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::connection::Connection;
@@ -119,11 +120,22 @@ pub enum EventKind {
         reason: CloseReason,
     },
     /// `EVENT_ERROR`: something went wrong with an object.
+    ///
+    /// Failures of connections that never authenticated (a failed or
+    /// timed-out handshake, a refusal, an eviction) are reported one by one
+    /// up to [`Config::failure_reports_per_second`](crate::Config::failure_reports_per_second),
+    /// then summed up once a second ([`Error::UnauthenticatedFailures`]);
+    /// they never take the ring's room from established connections.
     Error {
         /// Which object.
         object: ObjectId,
-        /// What went wrong (its `Display` is the Lua network module's `.Errors` text).
+        /// What went wrong (its `Display`, with the peer's address, is the
+        /// Lua network module's `.Errors` text).
         error: Error,
+        /// The peer's address, where one is known: the connection's peer,
+        /// the server a client connects to, a refused peer. `None` for a
+        /// server's own failures (accept) and the summary of many.
+        peer: Option<SocketAddr>,
     },
     /// The ring was full and this many of the oldest events were overwritten
     /// (Lua sees `EVENT_ERROR` with a nil `.Object`).
@@ -141,4 +153,21 @@ pub enum EventKind {
         /// Which client or connection.
         object: ObjectId,
     },
+}
+
+/// The text of an `Error` event as the bindings show it (`.Errors`): the
+/// error, then the peer's address unless the error already names it.
+pub(crate) fn error_text(error: &Error, peer: Option<SocketAddr>) -> String {
+    let text = error.to_string();
+    match peer {
+        Some(peer) => {
+            let addr = peer.to_string();
+            if text.contains(&addr) {
+                text
+            } else {
+                format!("{text} (peer {addr})")
+            }
+        }
+        None => text,
+    }
 }

@@ -23,8 +23,9 @@ mod server;
 #[cfg(feature = "futures")]
 mod writable;
 
-pub use config::{Config, OverflowPolicy};
+pub use config::{AcceptFilter, Config, OverflowPolicy};
 pub use connection::Connection;
+pub(crate) use event::error_text;
 pub use event::{CloseReason, Event, EventKind, Source};
 pub use ids::{ClientId, ConnectionId, ObjectId, ServerId};
 pub use message::Message;

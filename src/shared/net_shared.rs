@@ -137,7 +137,8 @@ impl NetShared {
             config.limits,
             budget.clone(),
         )
-        .with_raw_messages(config.raw_messages);
+        .with_raw_messages(config.raw_messages)
+        .with_minor_rate(config.failure_reports_per_second);
         let shared = Arc::new(NetShared {
             config,
             ring,

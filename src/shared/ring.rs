@@ -77,6 +77,8 @@ pub(crate) struct Ring {
     epoch: AtomicU64,
     /// Messages are handed out undecoded (`Config::raw_messages`).
     raw_messages: bool,
+    /// Minor events held at most (see [`Ring::push_minor`]).
+    minor_capacity: usize,
 }
 
 type Slots = VecDeque<(Instant, Content, usize)>;
@@ -84,10 +86,16 @@ type Slots = VecDeque<(Instant, Content, usize)>;
 /// Failed links remembered at most (see [`Ring::finish`]).
 const MAX_FAILED: usize = 4096;
 
+/// Events about connections that never authenticated held at least, in a
+/// queue of their own beside the ring's capacity (see [`Ring::push_minor`]):
+/// three seconds of the default 20 reports a second, with summaries.
+const MINOR_CAPACITY: usize = 64;
+
 /// What [`Ring::drain`] took out.
 struct Taken {
     dropped: u64,
     slots: Slots,
+    minor: Vec<(Instant, EventKind)>,
 }
 
 /// The socket id of a message's link.
@@ -126,6 +134,9 @@ pub(crate) enum Content {
 
 struct State {
     events: Slots,
+    /// Events about connections that never authenticated: never counted
+    /// against the ring's capacity, never overwriting or overwritten.
+    minor: Vec<(Instant, EventKind)>,
     bytes: usize,
     /// Events overwritten since the application last took events.
     dropped: u64,
@@ -139,6 +150,13 @@ struct State {
     /// Counts the times events were taken: every take empties the ring, so
     /// what a connection holds is what it added in the current epoch.
     epoch: u64,
+}
+
+impl State {
+    /// Nothing to take: no event, minor event or count of dropped ones.
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.minor.is_empty() && self.dropped == 0
+    }
 }
 
 /// One event as the IO thread produces it.
@@ -184,6 +202,7 @@ impl Ring {
         Ring {
             state: Mutex::new(State {
                 events: VecDeque::with_capacity(capacity.min(4096)),
+                minor: Vec::new(),
                 bytes: 0,
                 dropped: 0,
                 paused: false,
@@ -205,7 +224,17 @@ impl Ring {
             budget,
             epoch: AtomicU64::new(0),
             raw_messages: false,
+            minor_capacity: MINOR_CAPACITY,
         }
+    }
+
+    /// Holds up to `per_second` minor events (a second of reports at the
+    /// configured rate), at least [`MINOR_CAPACITY`] and at most the ring's
+    /// capacity.
+    pub(crate) fn with_minor_rate(mut self, per_second: u32) -> Ring {
+        let wanted = usize::try_from(per_second).unwrap_or(usize::MAX);
+        self.minor_capacity = wanted.min(self.capacity).max(MINOR_CAPACITY);
+        self
     }
 
     /// Hands messages out undecoded, as [`EventKind::Message`].
@@ -277,7 +306,7 @@ impl Ring {
         // called for them.
         let wake = {
             let mut st = self.state.lock();
-            let was_empty = st.events.is_empty() && st.dropped == 0;
+            let was_empty = st.is_empty();
             for p in batch {
                 if self.policy == OverflowPolicy::Overwrite {
                     while !st.events.is_empty()
@@ -297,26 +326,62 @@ impl Ring {
                 st.events.push_back((p.time, p.content, p.bytes));
             }
             let ready = was_empty && !st.events.is_empty();
-            if ready && st.waiting > 0 {
-                self.ready.notify_all();
-            }
-            if ready {
-                tasks = std::mem::take(&mut st.wakers);
-            }
-            // Cloned: the hook may itself set or clear the hook.
-            if ready {
-                self.hook.lock().clone()
-            } else {
-                None
-            }
+            self.ready_to_wake(&mut st, ready, &mut tasks)
         };
         // Dropped outside the lock: an overwritten Connect event's handle
         // closes its connection, and a large packet takes time to free.
         drop(overwritten);
+        Self::wake(tasks, wake);
+    }
+
+    /// Adds an event about a connection that never authenticated (a
+    /// handshake failure, a refusal) to a small queue of its own, so that
+    /// strangers' failures never take the ring's room from established
+    /// connections, nor overwrite their events, nor pause reading. Taking
+    /// events merges it in by time. Gives the event back when that queue
+    /// is full (see [`with_minor_rate`](Self::with_minor_rate)).
+    pub(crate) fn push_minor(&self, time: Instant, kind: EventKind) -> Result<(), EventKind> {
+        let mut tasks = Vec::new();
+        let wake = {
+            let mut st = self.state.lock();
+            if st.minor.len() >= self.minor_capacity {
+                return Err(kind);
+            }
+            let ready = st.is_empty();
+            st.minor.push((time, kind));
+            self.ready_to_wake(&mut st, ready, &mut tasks)
+        };
+        Self::wake(tasks, wake);
+        Ok(())
+    }
+
+    /// Events just became available (`ready`): wakes the threads waiting
+    /// under the lock, takes the tasks to wake, and returns the hook to call
+    /// (read under the lock, so a hook set after the application took these
+    /// events is not called for them).
+    fn ready_to_wake(
+        &self,
+        st: &mut State,
+        ready: bool,
+        tasks: &mut Vec<std::task::Waker>,
+    ) -> Option<Hook> {
+        if !ready {
+            return None;
+        }
+        if st.waiting > 0 {
+            self.ready.notify_all();
+        }
+        *tasks = std::mem::take(&mut st.wakers);
+        // Cloned: the hook may itself set or clear the hook.
+        self.hook.lock().clone()
+    }
+
+    /// Wakes, outside the lock, what [`ready_to_wake`](Self::ready_to_wake) found.
+    fn wake(tasks: Vec<std::task::Waker>, hook: Option<Hook>) {
         for task in tasks {
             task.wake();
         }
-        if let Some(hook) = wake {
+        if let Some(hook) = hook {
             hook();
         }
     }
@@ -354,6 +419,7 @@ impl Ring {
         let st = self.state.lock();
         st.events
             .len()
+            .saturating_add(st.minor.len())
             .saturating_add(usize::try_from(st.dropped).unwrap_or(usize::MAX))
     }
 
@@ -369,7 +435,7 @@ impl Ring {
     #[cfg_attr(not(feature = "futures"), allow(dead_code))]
     pub(crate) fn take_or_register(&self, waker: &std::task::Waker) -> Vec<Event> {
         let mut st = self.state.lock();
-        if st.events.is_empty() && st.dropped == 0 {
+        if st.is_empty() {
             if !st.wakers.iter().any(|w| w.will_wake(waker)) {
                 st.wakers.push(waker.clone());
             }
@@ -384,7 +450,7 @@ impl Ring {
     pub(crate) fn wait(&self, timeout: Duration) -> Vec<Event> {
         let deadline = Instant::now().checked_add(timeout);
         let mut st = self.state.lock();
-        while st.events.is_empty() && st.dropped == 0 {
+        while st.is_empty() {
             st.waiting += 1;
             let timed_out = match deadline {
                 Some(d) => self.ready.wait_until(&mut st, d).timed_out(),
@@ -409,6 +475,7 @@ impl Ring {
         let dropped = std::mem::take(&mut st.dropped);
         let spare = std::mem::take(&mut *self.spare.lock());
         let slots = std::mem::replace(&mut st.events, spare);
+        let minor = std::mem::take(&mut st.minor);
         self.budget.release(std::mem::take(&mut st.bytes));
         st.epoch += 1;
         self.epoch.store(st.epoch, Ordering::Release);
@@ -418,7 +485,11 @@ impl Ring {
                 resume();
             }
         }
-        Taken { dropped, slots }
+        Taken {
+            dropped,
+            slots,
+            minor,
+        }
     }
 
     /// Turns taken slots into events, decoding messages on this (the
@@ -426,7 +497,11 @@ impl Ring {
     /// `Error` event in its place; its link is closed with that error and
     /// its later messages are dropped.
     fn finish(&self, taken: Taken) -> Vec<Event> {
-        let Taken { dropped, mut slots } = taken;
+        let Taken {
+            dropped,
+            mut slots,
+            minor,
+        } = taken;
         let mut out = Vec::with_capacity(slots.len() + 1);
         if dropped > 0 {
             let now = Instant::now();
@@ -486,6 +561,9 @@ impl Ring {
                                     Source::Client(c) => ObjectId::Client(c),
                                 },
                                 error,
+                                // The ring does not know it; the link's
+                                // close event follows.
+                                peer: None,
                             }
                         }
                     }
@@ -499,6 +577,9 @@ impl Ring {
         }
         drop(failed);
         *self.spare.lock() = slots;
+        if !minor.is_empty() {
+            out = self.merge_minor(out, minor);
+        }
         if !failures.is_empty() {
             let fail = self.fail.lock().clone();
             if let Some(fail) = fail {
@@ -508,6 +589,35 @@ impl Ring {
             }
         }
         out
+    }
+
+    /// Merges the minor events into the others by time (both are in the
+    /// order the IO thread saw them; on a tie the other event comes first).
+    fn merge_minor(&self, out: Vec<Event>, minor: Vec<(Instant, EventKind)>) -> Vec<Event> {
+        let mut merged = Vec::with_capacity(out.len() + minor.len());
+        let mut minor = minor.into_iter().peekable();
+        for event in out {
+            if matches!(event.kind, EventKind::Dropped { .. }) {
+                merged.push(event); // always leads the batch
+                continue;
+            }
+            while let Some((time, kind)) = minor.next_if(|(t, _)| *t < event.time) {
+                merged.push(Event {
+                    time,
+                    wall_time: self.wall(time),
+                    kind,
+                });
+            }
+            merged.push(event);
+        }
+        for (time, kind) in minor {
+            merged.push(Event {
+                time,
+                wall_time: self.wall(time),
+                kind,
+            });
+        }
+        merged
     }
 
     /// The most memory a message of `size` bytes may take once decoded, as

@@ -555,9 +555,19 @@ fn event_to_python(net: &Bound<'_, Network>, event: tablenet::Event) -> PyResult
             out.server = lookup(py, server.socket_id())?;
             out.errors = reason.to_string();
         }
-        EventKind::Error { object, error } => {
+        EventKind::Error {
+            object,
+            error,
+            peer,
+        } => {
             out.socket = Some(object.socket_id());
+            // The peer's address where known, unless the text names it.
             out.errors = error.to_string();
+            if let Some(peer) = peer.map(|p| p.to_string())
+                && !out.errors.contains(&peer)
+            {
+                out.errors = format!("{} (peer {peer})", out.errors);
+            }
         }
         EventKind::Dropped { count } => {
             out.errors = format!(
