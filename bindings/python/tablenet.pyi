@@ -86,6 +86,9 @@ class Network:
         memory_budget: Optional[int] = None,
         frame_timeout: Union[None, float, bool] = None,
         max_handshaking: Optional[int] = None,
+        max_connections_per_address: Optional[int] = None,
+        failure_reports_per_second: Optional[int] = None,
+        handshake_budget: Optional[float] = None,
     ) -> None: ...
     def server(self, address: str, port: int = 0, key: Optional[str] = None) -> "Server": ...
     def client(self, address: str, port: int, key: Optional[str] = None) -> "Client": ...

@@ -12,7 +12,8 @@ use crate::net::{Config, OverflowPolicy};
 const OPTIONS: &str = "Lossless, InlineIo, NoDelay, EventCapacity, EventBytes, SendQueueBytes, \
                        MaxConnections, MaxFrameSize, MaxDepth, HandshakeTimeout, Linger, \
                        Heartbeat, IdleTimeout, Keepalive, ConnectionEvents, MemoryBudget, \
-                       FrameTimeout, MaxHandshaking, BigIntegers";
+                       FrameTimeout, MaxHandshaking, MaxConnectionsPerAddress, \
+                       FailureReportsPerSecond, HandshakeBudget, BigIntegers";
 
 /// Reads `network.New`'s argument: nil (every default) or a table of
 /// options. Unknown names and wrong types are errors, so a typo never
@@ -68,6 +69,14 @@ pub(super) fn from_lua(options: &LuaValue) -> Result<(Config, BigIntegers), Stri
             "ConnectionEvents" => share = Some(read.count(&value)?),
             "MemoryBudget" => config.memory_budget = read.count(&value)?,
             "MaxHandshaking" => config.max_handshaking = read.count(&value)?,
+            "MaxConnectionsPerAddress" => {
+                config.max_connections_per_address = Some(read.count(&value)?);
+            }
+            "FailureReportsPerSecond" => {
+                config.failure_reports_per_second =
+                    u32::try_from(read.count(&value)?).unwrap_or(u32::MAX);
+            }
+            "HandshakeBudget" => config.handshake_budget = read.seconds(&value)?,
             "FrameTimeout" => config.frame_timeout = read.optional_seconds(&value)?,
             "BigIntegers" => big = read.big_integers(&value)?,
             _ => return Err(bad(&format!("unknown option `{name}`; known: {OPTIONS}"))),

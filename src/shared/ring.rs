@@ -671,6 +671,86 @@ mod tests {
     }
 
     #[test]
+    fn minor_events_take_no_room_and_are_merged_by_time() {
+        let ring = Ring::new(
+            3,
+            1 << 20,
+            OverflowPolicy::Overwrite,
+            Limits::default(),
+            unlimited(),
+        );
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let drained = |n: u64| EventKind::Drained {
+            object: ObjectId::Server(ServerId(n)),
+        };
+        let stranger = |n: u64| EventKind::Error {
+            object: ObjectId::Server(ServerId(n)),
+            error: Error::Closed,
+            peer: None,
+        };
+        ring.push((1..=3).map(|n| Pending::at(drained(n), at(n * 10))));
+        ring.push_minor(at(25), stranger(100)).unwrap();
+        ring.push_minor(at(50), stranger(101)).unwrap();
+        // The ring is full of established events: a fourth overwrites the
+        // oldest of them, never a minor one.
+        ring.push([Pending::at(drained(4), at(40))]);
+        let got: Vec<String> = ring
+            .take()
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::Dropped { count } => format!("dropped {count}"),
+                EventKind::Drained { object } => format!("event {}", object.socket_id()),
+                EventKind::Error { object, .. } => format!("minor {}", object.socket_id()),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "dropped 1",
+                "event 2",
+                "minor 100",
+                "event 3",
+                "event 4",
+                "minor 101"
+            ]
+        );
+        // The minor queue is bounded by itself.
+        for n in 0..MINOR_CAPACITY as u64 {
+            ring.push_minor(at(60), stranger(n)).unwrap();
+        }
+        assert!(ring.push_minor(at(60), stranger(0)).is_err());
+        assert_eq!(ring.pending(), MINOR_CAPACITY);
+    }
+
+    #[test]
+    fn lossless_room_ignores_minor_events() {
+        let ring = Ring::new(
+            2,
+            1 << 20,
+            OverflowPolicy::Lossless,
+            Limits::default(),
+            unlimited(),
+        )
+        .with_minor_rate(20);
+        for n in 0..MINOR_CAPACITY as u64 {
+            let kind = EventKind::Error {
+                object: ObjectId::Server(ServerId(n)),
+                error: Error::Closed,
+                peer: None,
+            };
+            ring.push_minor(Instant::now(), kind).unwrap();
+        }
+        assert_eq!(
+            ring.room_or_pause(0).0,
+            2,
+            "three seconds of reports took no room"
+        );
+        assert_eq!(ring.take().len(), MINOR_CAPACITY);
+    }
+
+    #[test]
     fn overwrite_drops_exactly_the_oldest_and_counts_them() {
         let ring = Ring::new(
             3,

@@ -734,6 +734,30 @@ do
   print(string.format("   (%d messages through a %d-event ring, at most %d per poll)", N, CAPACITY, biggest))
 end
 
+do
+  -- A client with the wrong key fails before authenticating: with
+  -- FailureReportsPerSecond = 0 the server sums such failures up, once a
+  -- second, as one EVENT_ERROR naming the last peer's address.
+  local snet = network.New({ FailureReportsPerSecond = 0, MaxConnectionsPerAddress = 10, HandshakeBudget = 0.25 })
+  local ss = assert(snet.Server("127.0.0.1", 0, string.rep("ab", 32)))
+  local sc = assert(snet.Client("127.0.0.1", ss:GetPort(), string.rep("cd", 32)))
+  local summary
+  local deadline = os.time() + 10
+  while not summary do
+    check(os.time() <= deadline, "a summary of failed attempts in time")
+    for _, e in ipairs(snet.WaitEvents(0.1)) do
+      if e.Event == snet.EVENT_ERROR and e.Errors:find("failed before authenticating", 1, true) then
+        summary = e
+      end
+    end
+  end
+  check(rawequal(summary.Object, ss), "the summary is about the server")
+  check(summary.Errors:find("^1 more connections failed") ~= nil, "it counts the failure", summary.Errors)
+  check(summary.Errors:find("127.0.0.1:", 1, true) ~= nil, "it names the last address", summary.Errors)
+  print("   (" .. summary.Errors .. ")")
+  check(sc ~= nil, "the failed client is still a handle")
+end
+
 ---------------------------------------------------------------------------
 section("network.WaitEvents (extension)")
 ---------------------------------------------------------------------------

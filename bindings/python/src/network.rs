@@ -214,6 +214,9 @@ impl Network {
         memory_budget = None,
         frame_timeout = None,
         max_handshaking = None,
+        max_connections_per_address = None,
+        failure_reports_per_second = None,
+        handshake_budget = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -238,6 +241,9 @@ impl Network {
         memory_budget: Option<usize>,
         frame_timeout: Option<&Bound<'_, PyAny>>,
         max_handshaking: Option<usize>,
+        max_connections_per_address: Option<usize>,
+        failure_reports_per_second: Option<u32>,
+        handshake_budget: Option<f64>,
     ) -> PyResult<Py<Network>> {
         let mut config = Config::default();
         config.overflow = if lossless {
@@ -291,6 +297,13 @@ impl Network {
         }
         if let Some(v) = max_handshaking {
             config.max_handshaking = v;
+        }
+        config.max_connections_per_address = max_connections_per_address;
+        if let Some(v) = failure_reports_per_second {
+            config.failure_reports_per_second = v;
+        }
+        if let Some(v) = handshake_budget {
+            config.handshake_budget = seconds("handshake_budget", v)?;
         }
         config.cipher = match cipher {
             None => None,

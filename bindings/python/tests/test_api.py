@@ -199,6 +199,27 @@ def test_pressure_limits_are_options_and_checked():
         tablenet.Network(max_handshaking=0)
 
 
+def test_failures_before_authentication_are_summed_up_with_the_address():
+    # A client with the wrong key fails before authenticating; with
+    # failure_reports_per_second=0 the server reports one summary a second.
+    with tablenet.Network(
+        failure_reports_per_second=0, max_connections_per_address=10, handshake_budget=0.25
+    ) as net:
+        events = Events(net)
+        server = net.server("127.0.0.1", 0, "ab" * 32)
+        net.client("127.0.0.1", server.port, "cd" * 32)
+        summary = events.expect(
+            tablenet.EVENT_ERROR, lambda ev: "failed before authenticating" in ev.errors
+        )
+        assert summary.object is server
+        assert summary.errors.startswith("1 more connections failed")
+        assert "127.0.0.1:" in summary.errors
+    with pytest.raises(ValueError, match="max_connections_per_address"):
+        tablenet.Network(max_connections_per_address=0)
+    with pytest.raises(ValueError, match="handshake_budget"):
+        tablenet.Network(handshake_budget=2.0)
+
+
 def test_address_in_use_is_a_tablenet_error(net):
     server = net.server("127.0.0.1", 0)
     with pytest.raises(tablenet.Error, match="listen"):
