@@ -157,6 +157,7 @@ pub enum EventKind {
 
 /// The text of an `Error` event as the bindings show it (`.Errors`): the
 /// error, then the peer's address unless the error already names it.
+#[cfg(feature = "lua")]
 pub(crate) fn error_text(error: &Error, peer: Option<SocketAddr>) -> String {
     let text = error.to_string();
     match peer {

@@ -25,6 +25,7 @@ mod writable;
 
 pub use config::{AcceptFilter, Config, OverflowPolicy};
 pub use connection::Connection;
+#[cfg(feature = "lua")]
 pub(crate) use event::error_text;
 pub use event::{CloseReason, Event, EventKind, Source};
 pub use ids::{ClientId, ConnectionId, ObjectId, ServerId};

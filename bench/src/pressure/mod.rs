@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p tablenet-bench -- pressure [--quick] [--max-frame BYTES] [--overwrite] [--no-flood] SCENARIO...
 //! ```
-//! SCENARIO: `game`, `partial`, `amplify`, `bulk` or `all`. Each run prints
+//! SCENARIO: `game`, `partial`, `amplify`, `bulk`, `strangers` or `all`. Each run prints
 //! one `PRESSURE scenario=... key=value ...` line (with `goal_<name>=yes|no`
 //! per goal and `goal_met` for all of them) and a human summary. The
 //! process exits nonzero only when a run itself failed (a child process
@@ -24,6 +24,7 @@ mod players;
 mod procfs;
 mod raw;
 mod server;
+mod strangers;
 
 use std::fmt::Display;
 use std::time::Instant;
@@ -34,7 +35,7 @@ use tablenet::{Config, OverflowPolicy};
 pub use players::{flood_main, players_main};
 pub use server::server_main;
 
-const SCENARIOS: [&str; 4] = ["game", "partial", "amplify", "bulk"];
+const SCENARIOS: [&str; 5] = ["game", "partial", "amplify", "bulk", "strangers"];
 
 /// Options of the `pressure` family, shared with its child processes.
 #[derive(Debug, Clone, Default)]
@@ -172,6 +173,7 @@ pub fn main(args: &[String]) -> ! {
             "partial" => partial::run(&opts),
             "amplify" => amplify::run(&opts),
             "bulk" => bulk::run(&opts),
+            "strangers" => strangers::run(&opts),
             _ => unreachable!(),
         };
         if let Err(e) = result {
