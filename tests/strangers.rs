@@ -93,18 +93,23 @@ impl Seen {
 }
 
 /// Strangers fail as fast as one thread can connect (garbage on a plain
-/// server) while an honest member joins and talks, and the application
+/// server, a valid first Noise message then a reset on a keyed one) while an honest member joins and talks, and the application
 /// polls only once a second: the member's Connect and every message arrive,
 /// in order, its connection stays open, and the failures come as at most
 /// 20 events a second plus one summary a second, all counted.
-fn flood_against_a_slow_application(overflow: OverflowPolicy) {
+fn flood_against_a_slow_application(overflow: OverflowPolicy, key: Option<&str>) {
     const FLOOD: usize = 18_000;
     const MESSAGES: usize = 20;
     let mut config = Config::default();
     config.overflow = overflow;
     let snet = Network::with_config(config).unwrap();
-    let server = util::listen(&snet);
+    let server = snet.server("127.0.0.1", 0, key).unwrap();
     let port = server.port();
+    // Garbage on a plain server; a valid first Noise message on a keyed one.
+    let flight = match key {
+        Some(key) => keyed_first_flight(key),
+        None => b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+    };
 
     let flooded = Arc::new(AtomicUsize::new(0));
     let flood = {
@@ -112,7 +117,7 @@ fn flood_against_a_slow_application(overflow: OverflowPolicy) {
         thread::spawn(move || {
             for _ in 0..FLOOD {
                 if let Ok(mut s) = connect_from([127, 0, 0, 2], port) {
-                    let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+                    let _ = s.write_all(&flight);
                     flooded.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -122,7 +127,7 @@ fn flood_against_a_slow_application(overflow: OverflowPolicy) {
         flooded.load(Ordering::Relaxed) >= 1_000
     });
     let cnet = Network::new();
-    let client = cnet.connect(("127.0.0.1", port), None).unwrap();
+    let client = cnet.connect(("127.0.0.1", port), key).unwrap();
     for n in 0..MESSAGES {
         client.send(&numbered(n)).unwrap();
     }
@@ -148,8 +153,9 @@ fn flood_against_a_slow_application(overflow: OverflowPolicy) {
     flood.join().unwrap();
     let flooded = flooded.load(Ordering::Relaxed) as u64;
     println!(
-        "{overflow:?}: {flooded} failing strangers in {polls} polls a second apart: \
+        "{overflow:?}, keyed {}: {flooded} failing strangers in {polls} polls a second apart: \
          {} reported one by one, {} in {} summaries; the member joined: {}, heard {} of {MESSAGES}",
+        key.is_some(),
         seen.single,
         seen.summed,
         seen.summaries,
@@ -176,12 +182,17 @@ fn flood_against_a_slow_application(overflow: OverflowPolicy) {
 
 #[test]
 fn a_flood_of_failing_strangers_hides_nothing_from_a_slow_application() {
-    flood_against_a_slow_application(OverflowPolicy::Lossless);
+    flood_against_a_slow_application(OverflowPolicy::Lossless, None);
 }
 
 #[test]
 fn a_flood_of_failing_strangers_overwrites_nothing_under_overwrite() {
-    flood_against_a_slow_application(OverflowPolicy::Overwrite);
+    flood_against_a_slow_application(OverflowPolicy::Overwrite, None);
+}
+
+#[test]
+fn a_flood_of_keyed_first_messages_hides_nothing_from_a_slow_application() {
+    flood_against_a_slow_application(OverflowPolicy::Overwrite, Some(&"3c".repeat(32)));
 }
 
 /// The first bytes a keyed client sends (its preamble and first Noise

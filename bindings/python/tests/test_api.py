@@ -207,13 +207,14 @@ def test_failures_before_authentication_are_summed_up_with_the_address():
     ) as net:
         events = Events(net)
         server = net.server("127.0.0.1", 0, "ab" * 32)
-        net.client("127.0.0.1", server.port, "cd" * 32)
+        client = net.client("127.0.0.1", server.port, "cd" * 32)  # kept: a dropped one closes
         summary = events.expect(
             tablenet.EVENT_ERROR, lambda ev: "failed before authenticating" in ev.errors
         )
         assert summary.object is server
         assert summary.errors.startswith("1 more connections failed")
         assert "127.0.0.1:" in summary.errors
+        assert not client.is_connected  # it had the wrong key
     with pytest.raises(ValueError, match="max_connections_per_address"):
         tablenet.Network(max_connections_per_address=0)
     with pytest.raises(ValueError, match="handshake_budget"):
