@@ -9,8 +9,11 @@
 //! connections go on; the bucket holds at most [`BURST`], so a burst of
 //! handshakes holds up other traffic for about that long at most.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::time::{Duration, Instant};
+
+use super::link_io::TokenHasher;
 
 /// The most handshake time spent in one go.
 pub(super) const BURST: Duration = Duration::from_millis(2);
@@ -27,9 +30,10 @@ pub(super) struct HandshakeShare {
     /// Nanoseconds that may be spent now; negative after an overrun.
     credit: i64,
     updated: Instant,
-    /// Links whose handshake waits for credit, in arrival order (a link may
-    /// appear twice; the driver skips those gone or no longer waiting).
-    pub(super) waiting: VecDeque<usize>,
+    /// Links whose handshake waits for credit, in arrival order (the driver
+    /// skips those gone or no longer waiting), each once.
+    waiting: VecDeque<usize>,
+    queued: HashSet<usize, BuildHasherDefault<TokenHasher>>,
     /// A refill timer is armed.
     pub(super) timer_armed: bool,
 }
@@ -43,6 +47,7 @@ impl HandshakeShare {
             credit: burst_nanos(),
             updated: now,
             waiting: VecDeque::new(),
+            queued: HashSet::default(),
             timer_armed: false,
         }
     }
@@ -55,6 +60,27 @@ impl HandshakeShare {
         let earned = i64::try_from(earned).unwrap_or(i64::MAX);
         self.credit = self.credit.saturating_add(earned).min(burst_nanos());
         self.credit > 0
+    }
+
+    /// Link `t` waits for credit (once, however often it becomes readable).
+    pub(super) fn wait(&mut self, t: usize) {
+        if self.queued.insert(t) {
+            self.waiting.push_back(t);
+        }
+    }
+
+    /// The link that has waited longest.
+    pub(super) fn next_waiting(&mut self) -> Option<usize> {
+        let t = self.waiting.pop_front()?;
+        self.queued.remove(&t);
+        Some(t)
+    }
+
+    /// Puts `t` back at the head of the line (no credit for it after all).
+    pub(super) fn wait_first(&mut self, t: usize) {
+        if self.queued.insert(t) {
+            self.waiting.push_front(t);
+        }
     }
 
     /// Handshake work took `spent`.

@@ -99,7 +99,7 @@ impl Driver {
         }
         let start = Instant::now();
         if !self.handshakes.available(start) {
-            self.handshakes.waiting.push_back(t);
+            self.handshakes.wait(t);
             self.arm_handshake_timer();
             return;
         }
@@ -119,7 +119,7 @@ impl Driver {
     /// oldest first, while it lasts.
     pub(super) fn handshake_budget_refilled(&mut self) {
         self.handshakes.timer_armed = false;
-        while let Some(t) = self.handshakes.waiting.pop_front() {
+        while let Some(t) = self.handshakes.next_waiting() {
             let waiting = self
                 .links
                 .get(&t)
@@ -129,7 +129,7 @@ impl Driver {
             }
             let start = Instant::now();
             if !self.handshakes.available(start) {
-                self.handshakes.waiting.push_front(t);
+                self.handshakes.wait_first(t);
                 self.arm_handshake_timer();
                 return;
             }
