@@ -516,3 +516,47 @@ fn a_handshake_failure_names_its_peer() {
     );
     assert_eq!(peer, Some(stranger.local_addr().unwrap()));
 }
+
+/// One address filling the half-open slots closes its own connections, not
+/// an honest peer's older one: with `max_handshaking` = 16, a peer from
+/// 127.0.0.1 that is slow to speak survives 40 silent sockets from
+/// 127.0.0.2 arriving after it, then finishes its handshake.
+#[test]
+fn a_flooding_address_evicts_its_own_half_open_connections_first() {
+    const HALF_OPEN: usize = 16;
+    let mut config = Config::default();
+    config.max_handshaking = HALF_OPEN;
+    config.failure_reports_per_second = u32::MAX; // count each eviction
+    let snet = Network::with_config(config).unwrap();
+    let server = util::listen(&snet);
+    let port = server.port();
+    let mut honest = connect_from([127, 0, 0, 1], port).unwrap();
+    util::read_preamble(&mut honest);
+    let flood: Vec<TcpStream> = (0..40)
+        .map(|_| connect_from([127, 0, 0, 2], port).unwrap())
+        .collect();
+    // 41 half-open, 16 kept: 25 evictions, all of 127.0.0.2.
+    let mut evicted = 0;
+    let deadline = Instant::now() + util::DEADLINE;
+    while evicted < 41 - HALF_OPEN {
+        assert!(Instant::now() < deadline, "{evicted} evictions seen");
+        for ev in snet.wait_events(Duration::from_millis(20)) {
+            if let EventKind::Error { error, peer, .. } = ev.kind {
+                assert_eq!(
+                    error,
+                    Error::Protocol(ProtocolError::HandshakeEvicted { limit: HALF_OPEN })
+                );
+                assert_eq!(peer.map(|p| p.ip()), Some([127, 0, 0, 2].into()));
+                evicted += 1;
+            }
+        }
+    }
+    // The honest peer speaks now, and is in.
+    honest.write_all(util::PLAIN_PREAMBLE).unwrap();
+    let (ev, _) = util::wait_for(&snet, |ev| matches!(ev.kind, EventKind::Connect { .. }));
+    let EventKind::Connect { connection, .. } = ev.kind else {
+        unreachable!()
+    };
+    assert_eq!(connection.port(), honest.local_addr().unwrap().port());
+    drop(flood);
+}

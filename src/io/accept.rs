@@ -2,7 +2,7 @@
 //! the process runs out of descriptors.
 
 use std::cmp::Reverse;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use mio::{Interest, Token};
 
 use super::driver::Driver;
 use super::failures::{FailureReports, Verdict};
+use super::half_open::HalfOpen;
 use super::link_io::{Held, LinkIo, ListenerIo, token};
 use crate::error::{Error, ProtocolError};
 use crate::proto::secure::{Handshake, Role as SecureRole};
@@ -49,7 +50,7 @@ impl Driver {
                 listener,
                 backoff_until: None,
                 active: 0,
-                handshaking: VecDeque::new(),
+                handshaking: HalfOpen::default(),
                 per_address: HashMap::new(),
                 failures: FailureReports::new(self.net.config.failure_reports_per_second),
             },
@@ -162,7 +163,7 @@ impl Driver {
         let t = token(id);
         self.make_handshake_room(token(server.id.0));
         if let Some(l) = self.listeners.get_mut(&token(server.id.0)) {
-            l.handshaking.push_back(t);
+            l.handshaking.push(t, peer.ip());
         }
         self.start(LinkIo {
             link,
@@ -181,7 +182,8 @@ impl Driver {
 
     /// Keeps a server's connections still in their handshake under
     /// `Config::max_handshaking` before another joins them: when they are
-    /// that many, the oldest is closed. Peers that connect and say nothing
+    /// that many, the oldest of an address holding more than an eighth of
+    /// them is closed, else the oldest (see `HalfOpen`). Peers that connect and say nothing
     /// (or never finish the handshake) then cannot hold the server's slots,
     /// and an honest peer always gets in.
     fn make_handshake_room(&mut self, listener: usize) {
@@ -194,10 +196,10 @@ impl Driver {
             return;
         }
         l.handshaking
-            .retain(|t| links.get(t).is_some_and(|io| io.session.is_handshaking()));
+            .prune(|t| links.get(&t).is_some_and(|io| io.session.is_handshaking()));
         let mut evict = Vec::new();
         while l.handshaking.len() >= limit {
-            match l.handshaking.pop_front() {
+            match l.handshaking.evict(limit) {
                 Some(t) => evict.push(t),
                 None => break,
             }

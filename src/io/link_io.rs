@@ -1,6 +1,6 @@
 //! The IO thread's private per-link state.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -13,6 +13,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
 use super::failures::FailureReports;
+use super::half_open::HalfOpen;
 use crate::proto::session::Session;
 use crate::shared::{Link, ServerShared};
 
@@ -101,7 +102,7 @@ pub(super) struct ListenerIo {
     pub(super) active: usize,
     /// Accepted connections that may still be in their handshake, oldest
     /// first (pruned when it reaches `Config::max_handshaking`).
-    pub(super) handshaking: VecDeque<usize>,
+    pub(super) handshaking: HalfOpen,
     /// Accepted connections alive per peer IP address (kept only with
     /// `Config::max_connections_per_address`).
     pub(super) per_address: HashMap<IpAddr, usize>,

@@ -19,6 +19,7 @@ mod accept;
 mod connect;
 mod driver;
 mod failures;
+mod half_open;
 mod handshake_share;
 mod lifecycle;
 mod link_io;

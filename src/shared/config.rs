@@ -131,8 +131,10 @@ pub struct Config {
     /// do not count), with reason `Timeout` (default off).
     pub idle_timeout: Option<Duration>,
     /// Connections one server holds at most still in their handshake
-    /// (default 1,024). When another arrives, the oldest of them is closed
-    /// (an `Error` event, `ProtocolError::HandshakeEvicted`): peers that
+    /// (default 1,024). When another arrives, one of them is closed (an
+    /// `Error` event, `ProtocolError::HandshakeEvicted`): the oldest from an
+    /// address holding more than an eighth of them if there is one (so one
+    /// flooding address closes its own), else the oldest. Peers that
     /// connect and stay silent cannot fill `max_connections`, and an honest
     /// peer always gets in. Authenticated connections are never affected.
     pub max_handshaking: usize,
