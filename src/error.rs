@@ -259,7 +259,7 @@ pub enum ProtocolError {
     /// `Config::max_handshaking` such connections and another arrived: the
     /// oldest is closed to make room.
     #[error(
-        "closed in its handshake: the server had {limit} connections still in their handshake, and this was the oldest"
+        "closed in its handshake to make room: the server had {limit} connections still in their handshake, and this was the oldest (of its address, if that held more than an eighth)"
     )]
     HandshakeEvicted {
         /// The server's `max_handshaking`.
