@@ -526,3 +526,79 @@ fn ipv6_loopback_works() {
     drop(conn);
     assert_eq!(server_close(&net_c, client.id()), CloseReason::ClosedByPeer);
 }
+
+// ------------------------------------------------------------ reused batches
+
+/// `poll_events_into` / `wait_events_into` append after what the vector
+/// holds, return how many they appended, keep every message in order, and
+/// reuse the vector's memory; with the IO thread and with inline IO.
+#[test]
+fn events_into_a_reused_vector_append_in_order() {
+    for inline in [false, true] {
+        const N: i64 = 3_000;
+        // Under inline IO the server's sockets move only while this thread
+        // takes events, so the client keeps its IO thread.
+        let mut cfg = Config::default();
+        cfg.event_capacity = 100_000;
+        let net_c = Network::with_config(cfg.clone()).unwrap();
+        cfg.inline_io = inline;
+        let net_s = Network::with_config(cfg).unwrap();
+        let server = listen(&net_s);
+        let client = net_c.client("127.0.0.1", server.port(), None).unwrap();
+        let (ev, _) = util::wait_for(&net_s, |e| matches!(e.kind, EventKind::Connect { .. }));
+        let EventKind::Connect {
+            connection: conn, ..
+        } = ev.kind
+        else {
+            unreachable!()
+        };
+        client.wait_for_connect(CONNECT_TIMEOUT).unwrap();
+
+        // Nothing queued: a wait times out with nothing appended.
+        let mut events = Vec::with_capacity(4096);
+        let started = Instant::now();
+        assert_eq!(
+            net_s.wait_events_into(&mut events, Duration::from_millis(30)),
+            0
+        );
+        assert!(started.elapsed() >= Duration::from_millis(25));
+        assert!(events.is_empty());
+        assert_eq!(net_s.poll_events_into(&mut events), 0);
+
+        for i in 0..N {
+            client.send(&table! { "seq" => i }.into()).unwrap();
+        }
+        // What the vector already held stays in front.
+        let marker = || Event {
+            time: Instant::now(),
+            wall_time: SystemTime::now(),
+            kind: EventKind::Dropped { count: 0 },
+        };
+        let buffer = events.as_ptr();
+        let mut next = 0;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while next < N {
+            assert!(Instant::now() < deadline, "inline={inline}: {next} of {N}");
+            events.clear();
+            events.push(marker());
+            let n = if next % 2 == 0 {
+                net_s.wait_events_into(&mut events, Duration::from_millis(100))
+            } else {
+                net_s.poll_events_into(&mut events)
+            };
+            assert_eq!(events.len(), n + 1, "inline={inline}: the count appended");
+            assert!(matches!(events[0].kind, EventKind::Dropped { count: 0 }));
+            for ev in &events[1..] {
+                let EventKind::Receive { from, packet } = &ev.kind else {
+                    panic!("inline={inline}: unexpected {ev:?}")
+                };
+                assert_eq!(*from, Source::Connection(conn.id()));
+                assert_eq!(seq_of(packet), next, "inline={inline}: order");
+                next += 1;
+            }
+        }
+        // Every batch (at most N + 1 events) fit: the same memory throughout.
+        assert_eq!(events.capacity(), 4096, "inline={inline}");
+        assert_eq!(events.as_ptr(), buffer, "inline={inline}");
+    }
+}

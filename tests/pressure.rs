@@ -196,9 +196,15 @@ fn a_stalled_large_frame_is_closed_early_to_make_room_for_a_waiting_one() {
                     assert_eq!(packet.as_str(), Some(big.as_str()));
                     received = Some(stalled_at.elapsed());
                 }
-                EventKind::Error { error, .. } => {
+                EventKind::Error { error, object, .. } => {
                     let text = error.to_string();
-                    assert!(text.contains("while others waited for memory"), "{text}");
+                    assert!(
+                        text.contains("while others waited for memory"),
+                        "{object:?}, {:?} after the stall began (waiting message \
+                         received: {received:?}, memory in use {}): {text}",
+                        stalled_at.elapsed(),
+                        snet.memory_in_use()
+                    );
                     evicted = Some(stalled_at.elapsed());
                 }
                 _ => {}

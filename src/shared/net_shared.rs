@@ -308,18 +308,26 @@ impl NetShared {
     /// Inline IO: drives the reactor until events are ready or `timeout`
     /// passes, then takes them.
     pub(crate) fn wait_inline(&self, timeout: Duration) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.wait_inline_into(&mut out, timeout);
+        out
+    }
+
+    /// [`wait_inline`](Self::wait_inline), appending to `out`; how many it
+    /// appended.
+    pub(crate) fn wait_inline_into(&self, out: &mut Vec<Event>, timeout: Duration) -> usize {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            let events = self.ring.take();
+            let n = self.ring.take_into(out);
             let left = deadline.map_or(Duration::MAX, |d| {
                 d.saturating_duration_since(Instant::now())
             });
-            if !events.is_empty() || left.is_zero() {
-                return events;
+            if n > 0 || left.is_zero() {
+                return n;
             }
             if !self.drive(left) {
                 // Another thread drives: wait for what it produces.
-                return self.ring.wait(left);
+                return self.ring.wait_into(out, left);
             }
         }
     }

@@ -425,8 +425,16 @@ impl Ring {
 
     /// Takes every queued event, oldest first, without blocking.
     pub(crate) fn take(&self) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.take_into(&mut out);
+        out
+    }
+
+    /// [`take`](Self::take), appending to `out` (whose memory a caller
+    /// reuses batch after batch). Returns how many events it appended.
+    pub(crate) fn take_into(&self, out: &mut Vec<Event>) -> usize {
         let taken = self.drain(&mut self.state.lock());
-        self.finish(taken)
+        self.finish_into(taken, out)
     }
 
     /// Takes every queued event, or (none queued) registers `waker` to be
@@ -443,11 +451,20 @@ impl Ring {
         }
         let taken = self.drain(&mut st);
         drop(st);
-        self.finish(taken)
+        let mut out = Vec::new();
+        self.finish_into(taken, &mut out);
+        out
     }
 
     /// Takes every queued event, waiting up to `timeout` for the first.
     pub(crate) fn wait(&self, timeout: Duration) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.wait_into(&mut out, timeout);
+        out
+    }
+
+    /// [`wait`](Self::wait), appending to `out`; how many it appended.
+    pub(crate) fn wait_into(&self, out: &mut Vec<Event>, timeout: Duration) -> usize {
         let deadline = Instant::now().checked_add(timeout);
         let mut st = self.state.lock();
         while st.is_empty() {
@@ -466,7 +483,7 @@ impl Ring {
         }
         let taken = self.drain(&mut st);
         drop(st);
-        self.finish(taken)
+        self.finish_into(taken, out)
     }
 
     /// Takes everything queued, under the lock; [`finish`](Self::finish)
@@ -496,13 +513,15 @@ impl Ring {
     /// application's) thread. A message that does not decode becomes an
     /// `Error` event in its place; its link is closed with that error and
     /// its later messages are dropped.
-    fn finish(&self, taken: Taken) -> Vec<Event> {
+    /// Appends them to `out`; returns how many.
+    fn finish_into(&self, taken: Taken, out: &mut Vec<Event>) -> usize {
         let Taken {
             dropped,
             mut slots,
             minor,
         } = taken;
-        let mut out = Vec::with_capacity(slots.len() + 1);
+        let base = out.len();
+        out.reserve(slots.len() + 1);
         if dropped > 0 {
             let now = Instant::now();
             out.push(Event {
@@ -578,7 +597,8 @@ impl Ring {
         drop(failed);
         *self.spare.lock() = slots;
         if !minor.is_empty() {
-            out = self.merge_minor(out, minor);
+            let batch = out.split_off(base);
+            out.extend(self.merge_minor(batch, minor));
         }
         if !failures.is_empty() {
             let fail = self.fail.lock().clone();
@@ -588,7 +608,7 @@ impl Ring {
                 }
             }
         }
-        out
+        out.len() - base
     }
 
     /// Merges the minor events into the others by time (both are in the
