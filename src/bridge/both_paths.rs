@@ -317,3 +317,57 @@ fn direct_path_keeps_the_decoders_limits() {
         .join()
         .unwrap();
 }
+
+/// Struct keys in any order, renamed, aliased, unknown or not text read the
+/// same on both paths (the direct reader hands a key equal to a declared
+/// field name over as that name, looking where the last one was first).
+#[test]
+fn struct_keys_in_any_order_read_the_same_on_both_paths() {
+    #[derive(Deserialize, Debug, PartialEq, Clone)]
+    struct S {
+        a: i32,
+        #[serde(rename = "bee")]
+        b: i32,
+        #[serde(alias = "sea")]
+        c: i32,
+        d: Option<i32>,
+    }
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Strict {
+        a: i32,
+    }
+    let encode = |v: Value| {
+        let mut out = Vec::new();
+        encode_value(&v, &limits(), &mut out, usize::MAX).unwrap();
+        out
+    };
+    let want = S {
+        a: 1,
+        b: 2,
+        c: 3,
+        d: None,
+    };
+    // Declaration order, reversed order, an alias, unknown keys between.
+    for v in [
+        table! { "a" => 1, "bee" => 2, "c" => 3 },
+        table! { "c" => 3, "bee" => 2, "a" => 1 },
+        table! { "zz" => 9, "sea" => 3, "a" => 1, "b" => 7, "bee" => 2 },
+    ] {
+        assert_eq!(decode_both::<S>(&encode(v.into())), Ok(want.clone()));
+    }
+    // A key that is no text is an unknown field, not an error.
+    let mut t = crate::Table::new();
+    t.set("a", 1);
+    t.set(vec![0xffu8, 0xfe], 5);
+    t.set("bee", 2);
+    t.set("c", 3);
+    assert_eq!(decode_both::<S>(&encode(t.into())), Ok(want.clone()));
+    // A field given twice, under its name and its alias, is refused.
+    let twice = encode(table! { "a" => 1, "bee" => 2, "c" => 3, "sea" => 3 }.into());
+    assert!(decode_both::<S>(&twice).is_err());
+    // An unknown field named in the error where unknown fields are refused.
+    let strict = encode(table! { "a" => 1, "b" => 2 }.into());
+    let e = decode_both::<Strict>(&strict).unwrap_err();
+    assert!(e.to_string().contains("unknown field `b`"), "{e}");
+}

@@ -294,7 +294,11 @@ impl<'de> Slot<'_, 'de, '_> {
     }
 
     /// Sequence-part elements then hash-part entries, as map entries.
-    fn table_map<V: Visitor<'de>>(self, fields: bool, visitor: V) -> Result<V::Value, Fail> {
+    fn table_map<V: Visitor<'de>>(
+        self,
+        fields: Option<&'static [&'static str]>,
+        visitor: V,
+    ) -> Result<V::Value, Fail> {
         let (t, _) = self.r.peek_tag()?;
         if t != tag::TABLE {
             return fallback!(self, deserialize_map(visitor));
@@ -310,9 +314,11 @@ impl<'de> Slot<'_, 'de, '_> {
                 seq_left: seq,
                 index: 0,
                 hash_left: None,
-                fields,
+                fields: fields.is_some(),
+                names: fields.unwrap_or_default(),
+                next_name: 0,
                 key: KeyRef::Integer(0),
-                seen: (!fields).then(Seen::default),
+                seen: fields.is_none().then(Seen::default),
             };
             let value = visitor.visit_map(&mut entries)?;
             entries.finish()?;
@@ -521,15 +527,15 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
-        self.table_map(false, visitor)
+        self.table_map(None, visitor)
     }
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
-        _fields: &'static [&'static str],
+        fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Fail> {
-        self.table_map(true, visitor)
+        self.table_map(Some(fields), visitor)
     }
 
     /// `{name = payload}` streams; a bare name and every other shape go
@@ -711,6 +717,12 @@ struct Entries<'r, 'de, 'l> {
     hash_left: Option<u64>,
     /// The keys are a struct's field names (for error paths).
     fields: bool,
+    /// The struct's field names as its `Deserialize` declares them: a key
+    /// equal to one is handed over as that name, with no UTF-8 check.
+    names: &'static [&'static str],
+    /// Where in `names` the next key is expected (the writer writes
+    /// fields in declaration order, leaving out absent ones).
+    next_name: usize,
     /// The key of the entry being read.
     key: KeyRef<'de>,
     /// Keys seen, for a map (a struct's derive refuses repeated fields).
@@ -778,6 +790,19 @@ impl<'de> Entries<'_, 'de, '_> {
         Ok(())
     }
 
+    /// The declared field name equal to `key`, looked for where the
+    /// previous one was found first.
+    #[inline]
+    fn known_name(&mut self, key: &[u8]) -> Option<&'static str> {
+        let names = self.names;
+        let at = match names.get(self.next_name) {
+            Some(n) if n.as_bytes() == key => self.next_name,
+            _ => names.iter().position(|n| n.as_bytes() == key)?,
+        };
+        self.next_name = at + 1;
+        names.get(at).copied()
+    }
+
     fn step(&self) -> Step<'de> {
         match self.key {
             KeyRef::String(s) if self.fields => match std::str::from_utf8(s) {
@@ -799,7 +824,10 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de, '_> {
         match self.next_key()? {
             Some(KeyRef::String(name)) if self.fields => {
                 self.key = KeyRef::String(name);
-                seed.deserialize(FieldName(name)).map(Some)
+                match self.known_name(name) {
+                    Some(known) => seed.deserialize(KnownName(known)).map(Some),
+                    None => seed.deserialize(FieldName(name)).map(Some),
+                }
             }
             Some(key) => {
                 self.key = key;
@@ -845,6 +873,28 @@ impl<'de> de::Deserializer<'de> for FieldName<'de> {
             Ok(s) => visitor.visit_borrowed_str(s),
             Err(_) => visitor.visit_borrowed_bytes(self.0),
         }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier
+    }
+}
+
+/// A key equal to one of the struct's declared field names: the same
+/// string [`FieldName`] would hand over, already known to be text.
+struct KnownName(&'static str);
+
+impl<'de> de::Deserializer<'de> for KnownName {
+    type Error = Fail;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        visitor.visit_borrowed_str(self.0)
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
@@ -921,10 +971,10 @@ impl<'de> de::VariantAccess<'de> for Variant<'_, 'de, '_> {
 
     fn struct_variant<V: Visitor<'de>>(
         mut self,
-        _fields: &'static [&'static str],
+        fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Fail> {
         let step = self.step();
-        at_boxed(self.slot().table_map(true, visitor), step)
+        at_boxed(self.slot().table_map(Some(fields), visitor), step)
     }
 }
