@@ -114,7 +114,7 @@ impl Network {
     /// spares the allocator growing and trimming its heap on every batch.
     ///
     /// ```
-    /// # let net = tablenet::Network::new().unwrap();
+    /// # let net = tablenet::Network::new();
     /// let mut events = Vec::new();
     /// loop {
     ///     events.clear();
