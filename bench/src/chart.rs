@@ -14,12 +14,16 @@ use crate::common::{Figure, fmt_num, ratio};
 
 const RAW_COLOR: RGBColor = RGBColor(0x2b, 0x6c, 0xb0);
 const MIO_COLOR: RGBColor = RGBColor(0xdd, 0x84, 0x52);
+/// The legend's own strip below the axis description.
+const LEGEND_PX: u32 = 24;
 const TOKIO_COLOR: RGBColor = RGBColor(0x3a, 0x9a, 0x4a);
 const TOKIO_CT_COLOR: RGBColor = RGBColor(0x8e, 0x5b, 0xb5);
 
-/// A baseline series: its legend, its color and where a figure keeps it.
+/// A baseline series: its legend, its name in the caption, its color and
+/// where a figure keeps it.
 struct Series {
     legend: &'static str,
+    caption: &'static str,
     color: RGBColor,
     value: fn(&Figure) -> Option<f64>,
 }
@@ -27,21 +31,25 @@ struct Series {
 const SERIES: [Series; 4] = [
     Series {
         legend: "vs raw TCP + bincode",
+        caption: "raw TCP + bincode",
         color: RAW_COLOR,
         value: |f| f.raw,
     },
     Series {
         legend: "vs message-io 0.19",
+        caption: "message-io",
         color: MIO_COLOR,
         value: |f| f.message_io,
     },
     Series {
         legend: "vs tokio (multi-thread)",
+        caption: "tokio",
         color: TOKIO_COLOR,
         value: |f| f.tokio,
     },
     Series {
         legend: "vs tokio (current_thread)",
+        caption: "tokio",
         color: TOKIO_CT_COLOR,
         value: |f| f.tokio_ct,
     },
@@ -85,19 +93,18 @@ pub fn draw(figures: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::E
     let label_width = 330u32;
     let row_px = 12 + 16 * k as u32;
     let height = 90 + row_px * rows.len() as u32;
-    let root = SVGBackend::new(path, (1100, height)).into_drawing_area();
+    let root = SVGBackend::new(path, (1100, height + LEGEND_PX)).into_drawing_area();
     root.fill(&WHITE)?;
+    let (plot, _) = root.split_vertically(height);
     let n = rows.len() as f64;
-    let names: Vec<&str> = used
-        .iter()
-        .map(|s| s.legend.trim_start_matches("vs "))
-        .collect();
+    let mut names: Vec<&str> = used.iter().map(|s| s.caption).collect();
+    names.dedup();
     let listed = match names.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
         _ => names.concat(),
     };
     let caption = format!("tablenet against {listed} (right of 1: tablenet better)");
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(&plot)
         .caption(caption, ("sans-serif", 18))
         .margin(12)
         .margin_left(label_width)
@@ -152,7 +159,7 @@ pub fn draw(figures: &[Figure], path: &Path) -> Result<(), Box<dyn std::error::E
     // Legend.
     for (k, series) in used.iter().enumerate() {
         let x = 20 + 220 * k as i32;
-        let y = height as i32 - 22;
+        let y = (height + LEGEND_PX / 2) as i32;
         root.draw(&Rectangle::new(
             [(x, y - 6), (x + 14, y + 6)],
             series.color.filled(),
