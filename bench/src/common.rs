@@ -32,7 +32,8 @@ impl Opts {
 
 /// A plain serde-derived value of the same shape as `tablenet::Value`
 /// (strings are byte strings, as in Lua; a table has an array part and a
-/// hash part). Raw TCP and message-io encode and decode this with bincode.
+/// hash part). Raw TCP, message-io and tokio encode and decode this with
+/// bincode.
 #[derive(Serialize, Deserialize, PartialEq, Debug, Clone)]
 pub enum Plain {
     Nil,
@@ -103,7 +104,12 @@ const BINCODE: bincode::config::Configuration = bincode::config::standard();
 /// bincode body only (message-io adds its own length prefix).
 pub fn encode_body(v: &Plain, out: &mut Vec<u8>) {
     out.clear();
-    bincode::serde::encode_into_std_write(v, out, BINCODE).expect("encode into a Vec");
+    encode_body_into(v, out);
+}
+
+/// Appends the bincode body to `out` (the tokio sides write into a `BytesMut`).
+pub fn encode_body_into(v: &Plain, out: &mut impl Write) {
+    bincode::serde::encode_into_std_write(v, out, BINCODE).expect("encode into memory");
 }
 
 /// Length-prefixed frame (u32 little endian + bincode body) for raw TCP.
@@ -246,9 +252,14 @@ pub struct Figure {
     pub tablenet: Option<f64>,
     pub raw: Option<f64>,
     pub message_io: Option<f64>,
+    /// tokio, multi-thread runtime (default worker count).
+    pub tokio: Option<f64>,
+    /// tokio, `current_thread` runtime.
+    pub tokio_ct: Option<f64>,
 }
 
 impl Figure {
+    /// A figure without tokio columns (add them with [`Figure::with_tokio`]).
     pub fn new(
         scenario: &str,
         metric: &str,
@@ -264,13 +275,23 @@ impl Figure {
             tablenet,
             raw,
             message_io,
+            tokio: None,
+            tokio_ct: None,
         }
     }
 
-    /// The machine-readable line the issue specifies.
+    /// The same figure with the tokio multi-thread and current-thread columns.
+    pub fn with_tokio(mut self, tokio: Option<f64>, tokio_ct: Option<f64>) -> Figure {
+        self.tokio = tokio;
+        self.tokio_ct = tokio_ct;
+        self
+    }
+
+    /// The machine-readable line the issue specifies; the tokio keys come
+    /// last, so readers of the older lines still find theirs in place.
     pub fn result_line(&self) -> String {
         format!(
-            "RESULT scenario={} metric={} unit={} tablenet={} raw={} message_io={} ratio_raw={} ratio_message_io={}",
+            "RESULT scenario={} metric={} unit={} tablenet={} raw={} message_io={} ratio_raw={} ratio_message_io={} tokio={} tokio_ct={} ratio_tokio={} ratio_tokio_ct={}",
             self.scenario,
             self.metric,
             self.unit,
@@ -279,10 +300,15 @@ impl Figure {
             fmt_opt(self.message_io),
             fmt_opt(ratio(self.tablenet, self.raw)),
             fmt_opt(ratio(self.tablenet, self.message_io)),
+            fmt_opt(self.tokio),
+            fmt_opt(self.tokio_ct),
+            fmt_opt(ratio(self.tablenet, self.tokio)),
+            fmt_opt(ratio(self.tablenet, self.tokio_ct)),
         )
     }
 
-    /// Parses a RESULT line back (for the `chart` subcommand).
+    /// Parses a RESULT line back (for the `chart` subcommand). Lines saved
+    /// before the tokio sides existed have no `tokio` keys: those stay `None`.
     pub fn parse(line: &str) -> Option<Figure> {
         let rest = line.trim().strip_prefix("RESULT ")?;
         let mut f = Figure::new("", "", "", None, None, None);
@@ -296,6 +322,8 @@ impl Figure {
                 "tablenet" => f.tablenet = num,
                 "raw" => f.raw = num,
                 "message_io" => f.message_io = num,
+                "tokio" => f.tokio = num,
+                "tokio_ct" => f.tokio_ct = num,
                 _ => {}
             }
         }
@@ -361,19 +389,32 @@ pub fn report(title: &str, notes: &[String], figures: &[Figure]) {
         println!("   {n}");
     }
     println!(
-        "   {:<34} {:>12} {:>12} {:>12} {:>9} {:>9}",
-        "metric (unit)", "tablenet", "raw", "message-io", "/raw", "/msg-io"
+        "   {:<36} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "metric (unit)",
+        "tablenet",
+        "raw",
+        "message-io",
+        "tokio",
+        "tokio-ct",
+        "/raw",
+        "/msg-io",
+        "/tokio",
+        "/tok-ct"
     );
     for f in figures {
         let si = |v: Option<f64>| v.map_or("-".to_string(), fmt_si);
         println!(
-            "   {:<34} {:>12} {:>12} {:>12} {:>9} {:>9}",
+            "   {:<36} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
             format!("{} ({})", f.metric, f.unit),
             si(f.tablenet),
             si(f.raw),
             si(f.message_io),
+            si(f.tokio),
+            si(f.tokio_ct),
             fmt_opt(ratio(f.tablenet, f.raw)),
             fmt_opt(ratio(f.tablenet, f.message_io)),
+            fmt_opt(ratio(f.tablenet, f.tokio)),
+            fmt_opt(ratio(f.tablenet, f.tokio_ct)),
         );
     }
     for f in figures {

@@ -1,6 +1,7 @@
 //! `fanout`: a server broadcasts the seed's table to 1,000 connected
 //! clients; deliveries per second counted at the clients (from the first
-//! broadcast to the last client receiving the end marker).
+//! broadcast to the last client receiving the end marker). Sides: tablenet,
+//! raw TCP + bincode, message-io, tokio (multi-thread and current-thread).
 
 use std::io::BufReader;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,12 +9,16 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
 use message_io::network::{Endpoint, NetEvent, Transport};
 use message_io::node::{self, NodeEvent};
 use tablenet::{EventKind, Source};
+use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::common::*;
 use crate::sides::*;
+use crate::tokio_side::{self, Flavor};
 
 #[derive(Clone, Copy)]
 struct Plan {
@@ -265,6 +270,133 @@ fn message_io_fanout(p: Plan) -> Fanout {
     }
 }
 
+/// Frames a tokio writer task may have queued before the broadcaster waits
+/// for it (a bounded queue: nothing is dropped, a slow client slows the
+/// broadcast).
+const TOKIO_QUEUE: usize = 256;
+
+/// tokio: a server application and a client application, each with its own
+/// runtime of `flavor`. The server accepts every client and spawns one
+/// writer task per connection, fed by a bounded mpsc of `Bytes`; the
+/// broadcaster task encodes each table once and sends the shared frame to
+/// every queue (waiting when one is full: lossless). A writer takes what is
+/// queued (`recv_many`), `feed`s it to its `FramedWrite` and flushes once.
+/// The client application has one spawned task per connection that decodes
+/// and counts every frame until the end marker.
+fn tokio_fanout(p: Plan, flavor: Flavor) -> Fanout {
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let (accepted_tx, accepted_rx) = mpsc::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let n = p.clients;
+    let server = tokio_side::app(flavor, "tokio-server", move || async move {
+        let listener = tokio_side::listen();
+        addr_tx
+            .send(listener.local_addr().expect("addr"))
+            .expect("harness waits for the address");
+        let mut queues = Vec::with_capacity(n);
+        let mut writers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let stream = tokio_side::accept(&listener).await;
+            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(TOKIO_QUEUE);
+            writers.push(tokio::spawn(tokio_writer(stream, rx)));
+            queues.push(tx);
+        }
+        accepted_tx.send(()).expect("harness waits for the accepts");
+        go_rx.await.expect("go");
+
+        let message = seed_plain();
+        let mut buf = BytesMut::new();
+        let start = Instant::now();
+        let mut messages = 0;
+        while messages < p.messages && start.elapsed() < p.cap {
+            let frame = tokio_side::encode(&message, &mut buf);
+            for q in &queues {
+                enqueue(q, frame.clone()).await;
+            }
+            messages += 1;
+        }
+        let end = tokio_side::encode(&end_plain(), &mut buf);
+        for q in &queues {
+            enqueue(q, end.clone()).await;
+        }
+        drop(queues);
+        // Writers end once their queue is closed and written out.
+        for w in writers {
+            w.await.expect("writer");
+        }
+        (start, messages)
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("tokio server listening");
+    let clients = tokio_side::app(flavor, "tokio-clients", move || async move {
+        let readers: Vec<_> = (0..n)
+            .map(|_| {
+                tokio::spawn(async move {
+                    let stream = tokio_side::connect(addr).await;
+                    let mut reader = FramedRead::new(stream, tokio_side::codec());
+                    let mut count = 0u64;
+                    while let Some(frame) = reader.next().await {
+                        let v = decode_body(&frame.expect("read"));
+                        if v.is_end() {
+                            return (Instant::now(), count);
+                        }
+                        std::hint::black_box(&v);
+                        count += 1;
+                    }
+                    panic!("EOF before the end marker");
+                })
+            })
+            .collect();
+        let mut last = None;
+        let mut deliveries = 0u64;
+        for r in readers {
+            let (end, count) = r.await.expect("reader");
+            last = last.max(Some(end));
+            deliveries += count;
+        }
+        (last.expect("clients"), deliveries)
+    });
+    accepted_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("tokio server accepted every client");
+    go_tx.send(()).expect("server waits for go");
+    let (start, messages) = server.join().expect("tokio server");
+    let (end, deliveries) = clients.join().expect("tokio clients");
+    assert_eq!(deliveries, (messages * p.clients) as u64);
+    Fanout {
+        deliveries,
+        secs: (end - start).as_secs_f64(),
+        messages,
+    }
+}
+
+/// Queues a frame for one writer: `try_send` while there is room (it takes
+/// no share of the task's cooperative budget, so the broadcaster does not
+/// yield after every 128 queues and hand each writer a single frame to
+/// write), and waits with `send` when the queue is full (lossless).
+async fn enqueue(q: &tokio::sync::mpsc::Sender<Bytes>, frame: Bytes) {
+    use tokio::sync::mpsc::error::TrySendError;
+    match q.try_send(frame) {
+        Ok(()) => {}
+        Err(TrySendError::Full(frame)) => q.send(frame).await.expect("writer alive"),
+        Err(TrySendError::Closed(_)) => panic!("writer gone"),
+    }
+}
+
+/// One connection's writer: everything queued goes out with `feed`, then one
+/// `flush`; ends when the broadcaster closes the queue.
+async fn tokio_writer(stream: tokio::net::TcpStream, mut rx: tokio::sync::mpsc::Receiver<Bytes>) {
+    let mut out = FramedWrite::new(stream, tokio_side::codec());
+    let mut batch = Vec::with_capacity(TOKIO_QUEUE);
+    while rx.recv_many(&mut batch, TOKIO_QUEUE).await > 0 {
+        for frame in batch.drain(..) {
+            out.feed(frame).await.expect("write");
+        }
+        SinkExt::<Bytes>::flush(&mut out).await.expect("flush");
+    }
+}
+
 fn describe(f: &Fanout) -> String {
     format!(
         "{} deliveries/s ({} messages x clients = {} in {:.2} s)",
@@ -286,6 +418,8 @@ pub fn run(opts: &Opts) -> Vec<Figure> {
         Side::new("tablenet", || tablenet_fanout(p)),
         Side::new("raw", || raw_fanout(p)),
         Side::new("message_io", || message_io_fanout(p)),
+        Side::new("tokio", || tokio_fanout(p, Flavor::Multi)),
+        Side::new("tokio_ct", || tokio_fanout(p, Flavor::Current)),
     ];
     let r = alternate("fanout", opts, &mut sides, describe);
     let rates: Vec<Vec<f64>> = r
@@ -300,14 +434,17 @@ pub fn run(opts: &Opts) -> Vec<Figure> {
             format!("{}>={min}", s.name)
         })
         .collect();
-    let figures = vec![Figure::new(
-        "fanout",
-        "deliveries",
-        "deliveries_per_s",
-        Some(median(&rates[0])),
-        Some(median(&rates[1])),
-        Some(median(&rates[2])),
-    )];
+    let figures = vec![
+        Figure::new(
+            "fanout",
+            "deliveries",
+            "deliveries_per_s",
+            Some(median(&rates[0])),
+            Some(median(&rates[1])),
+            Some(median(&rates[2])),
+        )
+        .with_tokio(Some(median(&rates[3])), Some(median(&rates[4]))),
+    ];
     let notes = vec![
         format!(
             "{} clients, up to {} broadcast tables per rep (the broadcaster stops after {:?}); {} reps each, alternating; deliveries counted at the clients",
@@ -315,9 +452,12 @@ pub fn run(opts: &Opts) -> Vec<Figure> {
         ),
         format!("tables broadcast per rep: {}", msgs.join(", ")),
         "raw: one reader thread per client (blocking std), one write_all per message per client; message-io: one node per side, no TCP_NODELAY".into(),
+        format!("tokio / tokio_ct: server and clients each on its own runtime (multi-thread default workers / current_thread); one writer task per connection fed by a bounded mpsc ({TOKIO_QUEUE} frames), recv_many + feed + one flush; one reader task per client"),
         reps_line("tablenet", &rates[0], "deliveries/s"),
         reps_line("raw", &rates[1], "deliveries/s"),
         reps_line("message_io", &rates[2], "deliveries/s"),
+        reps_line("tokio", &rates[3], "deliveries/s"),
+        reps_line("tokio_ct", &rates[4], "deliveries/s"),
     ];
     report(
         "fanout: deliveries/s at the clients (higher is better; goal >= 10 x raw)",

@@ -1,5 +1,6 @@
-//! Side-by-side benchmarks of tablenet against raw TCP + bincode and
-//! message-io 0.19, in one process run with alternating repetitions.
+//! Side-by-side benchmarks of tablenet against raw TCP + bincode,
+//! message-io 0.19 and tokio (multi-thread and current-thread runtimes), in
+//! one process run with alternating repetitions.
 //!
 //! ```text
 //! cargo run --release -p tablenet-bench -- [--quick] [--reps N] [--side S] [--svg FILE] SCENARIO...
@@ -19,6 +20,7 @@ mod pingpong;
 mod pressure;
 mod sides;
 mod stream;
+mod tokio_side;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -36,7 +38,7 @@ fn usage() -> ! {
          SCENARIO: {} or all\n\
          --quick   smaller workloads and 3 reps (checks that everything runs; also TABLENET_BENCH_QUICK=1)\n\
          --reps N  repetitions per side (default 5)\n\
-         --side S  run only side S (repeatable; tablenet, tablenet_aes, tablenet_inline, raw, message_io), e.g. to profile it\n\
+         --side S  run only side S (repeatable; tablenet, tablenet_aes, tablenet_inline, raw, message_io, tokio, tokio_ct), e.g. to profile it\n\
          --svg F   draw the comparison chart of this run to F",
         SCENARIOS.join(", ")
     );

@@ -1,18 +1,23 @@
 //! `pingpong`: strict request/reply of the seed's table between one client
 //! and one server; round-trip latency, unpinned and with the whole process
-//! pinned to CPU 0.
+//! pinned to CPU 0. Sides: tablenet (IO thread and inline IO), raw TCP +
+//! bincode, message-io, tokio (multi-thread and current-thread runtimes).
 
 use std::io::BufReader;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use message_io::network::{NetEvent, Transport};
 use message_io::node::{self, NodeEvent};
 use tablenet::{EventKind, Source};
+use tokio_util::codec::Framed;
 
 use crate::common::*;
 use crate::sides::*;
+use crate::tokio_side::{self, Flavor};
 
 /// One repetition: round-trip times in microseconds (warm-up excluded).
 #[derive(Debug, Clone)]
@@ -228,6 +233,76 @@ fn message_io_pingpong(p: Plan) -> Latencies {
     Latencies::new(samples)
 }
 
+/// tokio: the client application and the server application each with its
+/// own runtime of `flavor` (as two processes would have), each working in a
+/// spawned task over a `Framed` (LengthDelimitedCodec) with TCP_NODELAY. The
+/// server decodes every request into a `Plain`, re-encodes it and `feed`s
+/// the reply, then `flush`es once no further request is already buffered;
+/// the client sends one request (`send` = feed + flush) and awaits its reply.
+fn tokio_pingpong(p: Plan, flavor: Flavor) -> Latencies {
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let server = tokio_side::app(flavor, "tokio-server", move || async move {
+        let listener = tokio_side::listen();
+        addr_tx
+            .send(listener.local_addr().expect("addr"))
+            .expect("harness waits for the address");
+        let mut framed = Framed::new(tokio_side::accept(&listener).await, tokio_side::codec());
+        let mut buf = BytesMut::new();
+        while let Some(frame) = framed.next().await {
+            let mut next = Some(frame);
+            // Reply to every request already here, then flush once.
+            while let Some(frame) = next.take() {
+                let v = decode_body(&frame.expect("read"));
+                if v.is_end() {
+                    return;
+                }
+                framed
+                    .feed(tokio_side::encode(&v, &mut buf))
+                    .await
+                    .expect("write");
+                if !framed.read_buffer().is_empty() {
+                    next = framed.next().now_or_never().flatten();
+                }
+            }
+            SinkExt::<Bytes>::flush(&mut framed).await.expect("flush");
+        }
+        panic!("EOF before the end marker");
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("tokio server listening");
+    let client = tokio_side::app(flavor, "tokio-client", move || async move {
+        let mut framed = Framed::new(tokio_side::connect(addr).await, tokio_side::codec());
+        let message = seed_plain();
+        let mut buf = BytesMut::new();
+        let mut samples = Vec::with_capacity(p.trips);
+        let start = Instant::now();
+        for i in 0..p.warmup + p.trips {
+            if i >= p.warmup && start.elapsed() > p.cap {
+                break;
+            }
+            let t0 = Instant::now();
+            framed
+                .send(tokio_side::encode(&message, &mut buf))
+                .await
+                .expect("write");
+            let reply = framed.next().await.expect("reply").expect("read");
+            std::hint::black_box(decode_body(&reply));
+            if i >= p.warmup {
+                samples.push(t0.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        framed
+            .send(tokio_side::encode(&end_plain(), &mut buf))
+            .await
+            .expect("end");
+        samples
+    });
+    let samples = client.join().expect("tokio client");
+    server.join().expect("tokio server");
+    Latencies::new(samples)
+}
+
 fn describe(l: &Latencies) -> String {
     format!(
         "median {:.1} us, p99 {:.1} us ({} round trips)",
@@ -256,6 +331,8 @@ fn measure(opts: &Opts, label: &str) -> (Vec<Figure>, Vec<String>) {
         Side::new("raw", || raw_pingpong(fast)),
         Side::new("message_io", || message_io_pingpong(slow)),
         Side::new("tablenet_inline", || tablenet_pingpong(fast, true)),
+        Side::new("tokio", || tokio_pingpong(fast, Flavor::Multi)),
+        Side::new("tokio_ct", || tokio_pingpong(fast, Flavor::Current)),
     ];
     let r = alternate(&scenario, opts, &mut sides, describe);
     let med: Vec<f64> = r
@@ -276,18 +353,20 @@ fn measure(opts: &Opts, label: &str) -> (Vec<Figure>, Vec<String>) {
         .map(|(stat, v)| {
             let name = format!("rtt_{stat}_{label}");
             Figure::new("pingpong", &name, "us", Some(v[0]), Some(v[1]), Some(v[2]))
+                .with_tokio(Some(v[4]), Some(v[5]))
         })
         .collect();
     // The same with `Config::inline_io` (no IO thread hop); tablenet's
-    // column holds that mode, raw's is the same raw run.
+    // column holds that mode, raw's and tokio's are the same runs.
     figures.extend(stats.iter().map(|(stat, v)| {
         let name = format!("rtt_{stat}_{label}_inline_io");
         Figure::new("pingpong", &name, "us", Some(v[3]), Some(v[1]), None)
+            .with_tokio(Some(v[4]), Some(v[5]))
     }));
     let notes = vec![
         format!(
-            "{label}: round trips per rep: tablenet>={}, raw>={}, message_io>={} (message-io runs {:?} per rep instead of 20,000 trips: ~88 ms each as shipped)",
-            trips[0], trips[1], trips[2], slow.cap
+            "{label}: round trips per rep: tablenet>={}, raw>={}, message_io>={}, tablenet_inline>={}, tokio>={}, tokio_ct>={} (message-io runs {:?} per rep instead of 20,000 trips: ~88 ms each as shipped)",
+            trips[0], trips[1], trips[2], trips[3], trips[4], trips[5], slow.cap
         ),
         reps_line(
             &format!("tablenet {label}"),
@@ -302,6 +381,16 @@ fn measure(opts: &Opts, label: &str) -> (Vec<Figure>, Vec<String>) {
         reps_line(
             &format!("raw {label}"),
             &r[1].iter().map(Latencies::median).collect::<Vec<_>>(),
+            "median us",
+        ),
+        reps_line(
+            &format!("tokio {label}"),
+            &r[4].iter().map(Latencies::median).collect::<Vec<_>>(),
+            "median us",
+        ),
+        reps_line(
+            &format!("tokio_ct {label}"),
+            &r[5].iter().map(Latencies::median).collect::<Vec<_>>(),
             "median us",
         ),
     ];
@@ -326,6 +415,10 @@ pub fn run(opts: &Opts) -> Vec<Figure> {
     notes.insert(
         1,
         "pinned = every thread of the process on CPU 0 (sched_setaffinity; threads created later inherit it)".into(),
+    );
+    notes.insert(
+        2,
+        "tokio / tokio_ct: client and server each on its own runtime (multi-thread with the default worker count, which is 1 when pinned / current_thread), work in spawned tasks, Framed + LengthDelimitedCodec, TCP_NODELAY".into(),
     );
     report(
         "pingpong: round-trip microseconds (lower is better; goal median <= 2 x raw, aim 1.5 x)",

@@ -1,18 +1,24 @@
 //! `stream`: one client sends the seed's table N times; the server application
 //! decodes every one. msgs/s from the first send to the last receive.
 //! Also `large`: the same with 64 KiB byte strings, plain and AES-256-GCM.
+//! Sides: tablenet, raw TCP + bincode, message-io, tokio (multi-thread and
+//! current-thread runtimes).
 
 use std::io::{BufReader, BufWriter, Write};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
 use message_io::network::{NetEvent, Transport};
 use message_io::node::{self, NodeEvent};
 use tablenet::{EventKind, Value};
+use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::common::*;
 use crate::sides::*;
+use crate::tokio_side::{self, Flavor};
 
 /// One repetition's outcome: messages delivered to the receiving
 /// application and the time from the first send to the last receive.
@@ -210,6 +216,66 @@ pub fn message_io_stream(w: &Workload) -> Transfer {
     }
 }
 
+/// tokio: a client application and a server application, each with its own
+/// runtime of `flavor`. The client task encodes every table (bincode 2, as
+/// raw) and `feed`s it to a `FramedWrite` (LengthDelimitedCodec, which
+/// writes whenever 64 KiB are buffered, as raw's BufWriter), then one `flush`
+/// after the end marker; the server task reads with a 64 KiB `FramedRead`
+/// and decodes every frame into an owned `Plain`. TCP_NODELAY on both ends.
+pub fn tokio_stream(w: &Workload, flavor: Flavor) -> Transfer {
+    const BUFFER: usize = 64 * 1024;
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let server = tokio_side::app(flavor, "tokio-server", move || async move {
+        let listener = tokio_side::listen();
+        addr_tx
+            .send(listener.local_addr().expect("addr"))
+            .expect("harness waits for the address");
+        let stream = tokio_side::accept(&listener).await;
+        let mut reader = FramedRead::with_capacity(stream, tokio_side::codec(), BUFFER);
+        let mut received = 0u64;
+        while let Some(frame) = reader.next().await {
+            let v = decode_body(&frame.expect("read"));
+            if v.is_end() {
+                return (Instant::now(), received);
+            }
+            std::hint::black_box(&v);
+            received += 1;
+        }
+        panic!("EOF before the end marker");
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("tokio server listening");
+    let (plain, count, cap) = (w.plain.clone(), w.count, w.cap);
+    let client = tokio_side::app(flavor, "tokio-client", move || async move {
+        let stream = tokio_side::connect(addr).await;
+        let mut writer = FramedWrite::new(stream, tokio_side::codec());
+        writer.set_backpressure_boundary(BUFFER);
+        let mut buf = BytesMut::new();
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while sent < count {
+            if sent.is_multiple_of(1024) && start.elapsed() > cap {
+                break;
+            }
+            let frame = tokio_side::encode(&plain, &mut buf);
+            writer.feed(frame).await.expect("write");
+            sent += 1;
+        }
+        let end = tokio_side::encode(&end_plain(), &mut buf);
+        writer.feed(end).await.expect("write");
+        SinkExt::<Bytes>::flush(&mut writer).await.expect("flush");
+        (start, sent)
+    });
+    let (start, sent) = client.join().expect("tokio client");
+    let (end, received) = server.join().expect("tokio server");
+    assert_eq!(received, sent, "every table arrived");
+    Transfer {
+        msgs: received,
+        secs: (end - start).as_secs_f64(),
+    }
+}
+
 fn describe(t: &Transfer) -> String {
     format!(
         "{} msgs/s ({} msgs in {:.2} s)",
@@ -231,6 +297,8 @@ pub fn run_stream(opts: &Opts) -> Vec<Figure> {
         Side::new("tablenet", || tablenet_stream(&w, None)),
         Side::new("raw", || raw_stream(&w)),
         Side::new("message_io", || message_io_stream(&w)),
+        Side::new("tokio", || tokio_stream(&w, Flavor::Multi)),
+        Side::new("tokio_ct", || tokio_stream(&w, Flavor::Current)),
     ];
     let r = alternate("stream", opts, &mut sides, describe);
     let rates: Vec<Vec<f64>> = r
@@ -245,14 +313,17 @@ pub fn run_stream(opts: &Opts) -> Vec<Figure> {
             format!("{}>={min}", s.name)
         })
         .collect();
-    let figures = vec![Figure::new(
-        "stream",
-        "throughput",
-        "msgs_per_s",
-        Some(median(&rates[0])),
-        Some(median(&rates[1])),
-        Some(median(&rates[2])),
-    )];
+    let figures = vec![
+        Figure::new(
+            "stream",
+            "throughput",
+            "msgs_per_s",
+            Some(median(&rates[0])),
+            Some(median(&rates[1])),
+            Some(median(&rates[2])),
+        )
+        .with_tokio(Some(median(&rates[3])), Some(median(&rates[4]))),
+    ];
     let notes = vec![
         format!(
             "one client -> server, {} tables {{OpCode=10, Data=\"From server\"}} per rep (a rep stops sending after {:?}); {} reps each, alternating; medians",
@@ -260,9 +331,12 @@ pub fn run_stream(opts: &Opts) -> Vec<Figure> {
         ),
         format!("tables delivered per rep: {}", counts.join(", ")),
         "tablenet: lossless ring, server drains with wait_events_into (one reused vector); raw: std TcpStream + TCP_NODELAY + BufWriter/BufReader + bincode; message-io: FramedTcp as shipped (no TCP_NODELAY option)".into(),
+        "tokio / tokio_ct: client and server each on its own runtime (multi-thread default workers / current_thread), spawned tasks, LengthDelimitedCodec, feed + one flush, 64 KiB buffers, TCP_NODELAY".into(),
         reps_line("tablenet", &rates[0], "msgs/s"),
         reps_line("raw", &rates[1], "msgs/s"),
         reps_line("message_io", &rates[2], "msgs/s"),
+        reps_line("tokio", &rates[3], "msgs/s"),
+        reps_line("tokio_ct", &rates[4], "msgs/s"),
     ];
     report(
         "stream: msgs/s, first send to last receive (higher is better; goal >= 0.5 x raw, >= 4 x message-io)",
@@ -291,6 +365,8 @@ pub fn run_large(opts: &Opts) -> Vec<Figure> {
         Side::new("tablenet_aes", || tablenet_stream(&w, Some(AES256_KEY))),
         Side::new("raw", || raw_stream(&w)),
         Side::new("message_io", || message_io_stream(&w)),
+        Side::new("tokio", || tokio_stream(&w, Flavor::Multi)),
+        Side::new("tokio_ct", || tokio_stream(&w, Flavor::Current)),
     ];
     let describe = |t: &Transfer| {
         format!(
@@ -322,7 +398,8 @@ pub fn run_large(opts: &Opts) -> Vec<Figure> {
             Some(m[0]),
             Some(m[2]),
             Some(m[3]),
-        ),
+        )
+        .with_tokio(Some(m[4]), Some(m[5])),
         // The baselines have no encryption: they do not apply here.
         Figure::new(
             "large",
@@ -352,6 +429,8 @@ pub fn run_large(opts: &Opts) -> Vec<Figure> {
         reps_line("tablenet_aes", &mbs[1], "MB/s"),
         reps_line("raw", &mbs[2], "MB/s"),
         reps_line("message_io", &mbs[3], "MB/s"),
+        reps_line("tokio", &mbs[4], "MB/s"),
+        reps_line("tokio_ct", &mbs[5], "MB/s"),
     ];
     report(
         "large: MB/s of 64 KiB tables (higher is better; goal plain >= 0.5 x raw, AES-256-GCM >= 0.5 x plain)",
