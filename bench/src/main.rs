@@ -38,7 +38,7 @@ fn usage() -> ! {
          SCENARIO: {} or all\n\
          --quick   smaller workloads and 3 reps (checks that everything runs; also TABLENET_BENCH_QUICK=1)\n\
          --reps N  repetitions per side (default 5)\n\
-         --side S  run only side S (repeatable; tablenet, tablenet_aes, tablenet_inline, raw, message_io, tokio, tokio_ct), e.g. to profile it\n\
+         --side S  run only side S (repeatable; tablenet, tablenet_typed, tablenet_aes, tablenet_inline, raw, message_io, tokio, tokio_ct), e.g. to profile it\n\
          --svg F   draw the comparison chart of this run to F",
         SCENARIOS.join(", ")
     );
