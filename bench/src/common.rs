@@ -60,6 +60,39 @@ pub fn seed_value() -> Value {
     table! { "OpCode" => 10, "Data" => "From server" }.into()
 }
 
+/// The seed's table as a Rust struct, for tablenet's typed path: the same
+/// table on the wire (`{OpCode=10, Data="From server"}`). The end marker is
+/// `OpCode = -1`.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Seed {
+    #[serde(rename = "OpCode")]
+    pub op_code: i64,
+    #[serde(rename = "Data")]
+    pub data: String,
+}
+
+impl Seed {
+    /// `{OpCode=10, Data="From server"}`.
+    pub fn greeting() -> Seed {
+        Seed {
+            op_code: 10,
+            data: "From server".into(),
+        }
+    }
+
+    /// The end marker.
+    pub fn end() -> Seed {
+        Seed {
+            op_code: -1,
+            data: "end".into(),
+        }
+    }
+
+    pub fn is_end(&self) -> bool {
+        self.op_code == -1
+    }
+}
+
 /// The same table for the baselines.
 pub fn seed_plain() -> Plain {
     Plain::Table(

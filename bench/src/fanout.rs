@@ -45,10 +45,14 @@ impl Fanout {
 
 /// tablenet: one server network, one client network holding all clients
 /// (one IO thread each); `Server::broadcast` encodes once per message; the
-/// client application counts `Receive` events.
-fn tablenet_fanout(p: Plan) -> Fanout {
+/// client application counts `Receive` events. `typed`: the same table as a
+/// Rust struct, `broadcast_serialized` and `Config::raw_messages` with each
+/// `Message` decoded into an owned [`Seed`].
+fn tablenet_fanout(p: Plan, typed: bool) -> Fanout {
     let server_net = lossless_network();
-    let client_net = lossless_network();
+    let mut client_config = lossless_config();
+    client_config.raw_messages = typed;
+    let client_net = tablenet::Network::with_config(client_config).expect("valid config");
     let server = server_net.server("127.0.0.1", 0, None).expect("server");
     let clients: Vec<_> = (0..p.clients)
         .map(|_| {
@@ -73,35 +77,56 @@ fn tablenet_fanout(p: Plan) -> Fanout {
                 let events = net.wait_events(Duration::from_secs(10));
                 assert!(!events.is_empty(), "tablenet fanout stalled");
                 for event in events {
-                    if let EventKind::Receive {
-                        packet,
-                        from: Source::Client(_),
-                    } = event.kind
-                    {
-                        if is_end_value(&packet) {
-                            ends += 1;
-                            if ends == n {
-                                return (Instant::now(), deliveries);
-                            }
-                        } else {
+                    let end = match event.kind {
+                        EventKind::Receive {
+                            packet,
+                            from: Source::Client(_),
+                        } => {
+                            let end = is_end_value(&packet);
                             std::hint::black_box(&packet);
-                            deliveries += 1;
+                            end
                         }
+                        EventKind::Message {
+                            message,
+                            from: Source::Client(_),
+                        } => {
+                            let seed: Seed = message.decode().expect("a Seed");
+                            std::hint::black_box(&seed);
+                            seed.is_end()
+                        }
+                        _ => continue,
+                    };
+                    if end {
+                        ends += 1;
+                        if ends == n {
+                            return (Instant::now(), deliveries);
+                        }
+                    } else {
+                        deliveries += 1;
                     }
                 }
             }
         })
     };
 
-    let message = seed_value();
+    let (message, seed) = (seed_value(), Seed::greeting());
     let start = Instant::now();
     let mut messages = 0;
     while messages < p.messages && start.elapsed() < p.cap {
-        let accepted = server.broadcast(&message);
+        let accepted = if typed {
+            server.broadcast_serialized(&seed)
+        } else {
+            server.broadcast(&message)
+        };
         assert_eq!(accepted, p.clients, "broadcast refused");
         messages += 1;
     }
-    assert_eq!(server.broadcast(&end_value()), p.clients);
+    let ended = if typed {
+        server.broadcast_serialized(&Seed::end())
+    } else {
+        server.broadcast(&end_value())
+    };
+    assert_eq!(ended, p.clients);
     let (end, deliveries) = counter.join().expect("counter");
     assert_eq!(deliveries, (messages * p.clients) as u64);
     drop(clients);
@@ -415,11 +440,12 @@ pub fn run(opts: &Opts) -> Vec<Figure> {
         cap: opts.pick(Duration::from_secs(3), Duration::from_secs(1)),
     };
     let mut sides = [
-        Side::new("tablenet", || tablenet_fanout(p)),
+        Side::new("tablenet", || tablenet_fanout(p, false)),
         Side::new("raw", || raw_fanout(p)),
         Side::new("message_io", || message_io_fanout(p)),
         Side::new("tokio", || tokio_fanout(p, Flavor::Multi)),
         Side::new("tokio_ct", || tokio_fanout(p, Flavor::Current)),
+        Side::new("tablenet_typed", || tablenet_fanout(p, true)),
     ];
     let r = alternate("fanout", opts, &mut sides, describe);
     let rates: Vec<Vec<f64>> = r
@@ -444,6 +470,17 @@ pub fn run(opts: &Opts) -> Vec<Figure> {
             Some(median(&rates[2])),
         )
         .with_tokio(Some(median(&rates[3])), Some(median(&rates[4]))),
+        // The same table as a Rust struct through the typed path; the
+        // baselines repeated.
+        Figure::new(
+            "fanout",
+            "deliveries_typed",
+            "deliveries_per_s",
+            Some(median(&rates[5])),
+            Some(median(&rates[1])),
+            Some(median(&rates[2])),
+        )
+        .with_tokio(Some(median(&rates[3])), Some(median(&rates[4]))),
     ];
     let notes = vec![
         format!(
@@ -458,6 +495,8 @@ pub fn run(opts: &Opts) -> Vec<Figure> {
         reps_line("message_io", &rates[2], "deliveries/s"),
         reps_line("tokio", &rates[3], "deliveries/s"),
         reps_line("tokio_ct", &rates[4], "deliveries/s"),
+        "tablenet_typed: the same table as a Rust struct, broadcast_serialized and Config::raw_messages + Message::decode into an owned struct (deliveries_typed)".into(),
+        reps_line("tablenet_typed", &rates[5], "deliveries/s"),
     ];
     report(
         "fanout: deliveries/s at the clients (higher is better; goal >= 10 x raw)",

@@ -107,17 +107,6 @@ pub fn tablenet_stream(w: &Workload, key: Option<&str>) -> Transfer {
     }
 }
 
-/// The seed's table as a Rust struct: the same table on the wire
-/// (`{OpCode=10, Data="From server"}`), sent and read with tablenet's typed
-/// path. The end marker is `OpCode = -1`.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Seed {
-    #[serde(rename = "OpCode")]
-    op_code: i64,
-    #[serde(rename = "Data")]
-    data: String,
-}
-
 /// tablenet with typed messages, as a Rust user sending their own struct
 /// would: `send_serialized` writes the struct straight into the frame, and
 /// the server (`Config::raw_messages`) decodes each `Message` straight into
@@ -146,10 +135,7 @@ pub fn tablenet_typed_stream(w: &Workload) -> Transfer {
                 Err(e) => panic!("send failed: {e}"),
             }
         };
-        let seed = Seed {
-            op_code: 10,
-            data: "From server".into(),
-        };
+        let seed = Seed::greeting();
         let start = Instant::now();
         let mut sent = 0u64;
         while sent < count {
@@ -159,10 +145,7 @@ pub fn tablenet_typed_stream(w: &Workload) -> Transfer {
             send(&seed);
             sent += 1;
         }
-        send(&Seed {
-            op_code: -1,
-            data: "end".into(),
-        });
+        send(&Seed::end());
         (start, sent, client, client_net)
     });
 
@@ -175,7 +158,7 @@ pub fn tablenet_typed_stream(w: &Workload) -> Transfer {
             match event.kind {
                 EventKind::Message { message, .. } => {
                     let seed: Seed = message.decode().expect("a Seed");
-                    if seed.op_code == -1 {
+                    if seed.is_end() {
                         break 'outer Instant::now();
                     }
                     std::hint::black_box(&seed);
