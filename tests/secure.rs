@@ -1221,7 +1221,14 @@ fn tamper(attack: Attack) -> Outcome {
     let pad = "x".repeat(200);
     for i in 1..=3 {
         let m: Value = table! { "Seq" => i, "Dir" => "relayed", "Pad" => pad.as_str() }.into();
-        evil.send(&m).unwrap();
+        // An attack on message k can close the link before message k + 1 is
+        // handed over (CI saw it after a replay of message 1), so `Closed`
+        // is an accepted outcome: `relay.applied()` below still checks that
+        // the attack happened, and the server's events what it did.
+        match evil.send(&m) {
+            Ok(()) | Err(SendError::Closed) => {}
+            Err(e) => panic!("relayed message {i}: {e}"),
+        }
     }
     // The relay may carry out its attack as soon as the handshake ends, so
     // the server can already have closed the link: "was connected, and is no
