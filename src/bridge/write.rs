@@ -20,7 +20,7 @@ use super::path::{Fail, Step, at, at_boxed, within};
 use super::rules;
 use crate::error::{Error, KeyError};
 use crate::proto::Limits;
-use crate::stack::guarded;
+use crate::stack::{Room, guarded};
 use crate::value::{Key, KeyRepr, Table, Value};
 
 /// Appends the encoding of `value` to `out`. Fails, leaving `out` with
@@ -39,6 +39,7 @@ pub(crate) fn encode_serialized<T: Serialize + ?Sized>(
         max_len,
         limits,
         too_large,
+        room: Room::here(),
     };
     let written = value
         .serialize(Slot {
@@ -59,6 +60,8 @@ struct Writer<'a> {
     limits: &'a Limits,
     /// The error for a value larger than `max_len`.
     too_large: Error,
+    /// The stack's room, for [`guard_at`].
+    room: Room,
 }
 
 impl Writer<'_> {
@@ -67,21 +70,38 @@ impl Writer<'_> {
     #[inline]
     fn check(&self) -> Result<(), Fail> {
         if self.out.len() > self.max_len {
-            return Err(Box::new(self.too_large.clone()));
+            return Err(self.too_large());
         }
         Ok(())
     }
 
+    /// The error for output past `max_len`, kept out of the hot paths.
+    #[cold]
+    #[inline(never)]
+    fn too_large(&self) -> Fail {
+        Box::new(self.too_large.clone())
+    }
+
     #[inline]
     fn integer(&mut self, i: i64) {
-        self.out.push(tag::INTEGER);
-        put_varint(self.out, zigzag(i));
+        let n = zigzag(i);
+        if n <= 250 {
+            // Tag and one-byte varint in one capacity check.
+            self.out.extend_from_slice(&[tag::INTEGER, n as u8]);
+        } else {
+            self.out.push(tag::INTEGER);
+            put_varint(self.out, n);
+        }
     }
 
     #[inline]
     fn string(&mut self, bytes: &[u8]) -> Result<(), Fail> {
         if self.out.len().saturating_add(bytes.len()) > self.max_len {
-            return Err(Box::new(self.too_large.clone()));
+            return Err(self.too_large());
+        }
+        if bytes.len() <= SHORT {
+            self.short_string(bytes);
+            return Ok(());
         }
         match u8::try_from(bytes.len()) {
             Ok(n) if n <= 250 => self.out.extend_from_slice(&[tag::STRING, n]),
@@ -92,6 +112,37 @@ impl Writer<'_> {
         }
         self.out.extend_from_slice(bytes);
         Ok(())
+    }
+
+    /// A string of at most [`SHORT`] bytes (field names, most keys): tag,
+    /// length and bytes assembled in a fixed-size buffer and appended with
+    /// one fixed-size copy (no `memcpy` call), then cut to length.
+    #[inline(always)]
+    fn short_string(&mut self, bytes: &[u8]) {
+        let len = bytes.len();
+        let mut buf = [0u8; SHORT + 2];
+        buf[0] = tag::STRING;
+        buf[1] = len as u8;
+        // Two overlapping fixed-size copies cover any length in a range
+        // (the `None`s do not happen: the lengths are checked just before).
+        if let (Some(head), Some(tail)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            put(&mut buf, 2, head);
+            put(&mut buf, len - 6, tail);
+        } else if let (Some(head), Some(tail)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>())
+        {
+            put(&mut buf, 2, head);
+            put(&mut buf, len - 2, tail);
+        } else if let (Some(&first), Some(&middle), Some(&last)) =
+            (bytes.first(), bytes.get(len / 2), bytes.last())
+        {
+            // The first, middle and last bytes cover lengths 1 to 3.
+            put(&mut buf, 2, &[first]);
+            put(&mut buf, 2 + len / 2, &[middle]);
+            put(&mut buf, 1 + len, &[last]);
+        }
+        let end = self.out.len() + 2 + len;
+        self.out.extend_from_slice(&buf);
+        self.out.truncate(end);
     }
 
     fn key(&mut self, key: &Key) -> Result<(), Fail> {
@@ -108,19 +159,33 @@ impl Writer<'_> {
     }
 
     /// Opens a table at `depth` (tables entered above it).
+    #[inline]
     fn open_table(&mut self, depth: usize) -> Result<(), Fail> {
-        if depth >= self.limits.max_depth {
-            return Err(Box::new(Error::TooDeep {
-                limit: self.limits.max_depth,
-            }));
-        }
+        self.check_depth(depth)?;
         self.out.push(tag::TABLE);
         Ok(())
     }
 
+    /// Refuses a table at `depth` when the limit is reached.
+    #[inline]
+    fn check_depth(&self, depth: usize) -> Result<(), Fail> {
+        if depth >= self.limits.max_depth {
+            return Err(self.too_deep());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_deep(&self) -> Fail {
+        Box::new(Error::TooDeep {
+            limit: self.limits.max_depth,
+        })
+    }
+
     /// Writes a count placeholder wide enough for `upper` (any count when
     /// `None`).
-    #[inline]
+    #[inline(always)]
     fn open_count(&mut self, upper: Option<usize>) -> Count {
         let at = self.out.len();
         if upper.is_some_and(|n| n <= 250) {
@@ -133,15 +198,24 @@ impl Writer<'_> {
     }
 
     /// Patches a placeholder with the real count, in the shortest form.
+    #[inline(always)]
     fn close_count(&mut self, count: Count, n: usize) {
-        let n = n as u64;
-        let end = count.at + count.width;
         if count.width == 1 && n <= 250 {
             // The common case: a one-byte count, patched in place.
             if let Some(slot) = self.out.get_mut(count.at) {
                 *slot = n as u8;
             }
-        } else if varint_len(n) == count.width {
+        } else {
+            self.close_long_count(count, n);
+        }
+    }
+
+    /// [`close_count`](Self::close_count) of a wider placeholder.
+    #[inline(never)]
+    fn close_long_count(&mut self, count: Count, n: usize) {
+        let n = n as u64;
+        let end = count.at + count.width;
+        if varint_len(n) == count.width {
             let mut bytes = Vec::with_capacity(9);
             put_varint_width(&mut bytes, n, count.width);
             if let Some(slot) = self.out.get_mut(count.at..end) {
@@ -162,6 +236,17 @@ impl Writer<'_> {
         self.string(name.as_bytes())
     }
 }
+
+/// Copies `bytes` into `buf` at `at` (nothing if it would not fit).
+#[inline(always)]
+fn put<const N: usize>(buf: &mut [u8], at: usize, bytes: &[u8; N]) {
+    if let Some(slot) = buf.get_mut(at..at + N) {
+        slot.copy_from_slice(bytes);
+    }
+}
+
+/// Strings up to this long take [`Writer::short_string`]'s path.
+const SHORT: usize = 16;
 
 /// A count placeholder: where, and how wide.
 #[derive(Clone, Copy)]
@@ -190,15 +275,16 @@ impl Slot<'_, '_> {
     }
 }
 
-/// Serializes `value` at `depth`. Recursion only deepens with tables, so
-/// the stack is checked (and grown) every few levels, not for every value.
+/// Serializes `value` at `depth`, through [`guarded`] when `guard`
+/// (see [`guard_at`]).
 #[inline]
 fn nested<T: Serialize + ?Sized>(
     w: &mut Writer<'_>,
     depth: usize,
+    guard: bool,
     value: &T,
 ) -> Result<bool, Fail> {
-    if depth.is_multiple_of(GUARD_EVERY) {
+    if guard {
         return nested_guarded(w, depth, value);
     }
     value.serialize(Slot {
@@ -212,18 +298,32 @@ fn nested<T: Serialize + ?Sized>(
 /// under 1 KiB of stack, against the guard's 64 KiB red zone.
 const GUARD_EVERY: usize = 4;
 
+/// Whether the elements of a container, at `depth`, are serialized through
+/// [`guarded`]. Recursion only deepens with tables, so the stack is checked
+/// every few levels, and once per container when it opens rather than for
+/// every element (the check asks for a margin over the red zone).
+#[inline]
+fn guard_at(w: &Writer<'_>, depth: usize) -> bool {
+    depth.is_multiple_of(GUARD_EVERY) && w.room.low()
+}
+
 /// Serializes `value` on a stack with room (stack-guarded).
+#[inline(never)]
 fn nested_guarded<T: Serialize + ?Sized>(
     w: &mut Writer<'_>,
     depth: usize,
     value: &T,
 ) -> Result<bool, Fail> {
     guarded(|| {
-        value.serialize(Slot {
-            w,
+        // Maybe on a new stack segment: measure its room.
+        let outer = std::mem::replace(&mut w.room, Room::here());
+        let result = value.serialize(Slot {
+            w: &mut *w,
             depth,
             in_some: false,
-        })
+        });
+        w.room = outer;
+        result
     })
 }
 
@@ -348,7 +448,11 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         // The depth is checked once the payload is known not to be nil.
         self.w.out.extend_from_slice(&[tag::TABLE, 0, 1]);
         self.w.string(variant.as_bytes())?;
-        let written = at_boxed(nested(self.w, self.depth + 1, value), Step::Field(variant))?;
+        let depth = self.depth + 1;
+        let written = at_boxed(
+            nested(self.w, depth, guard_at(self.w, depth), value),
+            Step::Field(variant),
+        )?;
         if !written {
             self.w.out.truncate(start);
             self.w.string(variant.as_bytes())?;
@@ -387,6 +491,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         self.w.open_table(self.depth)?;
         self.w.out.push(0);
         let count = self.w.open_count(len);
+        let guard = guard_at(self.w, self.depth + 1);
         Ok(MapWriter {
             w: self.w,
             depth: self.depth,
@@ -396,6 +501,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
             seen: HashSet::new(),
             table: None,
             key: None,
+            guard,
         })
     }
     fn serialize_struct(
@@ -437,6 +543,8 @@ struct SeqWriter<'s, 'a> {
     hash_len: usize,
     /// For a tuple variant: its name, for error paths.
     variant: Option<&'static str>,
+    /// Elements go through the stack guard ([`guard_at`]).
+    guard: bool,
 }
 
 impl<'s, 'a> SeqWriter<'s, 'a> {
@@ -447,8 +555,20 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         tuple: bool,
         variant: Option<&'static str>,
     ) -> Result<Self, Fail> {
-        w.open_table(depth)?;
-        let count = w.open_count(len);
+        w.check_depth(depth)?;
+        let count = match len {
+            Some(n) if n <= 250 => {
+                // Tag and one-byte count placeholder at once.
+                let at = w.out.len() + 1;
+                w.out.extend_from_slice(&[tag::TABLE, 0]);
+                Count { at, width: 1 }
+            }
+            _ => {
+                w.out.push(tag::TABLE);
+                w.open_count(len)
+            }
+        };
+        let guard = guard_at(w, depth + 1);
         Ok(SeqWriter {
             w,
             depth,
@@ -458,6 +578,7 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
             seq_len: None,
             hash_len: 0,
             variant,
+            guard,
         })
     }
 
@@ -475,7 +596,7 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         self.w.check()?;
         let step = Step::Index(index);
         if self.seq_len.is_none() {
-            let written = at_boxed(nested(self.w, self.depth + 1, value), step)?;
+            let written = at_boxed(nested(self.w, self.depth + 1, self.guard, value), step)?;
             if !written {
                 if !self.tuple {
                     return Err(Box::new(within(rules::nil_in_sequence(), step)));
@@ -491,7 +612,7 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         }
         let start = self.w.out.len();
         self.w.integer(index as i64 + 1);
-        if at_boxed(nested(self.w, self.depth + 1, value), step)? {
+        if at_boxed(nested(self.w, self.depth + 1, self.guard, value), step)? {
             self.hash_len += 1;
         } else {
             self.w.out.truncate(start);
@@ -573,6 +694,8 @@ struct StructWriter<'s, 'a> {
     count: Count,
     fields: usize,
     variant: Option<&'static str>,
+    /// Fields go through the stack guard ([`guard_at`]).
+    guard: bool,
 }
 
 impl<'s, 'a> StructWriter<'s, 'a> {
@@ -582,15 +705,24 @@ impl<'s, 'a> StructWriter<'s, 'a> {
         len: usize,
         variant: Option<&'static str>,
     ) -> Result<Self, Fail> {
-        w.open_table(depth)?;
-        w.out.push(0);
-        let count = w.open_count(Some(len));
+        w.check_depth(depth)?;
+        let count = if len <= 250 {
+            // Tag, empty sequence part and one-byte count placeholder at once.
+            let at = w.out.len() + 2;
+            w.out.extend_from_slice(&[tag::TABLE, 0, 0]);
+            Count { at, width: 1 }
+        } else {
+            w.out.extend_from_slice(&[tag::TABLE, 0]);
+            w.open_count(Some(len))
+        };
+        let guard = guard_at(w, depth + 1);
         Ok(StructWriter {
             w,
             depth,
             count,
             fields: 0,
             variant,
+            guard,
         })
     }
 
@@ -598,7 +730,10 @@ impl<'s, 'a> StructWriter<'s, 'a> {
         self.w.check()?;
         let start = self.w.out.len();
         self.w.string(key.as_bytes())?;
-        if at_boxed(nested(self.w, self.depth + 1, value), Step::Field(key))? {
+        if at_boxed(
+            nested(self.w, self.depth + 1, self.guard, value),
+            Step::Field(key),
+        )? {
             self.fields += 1;
         } else {
             self.w.out.truncate(start);
@@ -665,6 +800,8 @@ struct MapWriter<'s, 'a> {
     table: Option<Table>,
     /// The key given to `serialize_key`, waiting for its value.
     key: Option<Key>,
+    /// Values go through the stack guard ([`guard_at`]).
+    guard: bool,
 }
 
 impl MapWriter<'_, '_> {
@@ -728,7 +865,7 @@ impl ser::SerializeMap for MapWriter<'_, '_> {
         let start = self.w.out.len();
         self.w.key(&key)?;
         let written = at_boxed(
-            nested(self.w, self.depth + 1, value),
+            nested(self.w, self.depth + 1, self.guard, value),
             Step::Key(key.as_ref()),
         )?;
         if written {
