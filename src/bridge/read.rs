@@ -293,6 +293,17 @@ macro_rules! fallback {
 impl<'de> Slot<'_, 'de, '_> {
     #[inline]
     fn integer<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        // The common case first: an integer in a one-byte varint.
+        if let Some(&[tag::INTEGER, v]) = self
+            .r
+            .input
+            .get(self.r.pos..)
+            .and_then(|b| b.first_chunk::<2>())
+            && v <= 250
+        {
+            self.r.pos += 2;
+            return visitor.visit_i64(unzigzag(v.into()));
+        }
         let (t, n) = self.r.peek_tag()?;
         match t {
             tag::INTEGER => {
@@ -347,6 +358,19 @@ impl<'de> Slot<'_, 'de, '_> {
     }
 
     fn str_like<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        // The common case first: a string with a one-byte length.
+        let input: &'de [u8] = self.r.input;
+        let pos = self.r.pos;
+        if let (Some(&tag::STRING), Some(&len)) = (input.get(pos), input.get(pos + 1))
+            && len <= 250
+            && let Some(bytes) = input.get(pos + 2..pos + 2 + usize::from(len))
+        {
+            self.r.pos = pos + 2 + usize::from(len);
+            return match std::str::from_utf8(bytes) {
+                Ok(s) => visitor.visit_borrowed_str(s),
+                Err(_) => visitor.visit_borrowed_bytes(bytes),
+            };
+        }
         let (t, n) = self.r.peek_tag()?;
         if t != tag::STRING {
             return fallback!(self, deserialize_str(visitor));
@@ -388,6 +412,15 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        if let Some(&[tag::BOOLEAN, b @ (0 | 1)]) = self
+            .r
+            .input
+            .get(self.r.pos..)
+            .and_then(|b| b.first_chunk::<2>())
+        {
+            self.r.pos += 2;
+            return visitor.visit_bool(b == 1);
+        }
         let (t, n) = self.r.peek_tag()?;
         if t != tag::BOOLEAN {
             return fallback!(self, deserialize_bool(visitor));
@@ -431,6 +464,16 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         self.deserialize_f64(visitor)
     }
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        // The common case first: a number, tag and 8 bytes in one read.
+        if let Some(&[tag::NUMBER, ref le @ ..]) = self
+            .r
+            .input
+            .get(self.r.pos..)
+            .and_then(|b| b.first_chunk::<9>())
+        {
+            self.r.pos += 9;
+            return visitor.visit_f64(f64::from_le_bytes(*le));
+        }
         let (t, n) = self.r.peek_tag()?;
         match t {
             tag::NUMBER => {
@@ -864,7 +907,19 @@ impl<'de> Entries<'_, 'de, '_> {
     }
 
     /// Skips entries the visitor did not read.
+    #[inline(always)]
     fn finish(&mut self) -> Result<(), Fail> {
+        // The common case: the visitor read every entry.
+        if self.seq_left == 0 && self.hash_left == Some(0) {
+            return Ok(());
+        }
+        self.finish_slow()
+    }
+
+    /// [`finish`](Self::finish) with entries left, or the hash part's
+    /// count not read yet.
+    #[inline(never)]
+    fn finish_slow(&mut self) -> Result<(), Fail> {
         while self.next_key()?.is_some() {
             self.r.skip(self.depth)?;
         }
