@@ -41,14 +41,15 @@ pub(crate) fn encode_serialized<T: Serialize + ?Sized>(
         too_large,
         room: Room::here(),
     };
-    let written = value
+    let before = w.out.len();
+    value
         .serialize(Slot {
             w: &mut w,
             depth: 0,
             in_some: false,
         })
         .map_err(|e| *e)?;
-    if !written {
+    if w.out.len() == before {
         w.out.push(tag::NIL);
     }
     w.check().map_err(|e| *e)
@@ -112,6 +113,16 @@ impl Writer<'_> {
         }
         self.out.extend_from_slice(bytes);
         Ok(())
+    }
+
+    /// [`string`](Self::string) inlined for a struct's field name.
+    #[inline(always)]
+    fn name(&mut self, bytes: &[u8]) -> Result<(), Fail> {
+        if bytes.len() <= SHORT && self.out.len().saturating_add(bytes.len()) <= self.max_len {
+            self.short_string(bytes);
+            return Ok(());
+        }
+        self.string(bytes)
     }
 
     /// A string of at most [`SHORT`] bytes (field names, most keys): tag,
@@ -255,8 +266,10 @@ struct Count {
     width: usize,
 }
 
-/// Serializes one value where a value goes. `Ok(false)`: the value is nil
-/// and nothing was written; the caller decides what that means (an absent
+/// Serializes one value where a value goes. Nothing written: the value is
+/// nil (every other value writes at least its tag, so the output's length
+/// tells, and a result stays one register wide); the caller decides what
+/// that means (an absent
 /// field, a hole in a tuple, an error in a sequence, `00` at the top).
 struct Slot<'s, 'a> {
     w: &'s mut Writer<'a>,
@@ -267,16 +280,16 @@ struct Slot<'s, 'a> {
 }
 
 impl Slot<'_, '_> {
-    fn nil(self) -> Result<bool, Fail> {
+    fn nil(self) -> Result<(), Fail> {
         if self.in_some {
             return Err(Box::new(rules::nil_in_some()));
         }
-        Ok(false)
+        Ok(())
     }
 }
 
 /// Serializes `value` at `depth`, through [`guarded`] when `guard`
-/// (see [`guard_at`]).
+/// (see [`guard_at`]). `Ok(false)`: the value is nil (nothing written).
 #[inline]
 fn nested<T: Serialize + ?Sized>(
     w: &mut Writer<'_>,
@@ -284,14 +297,17 @@ fn nested<T: Serialize + ?Sized>(
     guard: bool,
     value: &T,
 ) -> Result<bool, Fail> {
+    let before = w.out.len();
     if guard {
-        return nested_guarded(w, depth, value);
+        nested_guarded(w, depth, value)?;
+    } else {
+        value.serialize(Slot {
+            w: &mut *w,
+            depth,
+            in_some: false,
+        })?;
     }
-    value.serialize(Slot {
-        w,
-        depth,
-        in_some: false,
-    })
+    Ok(w.out.len() != before)
 }
 
 /// Levels between stack checks: each level of a derived type takes well
@@ -313,7 +329,7 @@ fn nested_guarded<T: Serialize + ?Sized>(
     w: &mut Writer<'_>,
     depth: usize,
     value: &T,
-) -> Result<bool, Fail> {
+) -> Result<(), Fail> {
     guarded(|| {
         // Maybe on a new stack segment: measure its room.
         let outer = std::mem::replace(&mut w.room, Room::here());
@@ -328,7 +344,7 @@ fn nested_guarded<T: Serialize + ?Sized>(
 }
 
 impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
     type SerializeSeq = SeqWriter<'s, 'a>;
     type SerializeTuple = SeqWriter<'s, 'a>;
@@ -338,48 +354,48 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
     type SerializeStruct = StructWriter<'s, 'a>;
     type SerializeStructVariant = StructWriter<'s, 'a>;
 
-    fn serialize_bool(self, v: bool) -> Result<bool, Fail> {
+    fn serialize_bool(self, v: bool) -> Result<(), Fail> {
         self.w.out.extend_from_slice(&[tag::BOOLEAN, u8::from(v)]);
-        Ok(true)
+        Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<bool, Fail> {
+    fn serialize_i8(self, v: i8) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_i16(self, v: i16) -> Result<bool, Fail> {
+    fn serialize_i16(self, v: i16) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_i32(self, v: i32) -> Result<bool, Fail> {
+    fn serialize_i32(self, v: i32) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_i64(self, v: i64) -> Result<bool, Fail> {
+    fn serialize_i64(self, v: i64) -> Result<(), Fail> {
         self.w.integer(v);
-        Ok(true)
+        Ok(())
     }
-    fn serialize_i128(self, v: i128) -> Result<bool, Fail> {
+    fn serialize_i128(self, v: i128) -> Result<(), Fail> {
         let v = i64::try_from(v).map_err(|_| rules::integer_out_of_range(v))?;
         self.serialize_i64(v)
     }
-    fn serialize_u8(self, v: u8) -> Result<bool, Fail> {
+    fn serialize_u8(self, v: u8) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_u16(self, v: u16) -> Result<bool, Fail> {
+    fn serialize_u16(self, v: u16) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_u32(self, v: u32) -> Result<bool, Fail> {
+    fn serialize_u32(self, v: u32) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_u64(self, v: u64) -> Result<bool, Fail> {
+    fn serialize_u64(self, v: u64) -> Result<(), Fail> {
         let v = i64::try_from(v).map_err(|_| rules::integer_out_of_range(v))?;
         self.serialize_i64(v)
     }
-    fn serialize_u128(self, v: u128) -> Result<bool, Fail> {
+    fn serialize_u128(self, v: u128) -> Result<(), Fail> {
         let v = i64::try_from(v).map_err(|_| rules::integer_out_of_range(v))?;
         self.serialize_i64(v)
     }
-    fn serialize_f32(self, v: f32) -> Result<bool, Fail> {
+    fn serialize_f32(self, v: f32) -> Result<(), Fail> {
         self.serialize_f64(f64::from(v))
     }
-    fn serialize_f64(self, v: f64) -> Result<bool, Fail> {
+    fn serialize_f64(self, v: f64) -> Result<(), Fail> {
         let b = v.to_le_bytes();
         self.w.out.extend_from_slice(&[
             tag::NUMBER,
@@ -392,33 +408,33 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
             b[6],
             b[7],
         ]);
-        Ok(true)
+        Ok(())
     }
-    fn serialize_char(self, v: char) -> Result<bool, Fail> {
+    fn serialize_char(self, v: char) -> Result<(), Fail> {
         self.w.string(v.encode_utf8(&mut [0; 4]).as_bytes())?;
-        Ok(true)
+        Ok(())
     }
-    fn serialize_str(self, v: &str) -> Result<bool, Fail> {
+    fn serialize_str(self, v: &str) -> Result<(), Fail> {
         self.w.string(v.as_bytes())?;
-        Ok(true)
+        Ok(())
     }
-    fn serialize_bytes(self, v: &[u8]) -> Result<bool, Fail> {
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), Fail> {
         self.w.string(v)?;
-        Ok(true)
+        Ok(())
     }
-    fn serialize_none(self) -> Result<bool, Fail> {
+    fn serialize_none(self) -> Result<(), Fail> {
         self.nil()
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<bool, Fail> {
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Fail> {
         value.serialize(Slot {
             in_some: true,
             ..self
         })
     }
-    fn serialize_unit(self) -> Result<bool, Fail> {
+    fn serialize_unit(self) -> Result<(), Fail> {
         self.nil()
     }
-    fn serialize_unit_struct(self, _name: &'static str) -> Result<bool, Fail> {
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Fail> {
         self.nil()
     }
     fn serialize_unit_variant(
@@ -426,14 +442,14 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         _name: &'static str,
         _index: u32,
         variant: &'static str,
-    ) -> Result<bool, Fail> {
+    ) -> Result<(), Fail> {
         self.serialize_str(variant)
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
         value: &T,
-    ) -> Result<bool, Fail> {
+    ) -> Result<(), Fail> {
         value.serialize(self)
     }
     /// `{name = payload}`, or the bare name when the payload is nil.
@@ -443,7 +459,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         _index: u32,
         variant: &'static str,
         value: &T,
-    ) -> Result<bool, Fail> {
+    ) -> Result<(), Fail> {
         let start = self.w.out.len();
         // The depth is checked once the payload is known not to be nil.
         self.w.out.extend_from_slice(&[tag::TABLE, 0, 1]);
@@ -461,7 +477,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
                 limit: self.w.limits.max_depth,
             }));
         }
-        Ok(true)
+        Ok(())
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqWriter<'s, 'a>, Fail> {
         SeqWriter::open(self.w, self.depth, len, false, None)
@@ -630,7 +646,7 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         }
     }
 
-    fn finish(self) -> Result<bool, Fail> {
+    fn finish(self) -> Result<(), Fail> {
         match self.seq_len {
             None => {
                 self.w.close_count(self.count, self.index);
@@ -638,50 +654,50 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
             }
             Some(_) => self.w.close_count(self.count, self.hash_len),
         }
-        Ok(true)
+        Ok(())
     }
 }
 
 impl ser::SerializeSeq for SeqWriter<'_, '_> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
-    fn end(self) -> Result<bool, Fail> {
+    fn end(self) -> Result<(), Fail> {
         self.finish()
     }
 }
 
 impl ser::SerializeTuple for SeqWriter<'_, '_> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
-    fn end(self) -> Result<bool, Fail> {
+    fn end(self) -> Result<(), Fail> {
         self.finish()
     }
 }
 
 impl ser::SerializeTupleStruct for SeqWriter<'_, '_> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
-    fn end(self) -> Result<bool, Fail> {
+    fn end(self) -> Result<(), Fail> {
         self.finish()
     }
 }
 
 impl ser::SerializeTupleVariant for SeqWriter<'_, '_> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
-    fn end(self) -> Result<bool, Fail> {
+    fn end(self) -> Result<(), Fail> {
         self.finish()
     }
 }
@@ -727,9 +743,10 @@ impl<'s, 'a> StructWriter<'s, 'a> {
     }
 
     fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Fail> {
-        self.w.check()?;
         let start = self.w.out.len();
-        self.w.string(key.as_bytes())?;
+        // Also the check that the output has not passed its limit: the
+        // name's check is stricter and fails with the same error.
+        self.w.name(key.as_bytes())?;
         if at_boxed(
             nested(self.w, self.depth + 1, self.guard, value),
             Step::Field(key),
@@ -741,14 +758,14 @@ impl<'s, 'a> StructWriter<'s, 'a> {
         Ok(())
     }
 
-    fn finish(self) -> Result<bool, Fail> {
+    fn finish(self) -> Result<(), Fail> {
         self.w.close_count(self.count, self.fields);
-        Ok(true)
+        Ok(())
     }
 }
 
 impl ser::SerializeStruct for StructWriter<'_, '_> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
@@ -757,13 +774,13 @@ impl ser::SerializeStruct for StructWriter<'_, '_> {
     ) -> Result<(), Fail> {
         self.field(key, value)
     }
-    fn end(self) -> Result<bool, Fail> {
+    fn end(self) -> Result<(), Fail> {
         self.finish()
     }
 }
 
 impl ser::SerializeStructVariant for StructWriter<'_, '_> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
@@ -776,7 +793,7 @@ impl ser::SerializeStructVariant for StructWriter<'_, '_> {
             None => result,
         }
     }
-    fn end(self) -> Result<bool, Fail> {
+    fn end(self) -> Result<(), Fail> {
         self.finish()
     }
 }
@@ -840,7 +857,7 @@ impl MapWriter<'_, '_> {
 }
 
 impl ser::SerializeMap for MapWriter<'_, '_> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Fail> {
@@ -882,7 +899,7 @@ impl ser::SerializeMap for MapWriter<'_, '_> {
         Ok(())
     }
 
-    fn end(self) -> Result<bool, Fail> {
+    fn end(self) -> Result<(), Fail> {
         match self.table {
             None => self.w.close_count(self.count, self.entries.len()),
             Some(table) => {
@@ -902,7 +919,7 @@ impl ser::SerializeMap for MapWriter<'_, '_> {
                 )?;
             }
         }
-        Ok(true)
+        Ok(())
     }
 }
 
