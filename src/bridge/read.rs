@@ -129,6 +129,7 @@ impl<'de> Reader<'de, '_> {
         self.varint()
     }
 
+    #[inline]
     fn remaining(&self) -> usize {
         self.input.len().saturating_sub(self.pos)
     }
@@ -150,6 +151,7 @@ impl<'de> Reader<'de, '_> {
         self.bytes(len)
     }
 
+    #[inline]
     fn boolean(&mut self) -> Result<bool, Fail> {
         match self.bytes(1)? {
             [0] => Ok(false),
@@ -159,6 +161,7 @@ impl<'de> Reader<'de, '_> {
         }
     }
 
+    #[inline]
     fn float(&mut self) -> Result<f64, Fail> {
         let mut le = [0u8; 8];
         le.copy_from_slice(self.bytes(8)?);
@@ -204,6 +207,7 @@ impl<'de> Reader<'de, '_> {
     }
 
     /// Enters a table at `depth` (tables above it): past its tag.
+    #[inline]
     fn enter(&mut self, depth: usize) -> Result<(), Fail> {
         if depth >= self.limits.max_depth {
             return Err(Box::new(Error::TooDeep {

@@ -354,47 +354,60 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
     type SerializeStruct = StructWriter<'s, 'a>;
     type SerializeStructVariant = StructWriter<'s, 'a>;
 
+    #[inline]
     fn serialize_bool(self, v: bool) -> Result<(), Fail> {
         self.w.out.extend_from_slice(&[tag::BOOLEAN, u8::from(v)]);
         Ok(())
     }
+    #[inline]
     fn serialize_i8(self, v: i8) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
+    #[inline]
     fn serialize_i16(self, v: i16) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
+    #[inline]
     fn serialize_i32(self, v: i32) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
+    #[inline]
     fn serialize_i64(self, v: i64) -> Result<(), Fail> {
         self.w.integer(v);
         Ok(())
     }
+    #[inline]
     fn serialize_i128(self, v: i128) -> Result<(), Fail> {
         let v = i64::try_from(v).map_err(|_| rules::integer_out_of_range(v))?;
         self.serialize_i64(v)
     }
+    #[inline]
     fn serialize_u8(self, v: u8) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
+    #[inline]
     fn serialize_u16(self, v: u16) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
+    #[inline]
     fn serialize_u32(self, v: u32) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
+    #[inline]
     fn serialize_u64(self, v: u64) -> Result<(), Fail> {
         let v = i64::try_from(v).map_err(|_| rules::integer_out_of_range(v))?;
         self.serialize_i64(v)
     }
+    #[inline]
     fn serialize_u128(self, v: u128) -> Result<(), Fail> {
         let v = i64::try_from(v).map_err(|_| rules::integer_out_of_range(v))?;
         self.serialize_i64(v)
     }
+    #[inline]
     fn serialize_f32(self, v: f32) -> Result<(), Fail> {
         self.serialize_f64(f64::from(v))
     }
+    #[inline]
     fn serialize_f64(self, v: f64) -> Result<(), Fail> {
         let b = v.to_le_bytes();
         self.w.out.extend_from_slice(&[
@@ -410,33 +423,41 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         ]);
         Ok(())
     }
+    #[inline]
     fn serialize_char(self, v: char) -> Result<(), Fail> {
         self.w.string(v.encode_utf8(&mut [0; 4]).as_bytes())?;
         Ok(())
     }
+    #[inline]
     fn serialize_str(self, v: &str) -> Result<(), Fail> {
         self.w.string(v.as_bytes())?;
         Ok(())
     }
+    #[inline]
     fn serialize_bytes(self, v: &[u8]) -> Result<(), Fail> {
         self.w.string(v)?;
         Ok(())
     }
+    #[inline]
     fn serialize_none(self) -> Result<(), Fail> {
         self.nil()
     }
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Fail> {
         value.serialize(Slot {
             in_some: true,
             ..self
         })
     }
+    #[inline]
     fn serialize_unit(self) -> Result<(), Fail> {
         self.nil()
     }
+    #[inline]
     fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Fail> {
         self.nil()
     }
+    #[inline]
     fn serialize_unit_variant(
         self,
         _name: &'static str,
@@ -445,6 +466,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
     ) -> Result<(), Fail> {
         self.serialize_str(variant)
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -453,6 +475,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         value.serialize(self)
     }
     /// `{name = payload}`, or the bare name when the payload is nil.
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -479,12 +502,15 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         }
         Ok(())
     }
+    #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqWriter<'s, 'a>, Fail> {
         SeqWriter::open(self.w, self.depth, len, false, None)
     }
+    #[inline]
     fn serialize_tuple(self, len: usize) -> Result<SeqWriter<'s, 'a>, Fail> {
         SeqWriter::open(self.w, self.depth, Some(len), true, None)
     }
+    #[inline]
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
@@ -492,6 +518,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
     ) -> Result<SeqWriter<'s, 'a>, Fail> {
         self.serialize_tuple(len)
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _name: &'static str,
@@ -502,6 +529,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         self.w.open_variant(self.depth, variant)?;
         SeqWriter::open(self.w, self.depth + 1, Some(len), true, Some(variant))
     }
+    #[inline]
     fn serialize_map(self, len: Option<usize>) -> Result<MapWriter<'s, 'a>, Fail> {
         let start = self.w.out.len();
         self.w.open_table(self.depth)?;
@@ -520,6 +548,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
             guard,
         })
     }
+    #[inline]
     fn serialize_struct(
         self,
         _name: &'static str,
@@ -527,6 +556,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
     ) -> Result<StructWriter<'s, 'a>, Fail> {
         StructWriter::open(self.w, self.depth, len, None)
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         _name: &'static str,
@@ -564,6 +594,7 @@ struct SeqWriter<'s, 'a> {
 }
 
 impl<'s, 'a> SeqWriter<'s, 'a> {
+    #[inline]
     fn open(
         w: &'s mut Writer<'a>,
         depth: usize,
@@ -598,6 +629,7 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         })
     }
 
+    #[inline]
     fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         let result = self.element(value);
         match self.variant {
@@ -606,6 +638,7 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         }
     }
 
+    #[inline]
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         let index = self.index;
         self.index += 1;
@@ -637,6 +670,7 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
     }
 
     /// The most elements the placeholder's width allows.
+    #[inline]
     fn count_upper(&self) -> usize {
         match self.count.width {
             1 => 250,
@@ -646,6 +680,7 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         }
     }
 
+    #[inline]
     fn finish(self) -> Result<(), Fail> {
         match self.seq_len {
             None => {
@@ -661,9 +696,11 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
 impl ser::SerializeSeq for SeqWriter<'_, '_> {
     type Ok = ();
     type Error = Fail;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
+    #[inline]
     fn end(self) -> Result<(), Fail> {
         self.finish()
     }
@@ -672,9 +709,11 @@ impl ser::SerializeSeq for SeqWriter<'_, '_> {
 impl ser::SerializeTuple for SeqWriter<'_, '_> {
     type Ok = ();
     type Error = Fail;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
+    #[inline]
     fn end(self) -> Result<(), Fail> {
         self.finish()
     }
@@ -683,9 +722,11 @@ impl ser::SerializeTuple for SeqWriter<'_, '_> {
 impl ser::SerializeTupleStruct for SeqWriter<'_, '_> {
     type Ok = ();
     type Error = Fail;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
+    #[inline]
     fn end(self) -> Result<(), Fail> {
         self.finish()
     }
@@ -694,9 +735,11 @@ impl ser::SerializeTupleStruct for SeqWriter<'_, '_> {
 impl ser::SerializeTupleVariant for SeqWriter<'_, '_> {
     type Ok = ();
     type Error = Fail;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
+    #[inline]
     fn end(self) -> Result<(), Fail> {
         self.finish()
     }
@@ -715,6 +758,7 @@ struct StructWriter<'s, 'a> {
 }
 
 impl<'s, 'a> StructWriter<'s, 'a> {
+    #[inline]
     fn open(
         w: &'s mut Writer<'a>,
         depth: usize,
@@ -742,6 +786,7 @@ impl<'s, 'a> StructWriter<'s, 'a> {
         })
     }
 
+    #[inline]
     fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Fail> {
         let start = self.w.out.len();
         // Also the check that the output has not passed its limit: the
@@ -758,6 +803,7 @@ impl<'s, 'a> StructWriter<'s, 'a> {
         Ok(())
     }
 
+    #[inline]
     fn finish(self) -> Result<(), Fail> {
         self.w.close_count(self.count, self.fields);
         Ok(())
@@ -767,6 +813,7 @@ impl<'s, 'a> StructWriter<'s, 'a> {
 impl ser::SerializeStruct for StructWriter<'_, '_> {
     type Ok = ();
     type Error = Fail;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -774,6 +821,7 @@ impl ser::SerializeStruct for StructWriter<'_, '_> {
     ) -> Result<(), Fail> {
         self.field(key, value)
     }
+    #[inline]
     fn end(self) -> Result<(), Fail> {
         self.finish()
     }
@@ -782,6 +830,7 @@ impl ser::SerializeStruct for StructWriter<'_, '_> {
 impl ser::SerializeStructVariant for StructWriter<'_, '_> {
     type Ok = ();
     type Error = Fail;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -793,6 +842,7 @@ impl ser::SerializeStructVariant for StructWriter<'_, '_> {
             None => result,
         }
     }
+    #[inline]
     fn end(self) -> Result<(), Fail> {
         self.finish()
     }
