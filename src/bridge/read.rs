@@ -308,25 +308,7 @@ impl<'de> Slot<'_, 'de, '_> {
             self.r.pos += 2;
             return visitor.visit_i64(unzigzag(v.into()));
         }
-        let (t, n) = self.r.peek_tag()?;
-        match t {
-            tag::INTEGER => {
-                self.r.pos += n;
-                visitor.visit_i64(unzigzag(self.r.varint()?))
-            }
-            tag::NUMBER => {
-                let start = self.r.pos;
-                self.r.pos += n;
-                match float_to_integer(self.r.float()?) {
-                    Some(i) => visitor.visit_i64(i),
-                    None => {
-                        self.r.pos = start;
-                        fallback!(self, deserialize_i64(visitor))
-                    }
-                }
-            }
-            _ => fallback!(self, deserialize_i64(visitor)),
-        }
+        self.integer_slow(visitor)
     }
 
     /// Sequence-part elements then hash-part entries, as map entries.
@@ -375,16 +357,7 @@ impl<'de> Slot<'_, 'de, '_> {
                 Err(_) => visitor.visit_borrowed_bytes(bytes),
             };
         }
-        let (t, n) = self.r.peek_tag()?;
-        if t != tag::STRING {
-            return fallback!(self, deserialize_str(visitor));
-        }
-        self.r.pos += n;
-        let bytes = self.r.string()?;
-        match std::str::from_utf8(bytes) {
-            Ok(s) => visitor.visit_borrowed_str(s),
-            Err(_) => visitor.visit_borrowed_bytes(bytes),
-        }
+        self.str_like_slow(visitor)
     }
 }
 
@@ -425,12 +398,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
             self.r.pos += 2;
             return visitor.visit_bool(b == 1);
         }
-        let (t, n) = self.r.peek_tag()?;
-        if t != tag::BOOLEAN {
-            return fallback!(self, deserialize_bool(visitor));
-        }
-        self.r.pos += n;
-        visitor.visit_bool(self.r.boolean()?)
+        self.deserialize_bool_slow(visitor)
     }
 
     fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
@@ -478,18 +446,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
             self.r.pos += 9;
             return visitor.visit_f64(f64::from_le_bytes(*le));
         }
-        let (t, n) = self.r.peek_tag()?;
-        match t {
-            tag::NUMBER => {
-                self.r.pos += n;
-                visitor.visit_f64(self.r.float()?)
-            }
-            tag::INTEGER => {
-                self.r.pos += n;
-                visitor.visit_f64(unzigzag(self.r.varint()?) as f64)
-            }
-            _ => fallback!(self, deserialize_f64(visitor)),
-        }
+        self.deserialize_f64_slow(visitor)
     }
 
     fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
@@ -643,6 +600,73 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
 }
 
 impl<'de> Slot<'_, 'de, '_> {
+    /// [`integer`](Self::integer) past its inline common case.
+    #[inline(never)]
+    fn integer_slow<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        match t {
+            tag::INTEGER => {
+                self.r.pos += n;
+                visitor.visit_i64(unzigzag(self.r.varint()?))
+            }
+            tag::NUMBER => {
+                let start = self.r.pos;
+                self.r.pos += n;
+                match float_to_integer(self.r.float()?) {
+                    Some(i) => visitor.visit_i64(i),
+                    None => {
+                        self.r.pos = start;
+                        fallback!(self, deserialize_i64(visitor))
+                    }
+                }
+            }
+            _ => fallback!(self, deserialize_i64(visitor)),
+        }
+    }
+
+    /// [`str_like`](Self::str_like) past its inline common case.
+    #[inline(never)]
+    fn str_like_slow<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        if t != tag::STRING {
+            return fallback!(self, deserialize_str(visitor));
+        }
+        self.r.pos += n;
+        let bytes = self.r.string()?;
+        match std::str::from_utf8(bytes) {
+            Ok(s) => visitor.visit_borrowed_str(s),
+            Err(_) => visitor.visit_borrowed_bytes(bytes),
+        }
+    }
+
+    /// `deserialize_f64` past its inline common case.
+    #[inline(never)]
+    fn deserialize_f64_slow<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        match t {
+            tag::NUMBER => {
+                self.r.pos += n;
+                visitor.visit_f64(self.r.float()?)
+            }
+            tag::INTEGER => {
+                self.r.pos += n;
+                visitor.visit_f64(unzigzag(self.r.varint()?) as f64)
+            }
+            _ => fallback!(self, deserialize_f64(visitor)),
+        }
+    }
+
+    /// `deserialize_bool` past its inline common case.
+    #[inline(never)]
+    fn deserialize_bool_slow<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        if t != tag::BOOLEAN {
+            return fallback!(self, deserialize_bool(visitor));
+        }
+        self.r.pos += n;
+        visitor.visit_bool(self.r.boolean()?)
+    }
+
     /// Visits `len` sequence elements (the table entered, its count read),
     /// then requires an empty hash part. `tuple`: a tuple's length, whose
     /// elements may be nil.
@@ -973,6 +997,7 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de, '_> {
         }
     }
 
+    #[inline]
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Fail> {
         let slot = Slot {
             r: &mut *self.r,
