@@ -308,6 +308,16 @@ impl<'de> Slot<'_, 'de, '_> {
             self.r.pos += 2;
             return visitor.visit_i64(unzigzag(v.into()));
         }
+        // Then one in the 2-byte form (`FB` and a little-endian u16).
+        if let Some(&[tag::INTEGER, 0xfb, lo, hi]) = self
+            .r
+            .input
+            .get(self.r.pos..)
+            .and_then(|b| b.first_chunk::<4>())
+        {
+            self.r.pos += 4;
+            return visitor.visit_i64(unzigzag(u16::from_le_bytes([lo, hi]).into()));
+        }
         self.integer_slow(visitor)
     }
 
