@@ -357,11 +357,11 @@ impl<'de> Slot<'_, 'de, '_> {
         // The common case first: a string with a one-byte length.
         let input: &'de [u8] = self.r.input;
         let pos = self.r.pos;
-        if let (Some(&tag::STRING), Some(&len)) = (input.get(pos), input.get(pos + 1))
-            && len <= 250
-            && let Some(bytes) = input.get(pos + 2..pos + 2 + usize::from(len))
+        if let Some([tag::STRING, len, rest @ ..]) = input.get(pos..)
+            && *len <= 250
+            && let Some(bytes) = rest.get(..usize::from(*len))
         {
-            self.r.pos = pos + 2 + usize::from(len);
+            self.r.pos = pos + 2 + bytes.len();
             return match std::str::from_utf8(bytes) {
                 Ok(s) => visitor.visit_borrowed_str(s),
                 Err(_) => visitor.visit_borrowed_bytes(bytes),
@@ -904,22 +904,20 @@ impl<'de> Entries<'_, 'de, '_> {
                 return Ok(Next::Done);
             }
             let pos = self.r.pos;
-            if let (Some(&tag::STRING), Some(&len)) = (input.get(pos), input.get(pos + 1))
-                && len <= 250
+            if let Some([tag::STRING, len, rest @ ..]) = input.get(pos..)
+                && *len <= 250
+                && let Some((name, after)) = rest.split_at_checked(usize::from(*len))
+                && let Some(&t) = after.first()
+                && t != tag::NIL
+                && t <= tag::TABLE
             {
-                let end = pos + 2 + usize::from(len);
-                if let (Some(name), Some(&t)) = (input.get(pos + 2..end), input.get(end))
-                    && t != tag::NIL
-                    && t <= tag::TABLE
-                {
-                    self.r.pos = end;
-                    self.hash_left = Some(left - 1);
-                    self.key = KeyRef::String(name);
-                    return Ok(match self.known_name(name) {
-                        Some(known) => Next::Known(known),
-                        None => Next::Name(name),
-                    });
-                }
+                self.r.pos = pos + 2 + name.len();
+                self.hash_left = Some(left - 1);
+                self.key = KeyRef::String(name);
+                return Ok(match self.known_name(name) {
+                    Some(known) => Next::Known(known),
+                    None => Next::Name(name),
+                });
             }
         }
         self.next_entry_slow()
