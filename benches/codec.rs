@@ -331,12 +331,50 @@ fn profile(decode: bool) {
     }
 }
 
+/// For an instruction counter (callgrind): exactly `COUNTED` encodes or
+/// decodes of the world state, typed (`profile_encode_n`,
+/// `profile_decode_n`) or bincode 2 (`bincode_encode_n`,
+/// `bincode_decode_n`), so counts repeat from run to run whatever the load.
+fn counted(name: &str) {
+    const COUNTED: usize = 2_000;
+    let limits = Limits::default();
+    let config = bincode::config::standard();
+    let state = world();
+    let mut typed = Vec::new();
+    encode_typed_message(&state, &limits, &mut typed).unwrap();
+    let bin = bincode::serde::encode_to_vec(&state, config).unwrap();
+    let mut buf = Vec::with_capacity(typed.len());
+    for _ in 0..COUNTED {
+        match name {
+            "profile_encode_n" => {
+                buf.clear();
+                encode_typed_message(black_box(&state), &limits, &mut buf).unwrap();
+            }
+            "profile_decode_n" => {
+                black_box(decode_typed::<WorldState>(black_box(&typed[5..]), &limits).unwrap());
+            }
+            "bincode_encode_n" => {
+                buf.clear();
+                bincode::serde::encode_into_std_write(black_box(&state), &mut buf, config).unwrap();
+            }
+            _ => {
+                let (v, _): (WorldState, usize) =
+                    bincode::serde::decode_from_slice(black_box(&bin), config).unwrap();
+                black_box(v);
+            }
+        }
+    }
+}
+
 fn main() {
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let run = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     match only.as_deref() {
         Some("profile_encode") => return profile(false),
         Some("profile_decode") => return profile(true),
+        Some(
+            n @ ("profile_encode_n" | "profile_decode_n" | "bincode_encode_n" | "bincode_decode_n"),
+        ) => return counted(n),
         _ => {}
     }
     if run("seed_table") {

@@ -77,6 +77,20 @@ impl serde::de::Error for Fail {
 }
 
 /// [`at`] for the direct path's boxed errors.
+#[inline(always)]
 pub(crate) fn at_boxed<T>(result: Result<T, Fail>, step: Step<'_>) -> Result<T, Fail> {
-    result.map_err(|e| Box::new(within(*e, step)))
+    match result {
+        Ok(value) => Ok(value),
+        Err(e) => Err(within_boxed(e, step)),
+    }
+}
+
+/// [`within`] for a boxed error, kept out of the hot paths it is called
+/// from (every element and field).
+#[cold]
+#[inline(never)]
+pub(crate) fn within_boxed(mut error: Fail, step: Step<'_>) -> Fail {
+    let inner = std::mem::replace(&mut *error, Error::Convert(String::new()));
+    *error = within(inner, step);
+    error
 }

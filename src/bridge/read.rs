@@ -24,18 +24,36 @@ use super::format::{get_varint, tag, unzigzag};
 use super::path::{Fail, Step, at_boxed};
 use crate::error::{Error, KeyError, ProtocolError};
 use crate::proto::Limits;
-use crate::stack::guarded;
+use crate::stack::{Room, guarded};
 
 /// Runs `f` for a table at `depth`, checking (and growing) the stack only
 /// every few levels: recursion deepens only with tables, and a level takes
-/// well under 1 KiB of stack against the guard's 64 KiB red zone.
+/// well under 1 KiB of stack against the guard's 64 KiB red zone. The check
+/// is the reader's cheap [`Room`] one; only when it says low does stacker
+/// check (and maybe switch stacks).
 #[inline(always)]
-fn guarded_at<R>(depth: usize, f: impl FnOnce() -> R) -> R {
-    if depth.is_multiple_of(4) {
-        guarded(f)
+fn guarded_at<'de, 'l, R>(
+    r: &mut Reader<'de, 'l>,
+    depth: usize,
+    f: impl FnOnce(&mut Reader<'de, 'l>) -> R,
+) -> R {
+    if depth.is_multiple_of(4) && r.room.low() {
+        guarded_on(r, f)
     } else {
-        f()
+        f(r)
     }
+}
+
+/// [`guarded_at`]'s stack-guarded case.
+#[inline(never)]
+fn guarded_on<'de, 'l, R>(r: &mut Reader<'de, 'l>, f: impl FnOnce(&mut Reader<'de, 'l>) -> R) -> R {
+    guarded(|| {
+        // Maybe on a new stack segment: measure its room.
+        let outer = std::mem::replace(&mut r.room, Room::here());
+        let result = f(&mut *r);
+        r.room = outer;
+        result
+    })
 }
 use crate::value::{Key, KeyRef, Value, float_to_integer};
 
@@ -48,6 +66,7 @@ pub(crate) fn decode_serialized<'de, T: Deserialize<'de>>(
         input: bytes,
         pos: 0,
         limits,
+        room: Room::here(),
     };
     let value = T::deserialize(Slot {
         r: &mut r,
@@ -75,6 +94,8 @@ struct Reader<'de, 'l> {
     input: &'de [u8],
     pos: usize,
     limits: &'l Limits,
+    /// The stack's room, for [`guarded_at`].
+    room: Room,
 }
 
 impl<'de> Reader<'de, '_> {
@@ -108,6 +129,7 @@ impl<'de> Reader<'de, '_> {
         self.varint()
     }
 
+    #[inline]
     fn remaining(&self) -> usize {
         self.input.len().saturating_sub(self.pos)
     }
@@ -129,6 +151,7 @@ impl<'de> Reader<'de, '_> {
         self.bytes(len)
     }
 
+    #[inline]
     fn boolean(&mut self) -> Result<bool, Fail> {
         match self.bytes(1)? {
             [0] => Ok(false),
@@ -138,6 +161,7 @@ impl<'de> Reader<'de, '_> {
         }
     }
 
+    #[inline]
     fn float(&mut self) -> Result<f64, Fail> {
         let mut le = [0u8; 8];
         le.copy_from_slice(self.bytes(8)?);
@@ -183,6 +207,7 @@ impl<'de> Reader<'de, '_> {
     }
 
     /// Enters a table at `depth` (tables above it): past its tag.
+    #[inline]
     fn enter(&mut self, depth: usize) -> Result<(), Fail> {
         if depth >= self.limits.max_depth {
             return Err(Box::new(Error::TooDeep {
@@ -206,12 +231,12 @@ impl<'de> Reader<'de, '_> {
             self.pos += n;
             let seq = self.count()?;
             for _ in 0..seq {
-                guarded_at(depth + 1, || self.skip(depth + 1))?;
+                guarded_at(self, depth + 1, |r| r.skip(depth + 1))?;
             }
             let hash = self.count()?;
             for _ in 0..hash {
                 self.key()?;
-                guarded_at(depth + 1, || self.skip(depth + 1))?;
+                guarded_at(self, depth + 1, |r| r.skip(depth + 1))?;
             }
             return Ok(());
         }
@@ -272,25 +297,28 @@ macro_rules! fallback {
 impl<'de> Slot<'_, 'de, '_> {
     #[inline]
     fn integer<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
-        let (t, n) = self.r.peek_tag()?;
-        match t {
-            tag::INTEGER => {
-                self.r.pos += n;
-                visitor.visit_i64(unzigzag(self.r.varint()?))
-            }
-            tag::NUMBER => {
-                let start = self.r.pos;
-                self.r.pos += n;
-                match float_to_integer(self.r.float()?) {
-                    Some(i) => visitor.visit_i64(i),
-                    None => {
-                        self.r.pos = start;
-                        fallback!(self, deserialize_i64(visitor))
-                    }
-                }
-            }
-            _ => fallback!(self, deserialize_i64(visitor)),
+        // The common case first: an integer in a one-byte varint.
+        if let Some(&[tag::INTEGER, v]) = self
+            .r
+            .input
+            .get(self.r.pos..)
+            .and_then(|b| b.first_chunk::<2>())
+            && v <= 250
+        {
+            self.r.pos += 2;
+            return visitor.visit_i64(unzigzag(v.into()));
         }
+        // Then one in the 2-byte form (`FB` and a little-endian u16).
+        if let Some(&[tag::INTEGER, 0xfb, lo, hi]) = self
+            .r
+            .input
+            .get(self.r.pos..)
+            .and_then(|b| b.first_chunk::<4>())
+        {
+            self.r.pos += 4;
+            return visitor.visit_i64(unzigzag(u16::from_le_bytes([lo, hi]).into()));
+        }
+        self.integer_slow(visitor)
     }
 
     /// Sequence-part elements then hash-part entries, as map entries.
@@ -306,8 +334,7 @@ impl<'de> Slot<'_, 'de, '_> {
         self.r.enter(self.depth)?;
         let seq = self.r.count()?;
         let depth = self.depth + 1;
-        let r = self.r;
-        guarded_at(depth, move || {
+        guarded_at(self.r, depth, move |r| {
             let mut entries = Entries {
                 r,
                 depth,
@@ -327,16 +354,20 @@ impl<'de> Slot<'_, 'de, '_> {
     }
 
     fn str_like<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
-        let (t, n) = self.r.peek_tag()?;
-        if t != tag::STRING {
-            return fallback!(self, deserialize_str(visitor));
+        // The common case first: a string with a one-byte length.
+        let input: &'de [u8] = self.r.input;
+        let pos = self.r.pos;
+        if let Some([tag::STRING, len, rest @ ..]) = input.get(pos..)
+            && *len <= 250
+            && let Some(bytes) = rest.get(..usize::from(*len))
+        {
+            self.r.pos = pos + 2 + bytes.len();
+            return match std::str::from_utf8(bytes) {
+                Ok(s) => visitor.visit_borrowed_str(s),
+                Err(_) => visitor.visit_borrowed_bytes(bytes),
+            };
         }
-        self.r.pos += n;
-        let bytes = self.r.string()?;
-        match std::str::from_utf8(bytes) {
-            Ok(s) => visitor.visit_borrowed_str(s),
-            Err(_) => visitor.visit_borrowed_bytes(bytes),
-        }
+        self.str_like_slow(visitor)
     }
 }
 
@@ -368,12 +399,16 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
-        let (t, n) = self.r.peek_tag()?;
-        if t != tag::BOOLEAN {
-            return fallback!(self, deserialize_bool(visitor));
+        if let Some(&[tag::BOOLEAN, b @ (0 | 1)]) = self
+            .r
+            .input
+            .get(self.r.pos..)
+            .and_then(|b| b.first_chunk::<2>())
+        {
+            self.r.pos += 2;
+            return visitor.visit_bool(b == 1);
         }
-        self.r.pos += n;
-        visitor.visit_bool(self.r.boolean()?)
+        self.deserialize_bool_slow(visitor)
     }
 
     fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
@@ -411,18 +446,17 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         self.deserialize_f64(visitor)
     }
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
-        let (t, n) = self.r.peek_tag()?;
-        match t {
-            tag::NUMBER => {
-                self.r.pos += n;
-                visitor.visit_f64(self.r.float()?)
-            }
-            tag::INTEGER => {
-                self.r.pos += n;
-                visitor.visit_f64(unzigzag(self.r.varint()?) as f64)
-            }
-            _ => fallback!(self, deserialize_f64(visitor)),
+        // The common case first: a number, tag and 8 bytes in one read.
+        if let Some(&[tag::NUMBER, ref le @ ..]) = self
+            .r
+            .input
+            .get(self.r.pos..)
+            .and_then(|b| b.first_chunk::<9>())
+        {
+            self.r.pos += 9;
+            return visitor.visit_f64(f64::from_le_bytes(*le));
         }
+        self.deserialize_f64_slow(visitor)
     }
 
     fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
@@ -559,8 +593,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
                 let (t, _) = self.r.peek_tag()?;
                 if t != tag::NIL {
                     let depth = self.depth + 1;
-                    let r = self.r;
-                    return guarded_at(depth, move || {
+                    return guarded_at(self.r, depth, move |r| {
                         visitor.visit_enum(Variant { r, depth, key })
                     });
                 }
@@ -577,6 +610,73 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
 }
 
 impl<'de> Slot<'_, 'de, '_> {
+    /// [`integer`](Self::integer) past its inline common case.
+    #[inline(never)]
+    fn integer_slow<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        match t {
+            tag::INTEGER => {
+                self.r.pos += n;
+                visitor.visit_i64(unzigzag(self.r.varint()?))
+            }
+            tag::NUMBER => {
+                let start = self.r.pos;
+                self.r.pos += n;
+                match float_to_integer(self.r.float()?) {
+                    Some(i) => visitor.visit_i64(i),
+                    None => {
+                        self.r.pos = start;
+                        fallback!(self, deserialize_i64(visitor))
+                    }
+                }
+            }
+            _ => fallback!(self, deserialize_i64(visitor)),
+        }
+    }
+
+    /// [`str_like`](Self::str_like) past its inline common case.
+    #[inline(never)]
+    fn str_like_slow<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        if t != tag::STRING {
+            return fallback!(self, deserialize_str(visitor));
+        }
+        self.r.pos += n;
+        let bytes = self.r.string()?;
+        match std::str::from_utf8(bytes) {
+            Ok(s) => visitor.visit_borrowed_str(s),
+            Err(_) => visitor.visit_borrowed_bytes(bytes),
+        }
+    }
+
+    /// `deserialize_f64` past its inline common case.
+    #[inline(never)]
+    fn deserialize_f64_slow<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        match t {
+            tag::NUMBER => {
+                self.r.pos += n;
+                visitor.visit_f64(self.r.float()?)
+            }
+            tag::INTEGER => {
+                self.r.pos += n;
+                visitor.visit_f64(unzigzag(self.r.varint()?) as f64)
+            }
+            _ => fallback!(self, deserialize_f64(visitor)),
+        }
+    }
+
+    /// `deserialize_bool` past its inline common case.
+    #[inline(never)]
+    fn deserialize_bool_slow<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
+        let (t, n) = self.r.peek_tag()?;
+        if t != tag::BOOLEAN {
+            return fallback!(self, deserialize_bool(visitor));
+        }
+        self.r.pos += n;
+        visitor.visit_bool(self.r.boolean()?)
+    }
+
     /// Visits `len` sequence elements (the table entered, its count read),
     /// then requires an empty hash part. `tuple`: a tuple's length, whose
     /// elements may be nil.
@@ -587,8 +687,7 @@ impl<'de> Slot<'_, 'de, '_> {
         visitor: V,
     ) -> Result<V::Value, Fail> {
         let depth = self.depth + 1;
-        let r = self.r;
-        guarded_at(depth, move || -> Result<V::Value, Fail> {
+        guarded_at(self.r, depth, move |r| -> Result<V::Value, Fail> {
             let mut seq = Elements {
                 r,
                 depth,
@@ -782,8 +881,81 @@ impl<'de> Entries<'_, 'de, '_> {
         Ok(None)
     }
 
+    /// Moves to the next entry, and says how its key is handed over.
+    #[inline(always)]
+    fn next_entry(&mut self) -> Result<Next<'de>, Fail> {
+        // The common case: a struct's hash part, a short string key and a
+        // value that is not nil.
+        if self.fields && self.seq_left == 0 {
+            let input: &'de [u8] = self.r.input;
+            let left = match self.hash_left {
+                Some(left) => left,
+                // The hash part's count, in one byte.
+                None => match input.get(self.r.pos) {
+                    Some(&n) if n <= 250 => {
+                        self.r.pos += 1;
+                        self.hash_left = Some(n.into());
+                        n.into()
+                    }
+                    _ => return self.next_entry_slow(),
+                },
+            };
+            if left == 0 {
+                return Ok(Next::Done);
+            }
+            let pos = self.r.pos;
+            if let Some([tag::STRING, len, rest @ ..]) = input.get(pos..)
+                && *len <= 250
+                && let Some((name, after)) = rest.split_at_checked(usize::from(*len))
+                && let Some(&t) = after.first()
+                && t != tag::NIL
+                && t <= tag::TABLE
+            {
+                self.r.pos = pos + 2 + name.len();
+                self.hash_left = Some(left - 1);
+                self.key = KeyRef::String(name);
+                return Ok(match self.known_name(name) {
+                    Some(known) => Next::Known(known),
+                    None => Next::Name(name),
+                });
+            }
+        }
+        self.next_entry_slow()
+    }
+
+    /// [`next_entry`](Self::next_entry) of anything else.
+    #[inline(never)]
+    fn next_entry_slow(&mut self) -> Result<Next<'de>, Fail> {
+        Ok(match self.next_key()? {
+            Some(KeyRef::String(name)) if self.fields => {
+                self.key = KeyRef::String(name);
+                match self.known_name(name) {
+                    Some(known) => Next::Known(known),
+                    None => Next::Name(name),
+                }
+            }
+            Some(key) => {
+                self.key = key;
+                Next::Key(key)
+            }
+            None => Next::Done,
+        })
+    }
+
     /// Skips entries the visitor did not read.
+    #[inline(always)]
     fn finish(&mut self) -> Result<(), Fail> {
+        // The common case: the visitor read every entry.
+        if self.seq_left == 0 && self.hash_left == Some(0) {
+            return Ok(());
+        }
+        self.finish_slow()
+    }
+
+    /// [`finish`](Self::finish) with entries left, or the hash part's
+    /// count not read yet.
+    #[inline(never)]
+    fn finish_slow(&mut self) -> Result<(), Fail> {
         while self.next_key()?.is_some() {
             self.r.skip(self.depth)?;
         }
@@ -792,11 +964,11 @@ impl<'de> Entries<'_, 'de, '_> {
 
     /// The declared field name equal to `key`, looked for where the
     /// previous one was found first.
-    #[inline]
+    #[inline(always)]
     fn known_name(&mut self, key: &[u8]) -> Option<&'static str> {
         let names = self.names;
         let at = match names.get(self.next_name) {
-            Some(n) if n.as_bytes() == key => self.next_name,
+            Some(n) if same(n.as_bytes(), key) => self.next_name,
             _ => names.iter().position(|n| n.as_bytes() == key)?,
         };
         self.next_name = at + 1;
@@ -817,28 +989,23 @@ impl<'de> Entries<'_, 'de, '_> {
 impl<'de> de::MapAccess<'de> for Entries<'_, 'de, '_> {
     type Error = Fail;
 
+    #[inline]
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Fail> {
-        match self.next_key()? {
-            Some(KeyRef::String(name)) if self.fields => {
-                self.key = KeyRef::String(name);
-                match self.known_name(name) {
-                    Some(known) => seed.deserialize(KnownName(known)).map(Some),
-                    None => seed.deserialize(FieldName(name)).map(Some),
-                }
-            }
-            Some(key) => {
-                self.key = key;
-                seed.deserialize(Input::from(key))
-                    .map(Some)
-                    .map_err(Box::new)
-            }
-            None => Ok(None),
+        match self.next_entry()? {
+            Next::Known(known) => seed.deserialize(KnownName(known)).map(Some),
+            Next::Name(name) => seed.deserialize(FieldName(name)).map(Some),
+            Next::Key(key) => seed
+                .deserialize(Input::from(key))
+                .map(Some)
+                .map_err(Box::new),
+            Next::Done => Ok(None),
         }
     }
 
+    #[inline]
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Fail> {
         let slot = Slot {
             r: &mut *self.r,
@@ -846,7 +1013,7 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de, '_> {
         };
         match seed.deserialize(slot) {
             Ok(value) => Ok(value),
-            Err(e) => Err(Box::new(super::path::within(*e, self.step()))),
+            Err(e) => Err(super::path::within_boxed(e, self.step())),
         }
     }
 
@@ -858,6 +1025,40 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de, '_> {
                 .unwrap_or(usize::MAX)
                 .min(self.r.remaining()),
         )
+    }
+}
+
+/// How [`Entries`] hands over the next entry's key.
+enum Next<'de> {
+    /// A struct's declared field name.
+    Known(&'static str),
+    /// Another string key of a struct.
+    Name(&'de [u8]),
+    /// Any key of a map, or a struct's key that is not a string.
+    Key(KeyRef<'de>),
+    /// No entries left.
+    Done,
+}
+
+/// `a == b`, for short slices without a `memcmp` call: two overlapping
+/// fixed-size comparisons cover any length in a range.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    match a.len() {
+        0 => true,
+        1..=3 => a.first() == b.first() && a.last() == b.last() && a.get(1) == b.get(1),
+        4..=8 => {
+            a.first_chunk::<4>() == b.first_chunk::<4>()
+                && a.last_chunk::<4>() == b.last_chunk::<4>()
+        }
+        9..=16 => {
+            a.first_chunk::<8>() == b.first_chunk::<8>()
+                && a.last_chunk::<8>() == b.last_chunk::<8>()
+        }
+        _ => a == b,
     }
 }
 

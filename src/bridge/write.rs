@@ -20,7 +20,7 @@ use super::path::{Fail, Step, at, at_boxed, within};
 use super::rules;
 use crate::error::{Error, KeyError};
 use crate::proto::Limits;
-use crate::stack::guarded;
+use crate::stack::{Room, guarded};
 use crate::value::{Key, KeyRepr, Table, Value};
 
 /// Appends the encoding of `value` to `out`. Fails, leaving `out` with
@@ -39,15 +39,17 @@ pub(crate) fn encode_serialized<T: Serialize + ?Sized>(
         max_len,
         limits,
         too_large,
+        room: Room::here(),
     };
-    let written = value
+    let before = w.out.len();
+    value
         .serialize(Slot {
             w: &mut w,
             depth: 0,
             in_some: false,
         })
         .map_err(|e| *e)?;
-    if !written {
+    if w.out.len() == before {
         w.out.push(tag::NIL);
     }
     w.check().map_err(|e| *e)
@@ -59,6 +61,8 @@ struct Writer<'a> {
     limits: &'a Limits,
     /// The error for a value larger than `max_len`.
     too_large: Error,
+    /// The stack's room, for [`guard_at`].
+    room: Room,
 }
 
 impl Writer<'_> {
@@ -67,21 +71,38 @@ impl Writer<'_> {
     #[inline]
     fn check(&self) -> Result<(), Fail> {
         if self.out.len() > self.max_len {
-            return Err(Box::new(self.too_large.clone()));
+            return Err(self.too_large());
         }
         Ok(())
     }
 
+    /// The error for output past `max_len`, kept out of the hot paths.
+    #[cold]
+    #[inline(never)]
+    fn too_large(&self) -> Fail {
+        Box::new(self.too_large.clone())
+    }
+
     #[inline]
     fn integer(&mut self, i: i64) {
-        self.out.push(tag::INTEGER);
-        put_varint(self.out, zigzag(i));
+        let n = zigzag(i);
+        if n <= 250 {
+            // Tag and one-byte varint in one capacity check.
+            self.out.extend_from_slice(&[tag::INTEGER, n as u8]);
+        } else {
+            self.out.push(tag::INTEGER);
+            put_varint(self.out, n);
+        }
     }
 
     #[inline]
     fn string(&mut self, bytes: &[u8]) -> Result<(), Fail> {
         if self.out.len().saturating_add(bytes.len()) > self.max_len {
-            return Err(Box::new(self.too_large.clone()));
+            return Err(self.too_large());
+        }
+        if bytes.len() <= SHORT {
+            self.short_string(bytes);
+            return Ok(());
         }
         match u8::try_from(bytes.len()) {
             Ok(n) if n <= 250 => self.out.extend_from_slice(&[tag::STRING, n]),
@@ -92,6 +113,47 @@ impl Writer<'_> {
         }
         self.out.extend_from_slice(bytes);
         Ok(())
+    }
+
+    /// [`string`](Self::string) inlined for a struct's field name.
+    #[inline(always)]
+    fn name(&mut self, bytes: &[u8]) -> Result<(), Fail> {
+        if bytes.len() <= SHORT && self.out.len().saturating_add(bytes.len()) <= self.max_len {
+            self.short_string(bytes);
+            return Ok(());
+        }
+        self.string(bytes)
+    }
+
+    /// A string of at most [`SHORT`] bytes (field names, most keys): tag,
+    /// length and bytes assembled in a fixed-size buffer and appended with
+    /// one fixed-size copy (no `memcpy` call), then cut to length.
+    #[inline(always)]
+    fn short_string(&mut self, bytes: &[u8]) {
+        let len = bytes.len();
+        let mut buf = [0u8; SHORT + 2];
+        buf[0] = tag::STRING;
+        buf[1] = len as u8;
+        // Two overlapping fixed-size copies cover any length in a range
+        // (the `None`s do not happen: the lengths are checked just before).
+        if let (Some(head), Some(tail)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            put(&mut buf, 2, head);
+            put(&mut buf, len - 6, tail);
+        } else if let (Some(head), Some(tail)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>())
+        {
+            put(&mut buf, 2, head);
+            put(&mut buf, len - 2, tail);
+        } else if let (Some(&first), Some(&middle), Some(&last)) =
+            (bytes.first(), bytes.get(len / 2), bytes.last())
+        {
+            // The first, middle and last bytes cover lengths 1 to 3.
+            put(&mut buf, 2, &[first]);
+            put(&mut buf, 2 + len / 2, &[middle]);
+            put(&mut buf, 1 + len, &[last]);
+        }
+        let end = self.out.len() + 2 + len;
+        self.out.extend_from_slice(&buf);
+        self.out.truncate(end);
     }
 
     fn key(&mut self, key: &Key) -> Result<(), Fail> {
@@ -108,19 +170,33 @@ impl Writer<'_> {
     }
 
     /// Opens a table at `depth` (tables entered above it).
+    #[inline]
     fn open_table(&mut self, depth: usize) -> Result<(), Fail> {
-        if depth >= self.limits.max_depth {
-            return Err(Box::new(Error::TooDeep {
-                limit: self.limits.max_depth,
-            }));
-        }
+        self.check_depth(depth)?;
         self.out.push(tag::TABLE);
         Ok(())
     }
 
+    /// Refuses a table at `depth` when the limit is reached.
+    #[inline]
+    fn check_depth(&self, depth: usize) -> Result<(), Fail> {
+        if depth >= self.limits.max_depth {
+            return Err(self.too_deep());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_deep(&self) -> Fail {
+        Box::new(Error::TooDeep {
+            limit: self.limits.max_depth,
+        })
+    }
+
     /// Writes a count placeholder wide enough for `upper` (any count when
     /// `None`).
-    #[inline]
+    #[inline(always)]
     fn open_count(&mut self, upper: Option<usize>) -> Count {
         let at = self.out.len();
         if upper.is_some_and(|n| n <= 250) {
@@ -133,15 +209,24 @@ impl Writer<'_> {
     }
 
     /// Patches a placeholder with the real count, in the shortest form.
+    #[inline(always)]
     fn close_count(&mut self, count: Count, n: usize) {
-        let n = n as u64;
-        let end = count.at + count.width;
         if count.width == 1 && n <= 250 {
             // The common case: a one-byte count, patched in place.
             if let Some(slot) = self.out.get_mut(count.at) {
                 *slot = n as u8;
             }
-        } else if varint_len(n) == count.width {
+        } else {
+            self.close_long_count(count, n);
+        }
+    }
+
+    /// [`close_count`](Self::close_count) of a wider placeholder.
+    #[inline(never)]
+    fn close_long_count(&mut self, count: Count, n: usize) {
+        let n = n as u64;
+        let end = count.at + count.width;
+        if varint_len(n) == count.width {
             let mut bytes = Vec::with_capacity(9);
             put_varint_width(&mut bytes, n, count.width);
             if let Some(slot) = self.out.get_mut(count.at..end) {
@@ -163,6 +248,17 @@ impl Writer<'_> {
     }
 }
 
+/// Copies `bytes` into `buf` at `at` (nothing if it would not fit).
+#[inline(always)]
+fn put<const N: usize>(buf: &mut [u8], at: usize, bytes: &[u8; N]) {
+    if let Some(slot) = buf.get_mut(at..at + N) {
+        slot.copy_from_slice(bytes);
+    }
+}
+
+/// Strings up to this long take [`Writer::short_string`]'s path.
+const SHORT: usize = 16;
+
 /// A count placeholder: where, and how wide.
 #[derive(Clone, Copy)]
 struct Count {
@@ -170,8 +266,10 @@ struct Count {
     width: usize,
 }
 
-/// Serializes one value where a value goes. `Ok(false)`: the value is nil
-/// and nothing was written; the caller decides what that means (an absent
+/// Serializes one value where a value goes. Nothing written: the value is
+/// nil (every other value writes at least its tag, so the output's length
+/// tells, and a result stays one register wide); the caller decides what
+/// that means (an absent
 /// field, a hole in a tuple, an error in a sequence, `00` at the top).
 struct Slot<'s, 'a> {
     w: &'s mut Writer<'a>,
@@ -182,53 +280,71 @@ struct Slot<'s, 'a> {
 }
 
 impl Slot<'_, '_> {
-    fn nil(self) -> Result<bool, Fail> {
+    fn nil(self) -> Result<(), Fail> {
         if self.in_some {
             return Err(Box::new(rules::nil_in_some()));
         }
-        Ok(false)
+        Ok(())
     }
 }
 
-/// Serializes `value` at `depth`. Recursion only deepens with tables, so
-/// the stack is checked (and grown) every few levels, not for every value.
+/// Serializes `value` at `depth`, through [`guarded`] when `guard`
+/// (see [`guard_at`]). `Ok(false)`: the value is nil (nothing written).
 #[inline]
 fn nested<T: Serialize + ?Sized>(
     w: &mut Writer<'_>,
     depth: usize,
+    guard: bool,
     value: &T,
 ) -> Result<bool, Fail> {
-    if depth.is_multiple_of(GUARD_EVERY) {
-        return nested_guarded(w, depth, value);
+    let before = w.out.len();
+    if guard {
+        nested_guarded(w, depth, value)?;
+    } else {
+        value.serialize(Slot {
+            w: &mut *w,
+            depth,
+            in_some: false,
+        })?;
     }
-    value.serialize(Slot {
-        w,
-        depth,
-        in_some: false,
-    })
+    Ok(w.out.len() != before)
 }
 
 /// Levels between stack checks: each level of a derived type takes well
 /// under 1 KiB of stack, against the guard's 64 KiB red zone.
 const GUARD_EVERY: usize = 4;
 
+/// Whether the elements of a container, at `depth`, are serialized through
+/// [`guarded`]. Recursion only deepens with tables, so the stack is checked
+/// every few levels, and once per container when it opens rather than for
+/// every element (the check asks for a margin over the red zone).
+#[inline]
+fn guard_at(w: &Writer<'_>, depth: usize) -> bool {
+    depth.is_multiple_of(GUARD_EVERY) && w.room.low()
+}
+
 /// Serializes `value` on a stack with room (stack-guarded).
+#[inline(never)]
 fn nested_guarded<T: Serialize + ?Sized>(
     w: &mut Writer<'_>,
     depth: usize,
     value: &T,
-) -> Result<bool, Fail> {
+) -> Result<(), Fail> {
     guarded(|| {
-        value.serialize(Slot {
-            w,
+        // Maybe on a new stack segment: measure its room.
+        let outer = std::mem::replace(&mut w.room, Room::here());
+        let result = value.serialize(Slot {
+            w: &mut *w,
             depth,
             in_some: false,
-        })
+        });
+        w.room = outer;
+        result
     })
 }
 
 impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
     type SerializeSeq = SeqWriter<'s, 'a>;
     type SerializeTuple = SeqWriter<'s, 'a>;
@@ -238,48 +354,61 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
     type SerializeStruct = StructWriter<'s, 'a>;
     type SerializeStructVariant = StructWriter<'s, 'a>;
 
-    fn serialize_bool(self, v: bool) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_bool(self, v: bool) -> Result<(), Fail> {
         self.w.out.extend_from_slice(&[tag::BOOLEAN, u8::from(v)]);
-        Ok(true)
+        Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_i8(self, v: i8) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_i16(self, v: i16) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_i16(self, v: i16) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_i32(self, v: i32) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_i32(self, v: i32) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_i64(self, v: i64) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_i64(self, v: i64) -> Result<(), Fail> {
         self.w.integer(v);
-        Ok(true)
+        Ok(())
     }
-    fn serialize_i128(self, v: i128) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_i128(self, v: i128) -> Result<(), Fail> {
         let v = i64::try_from(v).map_err(|_| rules::integer_out_of_range(v))?;
         self.serialize_i64(v)
     }
-    fn serialize_u8(self, v: u8) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_u8(self, v: u8) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_u16(self, v: u16) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_u16(self, v: u16) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_u32(self, v: u32) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_u32(self, v: u32) -> Result<(), Fail> {
         self.serialize_i64(v.into())
     }
-    fn serialize_u64(self, v: u64) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_u64(self, v: u64) -> Result<(), Fail> {
         let v = i64::try_from(v).map_err(|_| rules::integer_out_of_range(v))?;
         self.serialize_i64(v)
     }
-    fn serialize_u128(self, v: u128) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_u128(self, v: u128) -> Result<(), Fail> {
         let v = i64::try_from(v).map_err(|_| rules::integer_out_of_range(v))?;
         self.serialize_i64(v)
     }
-    fn serialize_f32(self, v: f32) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_f32(self, v: f32) -> Result<(), Fail> {
         self.serialize_f64(f64::from(v))
     }
-    fn serialize_f64(self, v: f64) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_f64(self, v: f64) -> Result<(), Fail> {
         let b = v.to_le_bytes();
         self.w.out.extend_from_slice(&[
             tag::NUMBER,
@@ -292,63 +421,77 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
             b[6],
             b[7],
         ]);
-        Ok(true)
+        Ok(())
     }
-    fn serialize_char(self, v: char) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_char(self, v: char) -> Result<(), Fail> {
         self.w.string(v.encode_utf8(&mut [0; 4]).as_bytes())?;
-        Ok(true)
+        Ok(())
     }
-    fn serialize_str(self, v: &str) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_str(self, v: &str) -> Result<(), Fail> {
         self.w.string(v.as_bytes())?;
-        Ok(true)
+        Ok(())
     }
-    fn serialize_bytes(self, v: &[u8]) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), Fail> {
         self.w.string(v)?;
-        Ok(true)
+        Ok(())
     }
-    fn serialize_none(self) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_none(self) -> Result<(), Fail> {
         self.nil()
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Fail> {
         value.serialize(Slot {
             in_some: true,
             ..self
         })
     }
-    fn serialize_unit(self) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_unit(self) -> Result<(), Fail> {
         self.nil()
     }
-    fn serialize_unit_struct(self, _name: &'static str) -> Result<bool, Fail> {
+    #[inline]
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Fail> {
         self.nil()
     }
+    #[inline]
     fn serialize_unit_variant(
         self,
         _name: &'static str,
         _index: u32,
         variant: &'static str,
-    ) -> Result<bool, Fail> {
+    ) -> Result<(), Fail> {
         self.serialize_str(variant)
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
         value: &T,
-    ) -> Result<bool, Fail> {
+    ) -> Result<(), Fail> {
         value.serialize(self)
     }
     /// `{name = payload}`, or the bare name when the payload is nil.
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
         _index: u32,
         variant: &'static str,
         value: &T,
-    ) -> Result<bool, Fail> {
+    ) -> Result<(), Fail> {
         let start = self.w.out.len();
         // The depth is checked once the payload is known not to be nil.
         self.w.out.extend_from_slice(&[tag::TABLE, 0, 1]);
         self.w.string(variant.as_bytes())?;
-        let written = at_boxed(nested(self.w, self.depth + 1, value), Step::Field(variant))?;
+        let depth = self.depth + 1;
+        let written = at_boxed(
+            nested(self.w, depth, guard_at(self.w, depth), value),
+            Step::Field(variant),
+        )?;
         if !written {
             self.w.out.truncate(start);
             self.w.string(variant.as_bytes())?;
@@ -357,14 +500,17 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
                 limit: self.w.limits.max_depth,
             }));
         }
-        Ok(true)
+        Ok(())
     }
+    #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqWriter<'s, 'a>, Fail> {
         SeqWriter::open(self.w, self.depth, len, false, None)
     }
+    #[inline]
     fn serialize_tuple(self, len: usize) -> Result<SeqWriter<'s, 'a>, Fail> {
         SeqWriter::open(self.w, self.depth, Some(len), true, None)
     }
+    #[inline]
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
@@ -372,6 +518,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
     ) -> Result<SeqWriter<'s, 'a>, Fail> {
         self.serialize_tuple(len)
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _name: &'static str,
@@ -382,11 +529,13 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         self.w.open_variant(self.depth, variant)?;
         SeqWriter::open(self.w, self.depth + 1, Some(len), true, Some(variant))
     }
+    #[inline]
     fn serialize_map(self, len: Option<usize>) -> Result<MapWriter<'s, 'a>, Fail> {
         let start = self.w.out.len();
         self.w.open_table(self.depth)?;
         self.w.out.push(0);
         let count = self.w.open_count(len);
+        let guard = guard_at(self.w, self.depth + 1);
         Ok(MapWriter {
             w: self.w,
             depth: self.depth,
@@ -396,8 +545,10 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
             seen: HashSet::new(),
             table: None,
             key: None,
+            guard,
         })
     }
+    #[inline]
     fn serialize_struct(
         self,
         _name: &'static str,
@@ -405,6 +556,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
     ) -> Result<StructWriter<'s, 'a>, Fail> {
         StructWriter::open(self.w, self.depth, len, None)
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         _name: &'static str,
@@ -437,9 +589,12 @@ struct SeqWriter<'s, 'a> {
     hash_len: usize,
     /// For a tuple variant: its name, for error paths.
     variant: Option<&'static str>,
+    /// Elements go through the stack guard ([`guard_at`]).
+    guard: bool,
 }
 
 impl<'s, 'a> SeqWriter<'s, 'a> {
+    #[inline]
     fn open(
         w: &'s mut Writer<'a>,
         depth: usize,
@@ -447,8 +602,20 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         tuple: bool,
         variant: Option<&'static str>,
     ) -> Result<Self, Fail> {
-        w.open_table(depth)?;
-        let count = w.open_count(len);
+        w.check_depth(depth)?;
+        let count = match len {
+            Some(n) if n <= 250 => {
+                // Tag and one-byte count placeholder at once.
+                let at = w.out.len() + 1;
+                w.out.extend_from_slice(&[tag::TABLE, 0]);
+                Count { at, width: 1 }
+            }
+            _ => {
+                w.out.push(tag::TABLE);
+                w.open_count(len)
+            }
+        };
+        let guard = guard_at(w, depth + 1);
         Ok(SeqWriter {
             w,
             depth,
@@ -458,9 +625,11 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
             seq_len: None,
             hash_len: 0,
             variant,
+            guard,
         })
     }
 
+    #[inline]
     fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         let result = self.element(value);
         match self.variant {
@@ -469,13 +638,14 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         }
     }
 
+    #[inline]
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         let index = self.index;
         self.index += 1;
         self.w.check()?;
         let step = Step::Index(index);
         if self.seq_len.is_none() {
-            let written = at_boxed(nested(self.w, self.depth + 1, value), step)?;
+            let written = at_boxed(nested(self.w, self.depth + 1, self.guard, value), step)?;
             if !written {
                 if !self.tuple {
                     return Err(Box::new(within(rules::nil_in_sequence(), step)));
@@ -491,7 +661,7 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         }
         let start = self.w.out.len();
         self.w.integer(index as i64 + 1);
-        if at_boxed(nested(self.w, self.depth + 1, value), step)? {
+        if at_boxed(nested(self.w, self.depth + 1, self.guard, value), step)? {
             self.hash_len += 1;
         } else {
             self.w.out.truncate(start);
@@ -500,6 +670,7 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
     }
 
     /// The most elements the placeholder's width allows.
+    #[inline]
     fn count_upper(&self) -> usize {
         match self.count.width {
             1 => 250,
@@ -509,7 +680,8 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
         }
     }
 
-    fn finish(self) -> Result<bool, Fail> {
+    #[inline]
+    fn finish(self) -> Result<(), Fail> {
         match self.seq_len {
             None => {
                 self.w.close_count(self.count, self.index);
@@ -517,50 +689,58 @@ impl<'s, 'a> SeqWriter<'s, 'a> {
             }
             Some(_) => self.w.close_count(self.count, self.hash_len),
         }
-        Ok(true)
+        Ok(())
     }
 }
 
 impl ser::SerializeSeq for SeqWriter<'_, '_> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
-    fn end(self) -> Result<bool, Fail> {
+    #[inline]
+    fn end(self) -> Result<(), Fail> {
         self.finish()
     }
 }
 
 impl ser::SerializeTuple for SeqWriter<'_, '_> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
-    fn end(self) -> Result<bool, Fail> {
+    #[inline]
+    fn end(self) -> Result<(), Fail> {
         self.finish()
     }
 }
 
 impl ser::SerializeTupleStruct for SeqWriter<'_, '_> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
-    fn end(self) -> Result<bool, Fail> {
+    #[inline]
+    fn end(self) -> Result<(), Fail> {
         self.finish()
     }
 }
 
 impl ser::SerializeTupleVariant for SeqWriter<'_, '_> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fail> {
         self.push(value)
     }
-    fn end(self) -> Result<bool, Fail> {
+    #[inline]
+    fn end(self) -> Result<(), Fail> {
         self.finish()
     }
 }
@@ -573,32 +753,49 @@ struct StructWriter<'s, 'a> {
     count: Count,
     fields: usize,
     variant: Option<&'static str>,
+    /// Fields go through the stack guard ([`guard_at`]).
+    guard: bool,
 }
 
 impl<'s, 'a> StructWriter<'s, 'a> {
+    #[inline]
     fn open(
         w: &'s mut Writer<'a>,
         depth: usize,
         len: usize,
         variant: Option<&'static str>,
     ) -> Result<Self, Fail> {
-        w.open_table(depth)?;
-        w.out.push(0);
-        let count = w.open_count(Some(len));
+        w.check_depth(depth)?;
+        let count = if len <= 250 {
+            // Tag, empty sequence part and one-byte count placeholder at once.
+            let at = w.out.len() + 2;
+            w.out.extend_from_slice(&[tag::TABLE, 0, 0]);
+            Count { at, width: 1 }
+        } else {
+            w.out.extend_from_slice(&[tag::TABLE, 0]);
+            w.open_count(Some(len))
+        };
+        let guard = guard_at(w, depth + 1);
         Ok(StructWriter {
             w,
             depth,
             count,
             fields: 0,
             variant,
+            guard,
         })
     }
 
+    #[inline]
     fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Fail> {
-        self.w.check()?;
         let start = self.w.out.len();
-        self.w.string(key.as_bytes())?;
-        if at_boxed(nested(self.w, self.depth + 1, value), Step::Field(key))? {
+        // Also the check that the output has not passed its limit: the
+        // name's check is stricter and fails with the same error.
+        self.w.name(key.as_bytes())?;
+        if at_boxed(
+            nested(self.w, self.depth + 1, self.guard, value),
+            Step::Field(key),
+        )? {
             self.fields += 1;
         } else {
             self.w.out.truncate(start);
@@ -606,15 +803,17 @@ impl<'s, 'a> StructWriter<'s, 'a> {
         Ok(())
     }
 
-    fn finish(self) -> Result<bool, Fail> {
+    #[inline]
+    fn finish(self) -> Result<(), Fail> {
         self.w.close_count(self.count, self.fields);
-        Ok(true)
+        Ok(())
     }
 }
 
 impl ser::SerializeStruct for StructWriter<'_, '_> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -622,14 +821,16 @@ impl ser::SerializeStruct for StructWriter<'_, '_> {
     ) -> Result<(), Fail> {
         self.field(key, value)
     }
-    fn end(self) -> Result<bool, Fail> {
+    #[inline]
+    fn end(self) -> Result<(), Fail> {
         self.finish()
     }
 }
 
 impl ser::SerializeStructVariant for StructWriter<'_, '_> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
+    #[inline]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
@@ -641,7 +842,8 @@ impl ser::SerializeStructVariant for StructWriter<'_, '_> {
             None => result,
         }
     }
-    fn end(self) -> Result<bool, Fail> {
+    #[inline]
+    fn end(self) -> Result<(), Fail> {
         self.finish()
     }
 }
@@ -665,6 +867,8 @@ struct MapWriter<'s, 'a> {
     table: Option<Table>,
     /// The key given to `serialize_key`, waiting for its value.
     key: Option<Key>,
+    /// Values go through the stack guard ([`guard_at`]).
+    guard: bool,
 }
 
 impl MapWriter<'_, '_> {
@@ -703,7 +907,7 @@ impl MapWriter<'_, '_> {
 }
 
 impl ser::SerializeMap for MapWriter<'_, '_> {
-    type Ok = bool;
+    type Ok = ();
     type Error = Fail;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Fail> {
@@ -728,7 +932,7 @@ impl ser::SerializeMap for MapWriter<'_, '_> {
         let start = self.w.out.len();
         self.w.key(&key)?;
         let written = at_boxed(
-            nested(self.w, self.depth + 1, value),
+            nested(self.w, self.depth + 1, self.guard, value),
             Step::Key(key.as_ref()),
         )?;
         if written {
@@ -745,7 +949,7 @@ impl ser::SerializeMap for MapWriter<'_, '_> {
         Ok(())
     }
 
-    fn end(self) -> Result<bool, Fail> {
+    fn end(self) -> Result<(), Fail> {
         match self.table {
             None => self.w.close_count(self.count, self.entries.len()),
             Some(table) => {
@@ -765,7 +969,7 @@ impl ser::SerializeMap for MapWriter<'_, '_> {
                 )?;
             }
         }
-        Ok(true)
+        Ok(())
     }
 }
 
