@@ -19,6 +19,7 @@ mod connections;
 mod fanout;
 mod pingpong;
 mod pressure;
+mod scaling;
 mod sides;
 mod stream;
 mod tokio_side;
@@ -31,7 +32,7 @@ use common::{Figure, Opts};
 const SCENARIOS: [&str; 5] = ["stream", "pingpong", "fanout", "connections", "large"];
 
 /// Sweeps, run only when named (not part of `all`).
-const SWEEPS: [&str; 1] = ["sizes"];
+const SWEEPS: [&str; 2] = ["sizes", "scaling"];
 
 fn usage() -> ! {
     eprintln!(
@@ -118,6 +119,7 @@ fn main() {
             "connections" => connections::run(&opts),
             "large" => stream::run_large(&opts),
             "sizes" => stream::run_sizes(&opts),
+            "scaling" => scaling::run(&opts),
             _ => unreachable!(),
         };
         println!("   ({s} took {:.1} s)", started.elapsed().as_secs_f64());
