@@ -359,6 +359,22 @@ fn y_label(v: f64) -> String {
 /// Height of the legend strip above the sweep plots.
 const SWEEP_LEGEND_PX: u32 = 28;
 
+/// Ticks at 1, 2 and 5 times the powers of ten within `lo..=hi`, so a
+/// plot spanning less than a decade still gets labels.
+fn ticks_125(lo: f64, hi: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    for e in first..=last {
+        for m in [1.0, 2.0, 5.0] {
+            let v = m * 10f64.powi(e);
+            if (lo..=hi).contains(&v) {
+                ticks.push(v);
+            }
+        }
+    }
+    ticks
+}
+
 /// Draws the plots two to a row into `area`.
 fn draw_panels<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
@@ -419,7 +435,9 @@ where
             .y_label_area_size(64)
             .build_cartesian_2d(
                 (x_lo / 1.6..x_hi * 1.6).log_scale().with_key_points(ticks),
-                (y_lo / 2.0..y_hi * 2.0).log_scale(),
+                (y_lo / 2.0..y_hi * 2.0)
+                    .log_scale()
+                    .with_key_points(ticks_125(y_lo / 2.0, y_hi * 2.0)),
             )?;
         chart
             .configure_mesh()
@@ -427,7 +445,6 @@ where
             .y_desc(panel.y_desc)
             .x_label_formatter(&|v| x_label(x_unit, *v))
             .y_label_formatter(&|v| y_label(*v))
-            .y_labels(6)
             .light_line_style(WHITE)
             .label_style(("sans-serif", 12))
             .draw()?;
