@@ -464,6 +464,18 @@ pub fn reps_line(name: &str, values: &[f64], unit: &str) -> String {
 // ---------------------------------------------------------------------------
 // Process facts.
 
+/// The load averages over 1, 5 and 15 minutes, as `uptime` prints them
+/// (from /proc/loadavg), for the notes of runs on a shared machine.
+pub fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let v: Vec<&str> = text.split_whitespace().take(3).collect();
+    if v.len() == 3 {
+        v.join(", ")
+    } else {
+        "unknown".into()
+    }
+}
+
 /// (VmRSS in KiB, thread count) of this process, from /proc/self/status.
 pub fn rss_and_threads() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

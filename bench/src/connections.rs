@@ -30,7 +30,7 @@ const SIDES: [&str; 4] = ["tablenet", "tablenet_aes", "raw", "message_io"];
 /// What one server process reports.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConnRep {
-    setup_ms: f64,
+    pub setup_ms: f64,
     rss_before_kib: f64,
     rss_after_kib: f64,
     threads_before: f64,
@@ -39,11 +39,11 @@ pub struct ConnRep {
 }
 
 impl ConnRep {
-    fn kib_per_conn(&self) -> f64 {
+    pub fn kib_per_conn(&self) -> f64 {
         (self.rss_after_kib - self.rss_before_kib) / self.n
     }
 
-    fn threads_added(&self) -> f64 {
+    pub fn threads_added(&self) -> f64 {
         self.threads_after - self.threads_before
     }
 
@@ -79,7 +79,9 @@ impl ConnRep {
     }
 }
 
-fn one_rep(side: &str, n: usize, wave: usize) -> ConnRep {
+/// One repetition in fresh processes: `n` connections of `side`, the
+/// clients asked for in waves of `wave`.
+pub fn one_rep(side: &str, n: usize, wave: usize) -> ConnRep {
     let exe = std::env::current_exe().expect("own path");
     let out = Command::new(exe)
         .args(["__conn-server", side, &n.to_string(), &wave.to_string()])

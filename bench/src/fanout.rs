@@ -21,24 +21,24 @@ use crate::sides::*;
 use crate::tokio_side::{self, Flavor};
 
 #[derive(Clone, Copy)]
-struct Plan {
-    clients: usize,
-    messages: usize,
+pub struct Plan {
+    pub clients: usize,
+    pub messages: usize,
     /// The broadcaster stops after this long (then sends the end marker).
-    cap: Duration,
+    pub cap: Duration,
 }
 
 /// Deliveries counted at the clients, and the time from the first broadcast
 /// to the last end marker.
 #[derive(Debug, Clone, Copy)]
 pub struct Fanout {
-    deliveries: u64,
-    secs: f64,
-    messages: usize,
+    pub deliveries: u64,
+    pub secs: f64,
+    pub messages: usize,
 }
 
 impl Fanout {
-    fn per_sec(&self) -> f64 {
+    pub fn per_sec(&self) -> f64 {
         self.deliveries as f64 / self.secs
     }
 }
@@ -48,7 +48,7 @@ impl Fanout {
 /// client application counts `Receive` events. `typed`: the same table as a
 /// Rust struct, `broadcast_serialized` and `Config::raw_messages` with each
 /// `Message` decoded into an owned [`Seed`].
-fn tablenet_fanout(p: Plan, typed: bool) -> Fanout {
+pub fn tablenet_fanout(p: Plan, typed: bool) -> Fanout {
     let server_net = lossless_network();
     let mut client_config = lossless_config();
     client_config.raw_messages = typed;
@@ -145,7 +145,7 @@ fn tablenet_fanout(p: Plan, typed: bool) -> Fanout {
 /// thread per client (BufReader, decode every frame), and a broadcaster that
 /// encodes each message once and writes it to each client with one
 /// `write_all` (TCP_NODELAY on both ends).
-fn raw_fanout(p: Plan) -> Fanout {
+pub fn raw_fanout(p: Plan) -> Fanout {
     let listener = raw_listener(4096);
     let addr = listener.local_addr().expect("addr");
     let deliveries = Arc::new(AtomicU64::new(0));
@@ -308,7 +308,7 @@ const TOKIO_QUEUE: usize = 256;
 /// queued (`recv_many`), `feed`s it to its `FramedWrite` and flushes once.
 /// The client application has one spawned task per connection that decodes
 /// and counts every frame until the end marker.
-fn tokio_fanout(p: Plan, flavor: Flavor) -> Fanout {
+pub fn tokio_fanout(p: Plan, flavor: Flavor) -> Fanout {
     let (addr_tx, addr_rx) = mpsc::channel();
     let (accepted_tx, accepted_rx) = mpsc::channel();
     let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
@@ -422,7 +422,7 @@ async fn tokio_writer(stream: tokio::net::TcpStream, mut rx: tokio::sync::mpsc::
     }
 }
 
-fn describe(f: &Fanout) -> String {
+pub fn describe(f: &Fanout) -> String {
     format!(
         "{} deliveries/s ({} messages x clients = {} in {:.2} s)",
         fmt_si(f.per_sec()),

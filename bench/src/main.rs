@@ -8,7 +8,8 @@
 //! cargo run --release -p tablenet-bench -- broadcast [--clients N] [--calls N] [--gap-ms G]
 //! cargo run --release -p tablenet-bench -- pressure [--quick] [--max-frame BYTES] [--overwrite] [--no-flood] SCENARIO...
 //! ```
-//! SCENARIO: stream, pingpong, fanout, connections, large, or all.
+//! SCENARIO: stream, pingpong, fanout, connections, large, or all; or the
+//! sweeps sizes and scaling, which `all` leaves out.
 //! See bench/README.md.
 
 mod broadcast;
@@ -18,6 +19,7 @@ mod connections;
 mod fanout;
 mod pingpong;
 mod pressure;
+mod scaling;
 mod sides;
 mod stream;
 mod tokio_side;
@@ -29,18 +31,22 @@ use common::{Figure, Opts};
 
 const SCENARIOS: [&str; 5] = ["stream", "pingpong", "fanout", "connections", "large"];
 
+/// Sweeps, run only when named (not part of `all`).
+const SWEEPS: [&str; 2] = ["sizes", "scaling"];
+
 fn usage() -> ! {
     eprintln!(
         "usage: tablenet-bench [--quick] [--reps N] [--side S] [--svg FILE] SCENARIO...\n\
          \x20      tablenet-bench chart RESULTS.txt OUT.svg\n\
          \x20      tablenet-bench broadcast [--clients N] [--calls N] [--gap-ms G]\n\
          \x20      tablenet-bench pressure [--quick] [--max-frame BYTES] [--overwrite] [--no-flood] game|partial|amplify|bulk|all\n\
-         SCENARIO: {} or all\n\
+         SCENARIO: {} or all; or the sweeps {} (not in all)\n\
          --quick   smaller workloads and 3 reps (checks that everything runs; also TABLENET_BENCH_QUICK=1)\n\
          --reps N  repetitions per side (default 5)\n\
          --side S  run only side S (repeatable; tablenet, tablenet_typed, tablenet_aes, tablenet_inline, raw, message_io, tokio, tokio_ct), e.g. to profile it\n\
          --svg F   draw the comparison chart of this run to F",
-        SCENARIOS.join(", ")
+        SCENARIOS.join(", "),
+        SWEEPS.join(", ")
     );
     std::process::exit(2)
 }
@@ -79,7 +85,7 @@ fn main() {
             "--side" => only.push(it.next().unwrap_or_else(|| usage())),
             "--svg" => svg = Some(PathBuf::from(it.next().unwrap_or_else(|| usage()))),
             "all" => scenarios.extend(SCENARIOS.iter().map(|s| s.to_string())),
-            s if SCENARIOS.contains(&s) => scenarios.push(a),
+            s if SCENARIOS.contains(&s) || SWEEPS.contains(&s) => scenarios.push(a),
             "-h" | "--help" => usage(),
             _ => {
                 eprintln!("unknown argument: {a}");
@@ -112,6 +118,8 @@ fn main() {
             "fanout" => fanout::run(&opts),
             "connections" => connections::run(&opts),
             "large" => stream::run_large(&opts),
+            "sizes" => stream::run_sizes(&opts),
+            "scaling" => scaling::run(&opts),
             _ => unreachable!(),
         };
         println!("   ({s} took {:.1} s)", started.elapsed().as_secs_f64());

@@ -528,3 +528,106 @@ pub fn run_large(opts: &Opts) -> Vec<Figure> {
     );
     figures
 }
+
+/// The payload sizes of `sizes`: 64 B to 1 MiB, and their labels (the
+/// suffix of the metric names, which the chart reads back as the x value).
+pub const SIZES: [(usize, &str); 6] = [
+    (64, "64B"),
+    (1024, "1KiB"),
+    (16 * 1024, "16KiB"),
+    (64 * 1024, "64KiB"),
+    (256 * 1024, "256KiB"),
+    (1024 * 1024, "1MiB"),
+];
+
+/// The `sizes` sweep: `large`'s one-way stream of `{Blob=<bytes>}` at each
+/// of [`SIZES`], for tablenet, raw and tokio (multi-thread). Each size is
+/// its own alternating run; a repetition sends at most a fixed byte budget
+/// and stops after about a second, so every point costs about the same.
+pub fn run_sizes(opts: &Opts) -> Vec<Figure> {
+    let load_before = load_average();
+    let budget: usize = opts.pick(1_000_000_000, 300_000_000);
+    let cap = opts.pick(Duration::from_secs(1), Duration::from_millis(400));
+    let mut figures = Vec::new();
+    let mut notes = vec![
+        format!(
+            "one client -> server, tables {{Blob=<N-byte string>}}, at most {budget} bytes of Blob per rep and sending stops after {cap:?}; {} reps each per size, alternating; MB/s of Blob payload (1 MB = 10^6 bytes) and tables/s",
+            opts.reps
+        ),
+        "the sides are large's: tablenet (lossless ring, default Config: 16 MiB frames), raw (BufWriter/BufReader 64 KiB), tokio multi-thread (FramedWrite/FramedRead 64 KiB)".into(),
+    ];
+    for (size, label) in SIZES {
+        let w = Workload {
+            value: blob_value(size),
+            plain: blob_plain(size),
+            count: (budget / size).max(200) as u64,
+            cap,
+        };
+        let mut sides = [
+            Side::new("tablenet", || tablenet_stream(&w, None)),
+            Side::new("raw", || raw_stream(&w)),
+            Side::new("tokio", || tokio_stream(&w, Flavor::Multi)),
+        ];
+        let describe = |t: &Transfer| {
+            format!(
+                "{:.0} MB/s, {} tables/s ({} tables in {:.2} s)",
+                mb_per_s(t, size),
+                fmt_si(t.per_sec()),
+                t.msgs,
+                t.secs
+            )
+        };
+        let r = alternate(&format!("sizes {label}"), opts, &mut sides, describe);
+        let mbs: Vec<Vec<f64>> = r
+            .iter()
+            .map(|v| v.iter().map(|t| mb_per_s(t, size)).collect())
+            .collect();
+        let rates: Vec<Vec<f64>> = r
+            .iter()
+            .map(|v| v.iter().map(Transfer::per_sec).collect())
+            .collect();
+        let m = |v: &[f64]| Some(median(v)).filter(|x| x.is_finite());
+        figures.push(
+            Figure::new(
+                "sizes",
+                &format!("mb_per_s_{label}"),
+                "MB_per_s",
+                m(&mbs[0]),
+                m(&mbs[1]),
+                None,
+            )
+            .with_tokio(m(&mbs[2]), None),
+        );
+        figures.push(
+            Figure::new(
+                "sizes",
+                &format!("msgs_per_s_{label}"),
+                "msgs_per_s",
+                m(&rates[0]),
+                m(&rates[1]),
+                None,
+            )
+            .with_tokio(m(&rates[2]), None),
+        );
+        let min = |v: &[Transfer]| v.iter().map(|t| t.msgs).min().unwrap_or(0);
+        notes.push(format!(
+            "{label}: tables per rep tablenet>={} raw>={} tokio>={}",
+            min(&r[0]),
+            min(&r[1]),
+            min(&r[2])
+        ));
+        for (i, name) in ["tablenet", "raw", "tokio"].iter().enumerate() {
+            notes.push(reps_line(&format!("{name} {label}"), &mbs[i], "MB/s"));
+        }
+    }
+    notes.push(format!(
+        "load average (1, 5, 15 min) before: {load_before}; after: {}",
+        load_average()
+    ));
+    report(
+        "sizes: one-way MB/s and tables/s against the payload size (higher is better)",
+        &notes,
+        &figures,
+    );
+    figures
+}
