@@ -39,6 +39,16 @@ pub struct ConnRep {
 }
 
 impl ConnRep {
+    /// One repetition as the scenarios print it.
+    pub fn describe(&self) -> String {
+        format!(
+            "setup {:.0} ms, {:.2} KiB/conn, threads +{}",
+            self.setup_ms,
+            self.kib_per_conn(),
+            self.threads_added()
+        )
+    }
+
     pub fn kib_per_conn(&self) -> f64 {
         (self.rss_after_kib - self.rss_before_kib) / self.n
     }
@@ -104,15 +114,7 @@ pub fn run(opts: &Opts) -> Vec<Figure> {
         .iter()
         .map(|&s| Side::new(s, move || one_rep(s, n, wave)))
         .collect();
-    let describe = |r: &ConnRep| {
-        format!(
-            "setup {:.0} ms, {:.2} KiB/conn, threads +{}",
-            r.setup_ms,
-            r.kib_per_conn(),
-            r.threads_added()
-        )
-    };
-    let r = alternate("connections", opts, &mut sides, describe);
+    let r = alternate("connections", opts, &mut sides, ConnRep::describe);
     let med = |i: usize, f: fn(&ConnRep) -> f64| median(&r[i].iter().map(f).collect::<Vec<_>>());
     let setup = |i| med(i, |c| c.setup_ms);
     let kib = |i| med(i, ConnRep::kib_per_conn);

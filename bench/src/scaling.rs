@@ -143,15 +143,12 @@ pub fn run(opts: &Opts) -> Vec<Figure> {
         let mut sides = [Side::new("tablenet", move || {
             connections::one_rep("tablenet", n, 600)
         })];
-        let describe = |r: &ConnRep| {
-            format!(
-                "setup {:.0} ms, {:.2} KiB/conn, threads +{}",
-                r.setup_ms,
-                r.kib_per_conn(),
-                r.threads_added()
-            )
-        };
-        let r = alternate(&format!("scaling idle {n}"), opts, &mut sides, describe);
+        let r = alternate(
+            &format!("scaling idle {n}"),
+            opts,
+            &mut sides,
+            ConnRep::describe,
+        );
         let kib: Vec<f64> = r[0].iter().map(ConnRep::kib_per_conn).collect();
         let setup: Vec<f64> = r[0].iter().map(|c| c.setup_ms).collect();
         let m = |v: &[f64]| Some(median(v)).filter(|x| x.is_finite());
