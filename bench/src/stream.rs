@@ -587,28 +587,23 @@ pub fn run_sizes(opts: &Opts) -> Vec<Figure> {
             .map(|v| v.iter().map(Transfer::per_sec).collect())
             .collect();
         let m = |v: &[f64]| Some(median(v)).filter(|x| x.is_finite());
-        figures.push(
-            Figure::new(
-                "sizes",
-                &format!("mb_per_s_{label}"),
-                "MB_per_s",
-                m(&mbs[0]),
-                m(&mbs[1]),
-                None,
-            )
-            .with_tokio(m(&mbs[2]), None),
-        );
-        figures.push(
-            Figure::new(
-                "sizes",
-                &format!("msgs_per_s_{label}"),
-                "msgs_per_s",
-                m(&rates[0]),
-                m(&rates[1]),
-                None,
-            )
-            .with_tokio(m(&rates[2]), None),
-        );
+        // Sides in order: tablenet, raw, tokio.
+        for (metric, unit, v) in [
+            ("mb_per_s", "MB_per_s", &mbs),
+            ("msgs_per_s", "msgs_per_s", &rates),
+        ] {
+            figures.push(
+                Figure::new(
+                    "sizes",
+                    &format!("{metric}_{label}"),
+                    unit,
+                    m(&v[0]),
+                    m(&v[1]),
+                    None,
+                )
+                .with_tokio(m(&v[2]), None),
+            );
+        }
         let min = |v: &[Transfer]| v.iter().map(|t| t.msgs).min().unwrap_or(0);
         notes.push(format!(
             "{label}: tables per rep tablenet>={} raw>={} tokio>={}",
