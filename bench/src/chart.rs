@@ -223,11 +223,11 @@ struct Panel {
 enum XUnit {
     /// `64B`, `16KiB`, `1MiB`.
     Bytes,
-    /// `100clients`, `10000conns`.
+    /// `100clients`, `10000conns`, `2threads`.
     Count(&'static str),
 }
 
-const PANELS: [Panel; 4] = [
+const PANELS: [Panel; 6] = [
     Panel {
         scenario: "sizes",
         prefix: "mb_per_s_",
@@ -259,6 +259,22 @@ const PANELS: [Panel; 4] = [
         title: "idle connections: server RSS per connection",
         x_desc: "connections",
         y_desc: "KiB per connection (lower is better)",
+    },
+    Panel {
+        scenario: "threads",
+        prefix: "deliveries_",
+        x_unit: XUnit::Count("threads"),
+        title: "fanout, 1,000 clients: deliveries/s against IO threads",
+        x_desc: "IO threads per network (Config::io_threads)",
+        y_desc: "deliveries/s (higher is better)",
+    },
+    Panel {
+        scenario: "threads",
+        prefix: "setup_ms_",
+        x_unit: XUnit::Count("threads"),
+        title: "10,000 connections: setup time against the clients' IO threads",
+        x_desc: "IO threads of the clients' network",
+        y_desc: "ms until the server saw all (lower is better)",
     },
 ];
 

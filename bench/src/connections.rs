@@ -206,18 +206,30 @@ pub fn run(opts: &Opts) -> Vec<Figure> {
 // ---------------------------------------------------------------------------
 // The server process.
 
+/// A side's name and its IO threads: `tablenet@4` is the `tablenet` side
+/// with `Config::io_threads = 4` in both processes (default 1).
+fn side_threads(side: &str) -> (&str, usize) {
+    match side.split_once('@') {
+        Some((name, n)) => (name, n.parse().expect("IO threads after @")),
+        None => (side, 1),
+    }
+}
+
 /// Entry point of `__conn-server SIDE N WAVE`.
 pub fn server_main(args: &[String]) {
-    let side = args.first().expect("side").as_str();
+    let full = args.first().expect("side").as_str();
+    let (side, io_threads) = side_threads(full);
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).expect("N");
     let wave: usize = args.get(2).and_then(|s| s.parse().ok()).expect("WAVE");
     match side {
         "tablenet" | "tablenet_aes" => {
             let key = (side == "tablenet_aes").then_some(AES256_KEY);
-            let net = lossless_network();
+            let mut config = lossless_config();
+            config.io_threads = io_threads;
+            let net = Network::with_config(config).expect("valid config");
             let server = net.server("127.0.0.1", 0, key).expect("server");
             let mut conns = Vec::with_capacity(n);
-            serve(side, server.port(), n, wave, || {
+            serve(full, server.port(), n, wave, || {
                 let before = conns.len();
                 for event in net.wait_events(Duration::from_secs(10)) {
                     match event.kind {
@@ -343,7 +355,7 @@ fn reserve_descriptors(n: usize) {
 
 /// Entry point of `__conn-clients SIDE PORT N`.
 pub fn clients_main(args: &[String]) {
-    let side = args.first().expect("side").as_str();
+    let (side, io_threads) = side_threads(args.first().expect("side"));
     let port: u16 = args.get(1).and_then(|s| s.parse().ok()).expect("PORT");
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).expect("N");
     // Before any thread exists (see reserve_descriptors); a few spare slots
@@ -353,7 +365,9 @@ pub fn clients_main(args: &[String]) {
     let mut connect: Box<dyn FnMut()> = match side {
         "tablenet" | "tablenet_aes" => {
             let key = (side == "tablenet_aes").then_some(AES256_KEY);
-            let net = Network::new();
+            let mut config = tablenet::Config::default();
+            config.io_threads = io_threads;
+            let net = Network::with_config(config).expect("valid config");
             // Drain (and drop) the client-side events.
             let drain = net.clone();
             std::thread::spawn(move || {

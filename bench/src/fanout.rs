@@ -49,9 +49,18 @@ impl Fanout {
 /// Rust struct, `broadcast_serialized` and `Config::raw_messages` with each
 /// `Message` decoded into an owned [`Seed`].
 pub fn tablenet_fanout(p: Plan, typed: bool) -> Fanout {
-    let server_net = lossless_network();
+    tablenet_fanout_on(p, typed, 1)
+}
+
+/// [`tablenet_fanout`] with `io_threads` IO threads in each network (the
+/// server's connections stay on one, as its server does; the clients spread).
+pub fn tablenet_fanout_on(p: Plan, typed: bool, io_threads: usize) -> Fanout {
+    let mut server_config = lossless_config();
+    server_config.io_threads = io_threads;
+    let server_net = tablenet::Network::with_config(server_config).expect("valid config");
     let mut client_config = lossless_config();
     client_config.raw_messages = typed;
+    client_config.io_threads = io_threads;
     let client_net = tablenet::Network::with_config(client_config).expect("valid config");
     let server = server_net.server("127.0.0.1", 0, None).expect("server");
     let clients: Vec<_> = (0..p.clients)

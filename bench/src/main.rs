@@ -9,7 +9,7 @@
 //! cargo run --release -p tablenet-bench -- pressure [--quick] [--max-frame BYTES] [--overwrite] [--no-flood] SCENARIO...
 //! ```
 //! SCENARIO: stream, pingpong, fanout, connections, large, or all; or the
-//! sweeps sizes and scaling, which `all` leaves out.
+//! sweeps sizes, scaling and threads, which `all` leaves out.
 //! See bench/README.md.
 
 mod broadcast;
@@ -22,6 +22,7 @@ mod pressure;
 mod scaling;
 mod sides;
 mod stream;
+mod threads;
 mod tokio_side;
 
 use std::path::PathBuf;
@@ -32,7 +33,7 @@ use common::{Figure, Opts};
 const SCENARIOS: [&str; 5] = ["stream", "pingpong", "fanout", "connections", "large"];
 
 /// Sweeps, run only when named (not part of `all`).
-const SWEEPS: [&str; 2] = ["sizes", "scaling"];
+const SWEEPS: [&str; 3] = ["sizes", "scaling", "threads"];
 
 fn usage() -> ! {
     eprintln!(
@@ -120,6 +121,7 @@ fn main() {
             "large" => stream::run_large(&opts),
             "sizes" => stream::run_sizes(&opts),
             "scaling" => scaling::run(&opts),
+            "threads" => threads::run(&opts),
             _ => unreachable!(),
         };
         println!("   ({s} took {:.1} s)", started.elapsed().as_secs_f64());

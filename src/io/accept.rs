@@ -143,13 +143,16 @@ impl Driver {
             .keying
             .as_deref()
             .map(|keying| Handshake::server(&keying.key, keying.suite));
-        let link = Arc::new(Link::new(
-            id,
-            Role::Accepted(server.id),
-            peer,
-            server.keying.clone(),
-            self.net.clone(),
-        ));
+        let link = Arc::new(
+            Link::new(
+                id,
+                Role::Accepted(server.id),
+                peer,
+                server.keying.clone(),
+                self.net.clone(),
+            )
+            .on_shard(self.shard),
+        );
         // On Linux the accepted socket inherited the listener's options.
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         self.configure(&stream);
@@ -228,13 +231,16 @@ impl Driver {
         };
         let object = ObjectId::Server(server.id);
         self.report_failure(token(server.id.0), object, error, Some(peer));
-        let link = Arc::new(Link::new(
-            next_socket_id(),
-            Role::Accepted(server.id),
-            peer,
-            None,
-            self.net.clone(),
-        ));
+        let link = Arc::new(
+            Link::new(
+                next_socket_id(),
+                Role::Accepted(server.id),
+                peer,
+                None,
+                self.net.clone(),
+            )
+            .on_shard(self.shard),
+        );
         let stream = Arc::new(stream);
         {
             let mut out = link.lock();

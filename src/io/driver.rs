@@ -21,6 +21,8 @@ pub(super) struct Driver {
     pub(super) poll: Poll,
     events: Option<Events>,
     pub(super) net: Arc<NetShared>,
+    /// Which of the network's reactors this is (`Config::io_threads`).
+    pub(super) shard: usize,
     /// Every session's limits and timers, from the network's config.
     pub(super) session_config: SessionConfig,
     pub(super) listeners: TokenMap<ListenerIo>,
@@ -67,7 +69,7 @@ impl Reactor for Driver {
 }
 
 impl Driver {
-    pub(super) fn new(poll: Poll, net: Arc<NetShared>) -> Driver {
+    pub(super) fn new(poll: Poll, net: Arc<NetShared>, shard: usize) -> Driver {
         let config = &net.config;
         let session_config = SessionConfig::new(config.limits)
             .with_handshake_timeout(config.handshake_timeout)
@@ -86,6 +88,7 @@ impl Driver {
             poll,
             events: Some(Events::with_capacity(1024)),
             net,
+            shard,
             session_config,
             listeners: TokenMap::default(),
             links: TokenMap::default(),
@@ -189,7 +192,7 @@ impl Driver {
     // ------------------------------------------------------------ commands
 
     fn handle_commands(&mut self) {
-        for command in self.net.take_commands() {
+        for command in self.net.take_commands(self.shard) {
             match command {
                 Command::Listen(server, listener) => self.add_listener(server, listener),
                 Command::Connect(link) => self.connect(link),

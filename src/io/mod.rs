@@ -1,5 +1,14 @@
-//! The IO driver: one mio reactor moving bytes between sockets and each
+//! The IO driver: mio reactors moving bytes between sockets and each
 //! connection's sans-IO [`Session`](crate::proto::session::Session).
+//!
+//! A network runs `Config::io_threads` reactors (one by default), each on a
+//! thread of its own with its own poller, waker and command queue. Every
+//! server and client is given to one when it is created and stays there
+//! with all its connections, so a connection's events keep their order and
+//! each server's limits are kept in one place; the reactors share only the
+//! ring (each fills at most its share of the free room before asking
+//! again) and the memory budget (memory one frees wakes the others that
+//! wait for it).
 //!
 //! It parses nothing itself: preambles, handshakes, frames, timers and
 //! closes are decided by the session; the driver reads and writes sockets,
@@ -37,20 +46,48 @@ use driver::Driver;
 /// The token of the IO thread's waker (socket ids start at 1).
 const WAKER: Token = Token(0);
 
-/// Starts a network's IO: a reactor and its waker, run on a thread of its
-/// own, or handed back to be driven inline (`Config::inline_io`).
+/// Starts a network's IO: a reactor and its waker for each of
+/// `Config::io_threads`, each run on a thread of its own, or one handed back
+/// to be driven inline (`Config::inline_io`).
 pub(crate) fn start(net: &Arc<NetShared>) -> Result<Started, Error> {
-    let poll = mio::Poll::new().map_err(|e| Error::io("create poller", &e))?;
-    let waker =
-        mio::Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", &e))?;
-    net.install_waker(waker);
-    let driver = Driver::new(poll, net.clone());
-    if net.config.inline_io {
+    let mut drivers = Vec::with_capacity(net.reactors());
+    for shard in 0..net.reactors() {
+        let poll = mio::Poll::new().map_err(|e| Error::io("create poller", &e))?;
+        let waker =
+            mio::Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", &e))?;
+        net.install_waker(shard, waker);
+        drivers.push(Driver::new(poll, net.clone(), shard));
+    }
+    if net.config.inline_io
+        && let Some(driver) = drivers.pop()
+    {
         return Ok(Started::Inline(Box::new(driver)));
     }
-    std::thread::Builder::new()
-        .name("tablenet-io".into())
-        .spawn(move || driver.run())
-        .map(Started::Thread)
-        .map_err(|e| Error::io("spawn IO thread", &e))
+    let single = drivers.len() == 1;
+    let mut handles = Vec::with_capacity(drivers.len());
+    for (shard, driver) in drivers.into_iter().enumerate() {
+        let name = if single {
+            "tablenet-io".to_owned()
+        } else {
+            format!("tablenet-io-{shard}")
+        };
+        match std::thread::Builder::new()
+            .name(name)
+            .spawn(move || driver.run())
+        {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                // Those started stop at the network's shutdown, which this
+                // error leads to (the network is unusable without them all).
+                if !handles.is_empty() {
+                    net.command_all(|| crate::shared::Command::Shutdown(std::time::Instant::now()));
+                }
+                for handle in handles {
+                    let _ = handle.join();
+                }
+                return Err(Error::io("spawn IO thread", &e));
+            }
+        }
+    }
+    Ok(Started::Threads(handles))
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::driver::Driver;
 use super::link_io::Held;
+use crate::shared::Command;
 
 /// Least time between two looks for a stalled frame to close, so that many
 /// links waiting for memory do not each scan every link.
@@ -147,8 +148,23 @@ impl Driver {
             self.net.budget.charge(after - before);
         } else {
             self.net.budget.release(before - after);
-            // Links waiting for memory may fit now.
+            // Links waiting for memory may fit now, here or on another
+            // reactor.
             self.resume_soon |= self.budget_waiting;
+            let others = self.net.budget.take_waiting_except(self.shard);
+            for shard in (0..64).filter(|s| others & (1 << s) != 0) {
+                self.net.command(shard, Command::Resume);
+            }
+        }
+    }
+
+    /// A link paused for want of memory budget: resume when the application
+    /// takes events, or when this or another reactor frees memory.
+    pub(super) fn wait_for_budget(&mut self) {
+        self.budget_waiting = true;
+        self.net.ring.resume_at_next_take();
+        if self.net.reactors() > 1 {
+            self.net.budget.note_waiting(self.shard);
         }
     }
 

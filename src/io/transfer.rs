@@ -168,8 +168,7 @@ impl Driver {
                 }
                 // No memory budget for more of this link: wait until the
                 // application takes events or other links free memory.
-                self.budget_waiting = true;
-                self.net.ring.resume_at_next_take();
+                self.wait_for_budget();
                 self.pause_link(t);
                 return;
             };
@@ -243,8 +242,7 @@ impl Driver {
                     return false;
                 }
                 if self.net.budget.free().saturating_sub(self.pending_bytes) < size {
-                    self.budget_waiting = true;
-                    self.net.ring.resume_at_next_take();
+                    self.wait_for_budget();
                     self.pause_link(t);
                     return false;
                 }

@@ -9,9 +9,9 @@ use super::BigIntegers;
 use crate::net::{Config, OverflowPolicy};
 
 /// The options `network.New` knows, as documented in bindings/lua/README.md.
-const OPTIONS: &str = "Lossless, InlineIo, NoDelay, EventCapacity, EventBytes, SendQueueBytes, \
-                       MaxConnections, MaxFrameSize, MaxDepth, HandshakeTimeout, Linger, \
-                       Heartbeat, IdleTimeout, Keepalive, ConnectionEvents, MemoryBudget, \
+const OPTIONS: &str = "Lossless, InlineIo, IoThreads, NoDelay, EventCapacity, EventBytes, \
+                       SendQueueBytes, MaxConnections, MaxFrameSize, MaxDepth, HandshakeTimeout, \
+                       Linger, Heartbeat, IdleTimeout, Keepalive, ConnectionEvents, MemoryBudget, \
                        FrameTimeout, MaxHandshaking, MaxConnectionsPerAddress, \
                        FailureReportsPerSecond, HandshakeBudget, BigIntegers";
 
@@ -54,6 +54,7 @@ pub(super) fn from_lua(options: &LuaValue) -> Result<(Config, BigIntegers), Stri
                 }
             }
             "InlineIo" => config.inline_io = read.boolean(&value)?,
+            "IoThreads" => config.io_threads = read.count(&value)?,
             "NoDelay" => config.nodelay = read.boolean(&value)?,
             "EventCapacity" => config.event_capacity = read.count(&value)?,
             "EventBytes" => config.event_bytes = read.count(&value)?,

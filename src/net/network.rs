@@ -234,10 +234,11 @@ impl Network {
             local,
             conns: Mutex::new(HashMap::new()),
             keying,
+            shard: self.shared.pick_reactor(),
         });
         let listener = mio::net::TcpListener::from_std(listener);
         self.shared
-            .command(Command::Listen(shared.clone(), listener));
+            .command(shared.shard, Command::Listen(shared.clone(), listener));
         Ok(Server {
             shared,
             net: self.shared.clone(),
@@ -270,10 +271,12 @@ impl Network {
             first,
             keying,
             self.shared.clone(),
-        );
+        )
+        .on_shard(self.shared.pick_reactor());
         link.fallbacks = addrs.collect();
         let link = Arc::new(link);
-        self.shared.command(Command::Connect(link.clone()));
+        self.shared
+            .command(link.shard, Command::Connect(link.clone()));
         Ok(Client { link })
     }
 

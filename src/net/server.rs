@@ -209,6 +209,7 @@ impl Server {
         let mut settle = |i: usize, link: &Link, result: Result<bool, SendError>| {
             let result = result.map(|flush| {
                 if flush {
+                    debug_assert_eq!(link.shard, self.shared.shard, "on its server's reactor");
                     wake.push(link.id);
                 }
             });
@@ -226,8 +227,10 @@ impl Server {
         for (i, link) in busy {
             settle(i, link, link.queue_shared(&frame));
         }
+        // A server's connections all live on its reactor.
         if !wake.is_empty() {
-            self.net.command(Command::FlushMany(wake));
+            self.net
+                .command(self.shared.shard, Command::FlushMany(wake));
         }
     }
 
@@ -309,7 +312,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.net.command(Command::CloseServer(self.shared.id));
+        self.net
+            .command(self.shared.shard, Command::CloseServer(self.shared.id));
     }
 }
 

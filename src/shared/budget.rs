@@ -6,13 +6,16 @@
 //! before adding is enough); the application's thread releases as it takes
 //! events.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Bytes held for peers, against a fixed limit.
 #[derive(Debug)]
 pub(crate) struct Budget {
     limit: usize,
     used: AtomicUsize,
+    /// Reactors (bit `shard`, `Config::io_threads` <= 64) with a link
+    /// paused for want of budget: memory another reactor frees resumes them.
+    waiting: AtomicU64,
 }
 
 impl Budget {
@@ -20,6 +23,7 @@ impl Budget {
         Budget {
             limit,
             used: AtomicUsize::new(0),
+            waiting: AtomicU64::new(0),
         }
     }
 
@@ -56,6 +60,22 @@ impl Budget {
                 });
         }
     }
+
+    /// Reactor `shard` has a link waiting for budget.
+    pub(crate) fn note_waiting(&self, shard: usize) {
+        self.waiting.fetch_or(1 << (shard % 64), Ordering::AcqRel);
+    }
+
+    /// The reactors other than `shard` that wait for budget (bit per
+    /// reactor), no longer marked as waiting: a release by `shard` may
+    /// let them go on, and they are told so.
+    pub(crate) fn take_waiting_except(&self, shard: usize) -> u64 {
+        let own = 1u64 << (shard % 64);
+        if self.waiting.load(Ordering::Acquire) & !own == 0 {
+            return 0;
+        }
+        self.waiting.fetch_and(own, Ordering::AcqRel) & !own
+    }
 }
 
 #[cfg(test)]
@@ -71,5 +91,15 @@ mod tests {
         assert_eq!(b.free(), 0);
         b.release(200);
         assert_eq!((b.used(), b.free()), (0, 100));
+    }
+
+    #[test]
+    fn a_release_tells_the_other_waiting_reactors_once() {
+        let b = Budget::new(100);
+        b.note_waiting(0);
+        b.note_waiting(2);
+        assert_eq!(b.take_waiting_except(2), 0b001, "reactor 0 is told");
+        assert_eq!(b.take_waiting_except(2), 0, "and only once");
+        assert_eq!(b.take_waiting_except(0), 0b100, "reactor 2 still waits");
     }
 }

@@ -189,6 +189,19 @@ pub struct Config {
     /// meanwhile just wait for the events it produces. At shutdown (or when
     /// the last handle is dropped) a short-lived thread flushes what is left.
     pub inline_io: bool,
+    /// How many background IO threads (reactors) this network runs
+    /// (default 1; at most 64; 1 with `inline_io`). Each server and each
+    /// client is given to one of them in turn when it is created, and
+    /// keeps it: a server's listener, handshakes and accepted connections
+    /// all live on its thread, so the order of each connection's events and
+    /// every per-server limit are as with one thread. More threads help a
+    /// process with many clients, or several servers, on several cores; one
+    /// server's connections share one thread (run one server per thread on
+    /// the same port range, or several networks, to spread them). The ring,
+    /// the memory budget and the room each thread may fill in the ring
+    /// before asking again are shared: each thread asks for at most its
+    /// share (`1 / io_threads`) of the ring's free room at a time.
+    pub io_threads: usize,
     /// Deliver received messages as their bytes (default false). When on,
     /// messages that would be decoded on taking them (those up to 4 KiB, and
     /// larger ones too dense to decode on the IO thread) arrive as
@@ -228,6 +241,7 @@ impl Default for Config {
             idle_timeout: None,
             cipher: None,
             inline_io: false,
+            io_threads: 1,
             raw_messages: false,
         }
     }
@@ -344,6 +358,16 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(invalid("max_connections", "at least 1", 0));
+        }
+        if !(1..=64).contains(&self.io_threads) {
+            return Err(invalid("io_threads", "1..=64", self.io_threads));
+        }
+        if self.inline_io && self.io_threads > 1 {
+            return Err(invalid(
+                "io_threads",
+                "1 with inline_io (one reactor, driven by the application)",
+                self.io_threads,
+            ));
         }
         if !(1..=65_535).contains(&self.listen_backlog) {
             return Err(invalid("listen_backlog", "1..=65535", self.listen_backlog));

@@ -124,6 +124,9 @@ pub(crate) struct Link {
     pub(crate) received: AtomicBool,
     pub(crate) net: Arc<NetShared>,
     pub(crate) created: Instant,
+    /// The IO thread (reactor) that drives it, for its whole life
+    /// (`Config::io_threads`): its client's, or its server's.
+    pub(crate) shard: usize,
 }
 
 impl Link {
@@ -146,7 +149,14 @@ impl Link {
             received: AtomicBool::new(false),
             net,
             created: Instant::now(),
+            shard: 0,
         }
+    }
+
+    /// The link, driven by IO thread `shard`.
+    pub(crate) fn on_shard(mut self, shard: usize) -> Link {
+        self.shard = shard;
+        self
     }
 
     /// The `i`-th address to try: `peer`, then the fallbacks.
@@ -191,7 +201,7 @@ impl Link {
         let wake = was_empty && out.state == State::Open;
         drop(out);
         if wake {
-            self.net.command(Command::Flush(self.id));
+            self.net.command(self.shard, Command::Flush(self.id));
         }
         Ok(())
     }
@@ -326,7 +336,7 @@ impl Link {
         out.state = State::Closing;
         self.notify_writable(&mut out);
         drop(out);
-        self.net.command(Command::Close(self.id));
+        self.net.command(self.shard, Command::Close(self.id));
         true
     }
 

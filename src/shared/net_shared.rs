@@ -2,6 +2,7 @@
 //! handles send to the IO thread.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -79,19 +80,19 @@ pub(crate) trait Reactor: Send {
 
 /// How a network's IO was started.
 pub(crate) enum Started {
-    /// On a thread of its own, which ends after shutdown.
-    Thread(JoinHandle<()>),
+    /// On threads of their own (one per reactor), which end after shutdown.
+    Threads(Vec<JoinHandle<()>>),
     /// Inline IO: a reactor the application's threads drive.
     Inline(Box<dyn Reactor>),
 }
 
 /// Starts a network's IO (the driver provides it: `io::start`). It installs
-/// the waker with [`NetShared::install_waker`].
+/// each reactor's waker with [`NetShared::install_waker`].
 pub(crate) type StartIo = fn(&Arc<NetShared>) -> Result<Started, Error>;
 
 #[derive(Default)]
 struct IoThread {
-    handle: Option<JoinHandle<()>>,
+    handles: Vec<JoinHandle<()>>,
     started: bool,
     shut_down: bool,
 }
@@ -101,8 +102,10 @@ pub(crate) struct NetShared {
     pub(crate) ring: Ring,
     /// What peers make this network hold, against `Config::memory_budget`.
     pub(crate) budget: Arc<Budget>,
-    commands: Mutex<Vec<Command>>,
-    waker: OnceLock<mio::Waker>,
+    /// Each reactor's commands and waker (`Config::io_threads` of them).
+    reactors: Box<[ReactorSlot]>,
+    /// The reactor the next server or client is given to.
+    next_reactor: AtomicUsize,
     io: Mutex<IoThread>,
     /// Starts the IO on first use.
     start: StartIo,
@@ -114,6 +117,13 @@ pub(crate) struct NetShared {
     /// The static key pair of this network's keyed clients, made on first
     /// use (it carries no identity; see `ClientStatic`).
     client_static: OnceLock<crate::proto::secure::ClientStatic>,
+}
+
+/// One reactor's mailbox: the commands for it and the waker that tells it.
+#[derive(Default)]
+struct ReactorSlot {
+    commands: Mutex<Vec<Command>>,
+    waker: OnceLock<mio::Waker>,
 }
 
 impl NetShared {
@@ -130,6 +140,11 @@ impl NetShared {
 
     pub(crate) fn new(config: Config, start: StartIo) -> Arc<NetShared> {
         let budget = Arc::new(Budget::new(config.memory_budget));
+        let reactors = if config.inline_io {
+            1
+        } else {
+            config.io_threads.max(1)
+        };
         let ring = Ring::new(
             config.event_capacity,
             config.event_bytes,
@@ -138,13 +153,14 @@ impl NetShared {
             budget.clone(),
         )
         .with_raw_messages(config.raw_messages)
-        .with_minor_rate(config.failure_reports_per_second);
+        .with_minor_rate(config.failure_reports_per_second)
+        .with_producers(reactors);
         let shared = Arc::new(NetShared {
             config,
             ring,
             budget,
-            commands: Mutex::new(Vec::new()),
-            waker: OnceLock::new(),
+            reactors: (0..reactors).map(|_| ReactorSlot::default()).collect(),
+            next_reactor: AtomicUsize::new(0),
             io: Mutex::new(IoThread::default()),
             start,
             abandoned: Mutex::new(Vec::new()),
@@ -155,13 +171,15 @@ impl NetShared {
         let weak = Arc::downgrade(&shared);
         shared.ring.set_resume(Some(Arc::new(move || {
             if let Some(net) = weak.upgrade() {
-                net.command(Command::Resume);
+                net.command_all(|| Command::Resume);
             }
         })));
         let weak = Arc::downgrade(&shared);
         shared.ring.set_fail(Some(Arc::new(move |id, error| {
             if let Some(net) = weak.upgrade() {
-                net.command(Command::Fail(id, error));
+                // Which reactor holds it is not known here: it is rare,
+                // and the others ignore an id they do not hold.
+                net.command_all(|| Command::Fail(id, error.clone()));
             }
         })));
         shared
@@ -177,7 +195,7 @@ impl NetShared {
             return Ok(());
         }
         match (self.start)(self)? {
-            Started::Thread(handle) => io.handle = Some(handle),
+            Started::Threads(handles) => io.handles = handles,
             Started::Inline(reactor) => *self.inline.lock() = Some(reactor),
         }
         io.started = true;
@@ -197,42 +215,70 @@ impl NetShared {
 
     /// Shuts down (if not already shutting down) and waits until the IO
     /// has finished, bounded by `deadline` (plus a moment to stop); returns
-    /// what the connections abandoned. Never joins from the IO thread itself.
+    /// what the connections abandoned. Never joins from an IO thread itself.
     pub(crate) fn shutdown_and_wait(&self, deadline: Instant) -> super::report::ShutdownReport {
-        if let Some(handle) = self.begin_shutdown(deadline)
-            && handle.thread().id() != std::thread::current().id()
-        {
-            // The IO thread stops by the deadline; a panic there is not ours
-            // to re-raise.
-            let _ = handle.join();
+        for handle in self.begin_shutdown(deadline) {
+            if handle.thread().id() != std::thread::current().id() {
+                // An IO thread stops by the deadline; a panic there is not
+                // ours to re-raise.
+                let _ = handle.join();
+            }
         }
         super::report::ShutdownReport {
             abandoned: std::mem::take(&mut *self.abandoned.lock()),
         }
     }
 
-    /// Sets the waker that [`command`](Self::command) uses (once, by the
-    /// IO driver as it starts).
-    pub(crate) fn install_waker(&self, waker: mio::Waker) {
-        let _ = self.waker.set(waker);
+    /// How many reactors drive this network (`Config::io_threads`; 1
+    /// with inline IO).
+    pub(crate) fn reactors(&self) -> usize {
+        self.reactors.len()
     }
 
-    /// Queues a command, waking the IO thread if the queue was empty.
-    pub(crate) fn command(&self, command: Command) {
+    /// The reactor for a new server or client: each in turn.
+    pub(crate) fn pick_reactor(&self) -> usize {
+        self.next_reactor.fetch_add(1, Ordering::Relaxed) % self.reactors.len()
+    }
+
+    /// Sets the waker that [`command`](Self::command) uses for reactor
+    /// `shard` (once, by the IO driver as it starts).
+    pub(crate) fn install_waker(&self, shard: usize, waker: mio::Waker) {
+        if let Some(slot) = self.reactors.get(shard) {
+            let _ = slot.waker.set(waker);
+        }
+    }
+
+    /// Queues a command for reactor `shard`, waking it if its queue was
+    /// empty.
+    pub(crate) fn command(&self, shard: usize, command: Command) {
+        let Some(slot) = self.reactors.get(shard) else {
+            return;
+        };
         let was_empty = {
-            let mut commands = self.commands.lock();
+            let mut commands = slot.commands.lock();
             let was_empty = commands.is_empty();
             commands.push(command);
             was_empty
         };
-        if was_empty && let Some(waker) = self.waker.get() {
+        if was_empty && let Some(waker) = slot.waker.get() {
             // A failed wake leaves the command queued for the next poll.
             let _ = waker.wake();
         }
     }
 
-    pub(crate) fn take_commands(&self) -> Vec<Command> {
-        std::mem::take(&mut *self.commands.lock())
+    /// Queues a command (made by `make`) for every reactor.
+    pub(crate) fn command_all(&self, make: impl Fn() -> Command) {
+        for shard in 0..self.reactors.len() {
+            self.command(shard, make());
+        }
+    }
+
+    /// Reactor `shard`'s commands, in the order they were queued.
+    pub(crate) fn take_commands(&self, shard: usize) -> Vec<Command> {
+        self.reactors
+            .get(shard)
+            .map(|slot| std::mem::take(&mut *slot.commands.lock()))
+            .unwrap_or_default()
     }
 
     /// Encodes a value as one frame, once, and hands it to `send` (which
@@ -332,30 +378,32 @@ impl NetShared {
         }
     }
 
-    /// Starts shutting down without waiting. Returns the IO thread to join
+    /// Starts shutting down without waiting. Returns the IO threads to join
     /// (for inline IO, a thread that finishes the flushing).
-    pub(crate) fn begin_shutdown(&self, deadline: Instant) -> Option<JoinHandle<()>> {
-        let (mut handle, started) = {
+    pub(crate) fn begin_shutdown(&self, deadline: Instant) -> Vec<JoinHandle<()>> {
+        let (mut handles, started) = {
             let mut io = self.io.lock();
             if io.shut_down {
-                return None;
+                return Vec::new();
             }
             io.shut_down = true;
-            (io.handle.take(), io.started)
+            (std::mem::take(&mut io.handles), io.started)
         };
         let inline = self.config.inline_io && started;
-        if handle.is_some() || inline {
-            self.command(Command::Shutdown(deadline));
+        if !handles.is_empty() || inline {
+            self.command_all(|| Command::Shutdown(deadline));
         }
         if inline && let Some(mut reactor) = self.inline.lock().take() {
             // Nobody may call us again to drive what is left: a thread of
             // its own flushes it, bounded by the deadline.
-            handle = std::thread::Builder::new()
-                .name("tablenet-io-finish".into())
-                .spawn(move || while reactor.turn(None) {})
-                .ok();
+            handles.extend(
+                std::thread::Builder::new()
+                    .name("tablenet-io-finish".into())
+                    .spawn(move || while reactor.turn(None) {})
+                    .ok(),
+            );
         }
         self.ring.wake_waiters();
-        handle
+        handles
     }
 }

@@ -79,6 +79,9 @@ pub(crate) struct Ring {
     raw_messages: bool,
     /// Minor events held at most (see [`Ring::push_minor`]).
     minor_capacity: usize,
+    /// Reactors pushing into it (`Config::io_threads`): each is told at
+    /// most its share of the free room at a time.
+    producers: usize,
 }
 
 type Slots = VecDeque<(Instant, Content, usize)>;
@@ -225,7 +228,14 @@ impl Ring {
             epoch: AtomicU64::new(0),
             raw_messages: false,
             minor_capacity: MINOR_CAPACITY,
+            producers: 1,
         }
+    }
+
+    /// Shared by `n` reactors, each caching the room it was told.
+    pub(crate) fn with_producers(mut self, n: usize) -> Ring {
+        self.producers = n.max(1);
+        self
     }
 
     /// Holds up to `per_second` minor events (a second of reports at the
@@ -386,21 +396,44 @@ impl Ring {
         }
     }
 
-    /// Lossless policy: how many more events, and packet bytes, fit now.
-    /// When an event of `bytes` does not fit, also remembers to resume the IO
-    /// thread once the application makes room. An empty ring always takes
-    /// one event (a frame is never larger than the budget). Unlimited under
-    /// Overwrite.
+    /// Lossless policy: how many more events, and packet bytes, the
+    /// asking reactor may add before it asks again: its share of what fits
+    /// now (all of it with one reactor). When an event of `bytes` does not
+    /// fit, also remembers to resume the reactors once the application makes
+    /// room. An empty ring always takes one event (a frame is never larger
+    /// than the budget), and so does one with room for it beyond the share,
+    /// so a large frame never waits for a share smaller than itself.
+    /// Unlimited under Overwrite.
     pub(crate) fn room_or_pause(&self, bytes: usize) -> (usize, usize) {
         if self.policy == OverflowPolicy::Overwrite {
             return (usize::MAX, usize::MAX);
         }
         let mut st = self.state.lock();
-        let events = self.capacity.saturating_sub(st.events.len());
-        let room_bytes = if st.events.is_empty() {
+        let free = self.capacity.saturating_sub(st.events.len());
+        let free_bytes = if st.events.is_empty() {
             self.byte_budget.max(bytes)
         } else {
             self.byte_budget.saturating_sub(st.bytes)
+        };
+        let (events, room_bytes) = if self.producers == 1 {
+            (free, free_bytes)
+        } else {
+            // Each reactor takes at most its share, so together they go
+            // past the free room by at most an event and a frame each.
+            let events = if free == 0 {
+                0
+            } else {
+                (free / self.producers).max(1)
+            };
+            let share = free_bytes / self.producers;
+            (
+                events,
+                if bytes > share && bytes <= free_bytes {
+                    bytes
+                } else {
+                    share
+                },
+            )
         };
         st.paused |= events == 0 || room_bytes < bytes;
         (events, room_bytes)

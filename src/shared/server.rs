@@ -18,4 +18,6 @@ pub(crate) struct ServerShared {
     pub(crate) conns: Mutex<HashMap<ConnectionId, Arc<Link>>>,
     /// The key its connections must use, if encrypted.
     pub(crate) keying: Option<Arc<Keying>>,
+    /// The IO thread (reactor) that drives its listener and connections.
+    pub(crate) shard: usize,
 }

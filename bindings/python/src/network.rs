@@ -217,6 +217,7 @@ impl Network {
         max_connections_per_address = None,
         failure_reports_per_second = None,
         handshake_budget = None,
+        io_threads = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -244,6 +245,7 @@ impl Network {
         max_connections_per_address: Option<usize>,
         failure_reports_per_second: Option<u32>,
         handshake_budget: Option<f64>,
+        io_threads: Option<usize>,
     ) -> PyResult<Py<Network>> {
         let mut config = Config::default();
         config.overflow = if lossless {
@@ -253,6 +255,9 @@ impl Network {
         };
         config.inline_io = inline_io;
         config.nodelay = nodelay;
+        if let Some(v) = io_threads {
+            config.io_threads = v;
+        }
         if let Some(v) = event_capacity {
             config.event_capacity = v;
         }

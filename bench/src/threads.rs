@@ -1,0 +1,117 @@
+//! `threads`: cost against the number of IO threads (`Config::io_threads`),
+//! as two sweeps over 1, 2 and 4 threads.
+//!
+//! - fanout, 1,000 clients: `fanout`'s workload with both networks at N
+//!   IO threads. The server's 1,000 connections stay on its one thread (a
+//!   server lives on one); the 1,000 clients spread over the client
+//!   network's N. tokio (multi-thread, one worker per core) runs beside
+//!   each point as the baseline.
+//! - setting up 10,000 connections: `connections`' tablenet side, with both
+//!   processes at N IO threads (the clients spread over the clients
+//!   process's N threads; the server's stay on one), time until the server
+//!   application has seen every connection.
+//!
+//! Every point is its own alternating run.
+
+use std::time::Duration;
+
+use crate::common::*;
+use crate::connections::{self, ConnRep};
+use crate::fanout::{self, Fanout, Plan};
+use crate::tokio_side::Flavor;
+
+/// The thread counts swept.
+pub const THREADS: [usize; 3] = [1, 2, 4];
+
+/// A side's name for `threads` IO threads (`tablenet@2`), kept for the
+/// process's life as the harness's names are.
+fn side_name(threads: usize) -> &'static str {
+    Box::leak(format!("tablenet@{threads}").into_boxed_str())
+}
+
+/// The `threads` sweeps.
+pub fn run(opts: &Opts) -> Vec<Figure> {
+    let load_before = load_average();
+    let clients = 1_000;
+    let p = Plan {
+        clients,
+        messages: opts.pick(3_000, 1_000),
+        cap: opts.pick(Duration::from_secs(1), Duration::from_millis(400)),
+    };
+    let mut figures = Vec::new();
+    let mut notes = vec![format!(
+        "fanout: {clients} clients, up to {} broadcasts of the seed's table per rep (the broadcaster stops after {:?}); both tablenet networks at N IO threads (the server's connections on one, the clients spread), tokio multi-thread beside each point; {} reps per side, alternating",
+        p.messages, p.cap, opts.reps
+    )];
+    for threads in THREADS {
+        let name = side_name(threads);
+        let mut sides = [
+            Side::new(name, move || fanout::tablenet_fanout_on(p, false, threads)),
+            Side::new("tokio", move || fanout::tokio_fanout(p, Flavor::Multi)),
+        ];
+        let r = alternate(
+            &format!("threads fanout {threads}"),
+            opts,
+            &mut sides,
+            fanout::describe,
+        );
+        let rates: Vec<Vec<f64>> = r
+            .iter()
+            .map(|v| v.iter().map(Fanout::per_sec).collect())
+            .collect();
+        let m = |i: usize| Some(median(&rates[i])).filter(|x| x.is_finite());
+        figures.push(
+            Figure::new(
+                "threads",
+                &format!("deliveries_{threads}threads"),
+                "deliveries_per_s",
+                m(0),
+                None,
+                None,
+            )
+            .with_tokio(m(1), None),
+        );
+        for (i, side) in sides.iter().enumerate() {
+            notes.push(reps_line(
+                &format!("{} (point {threads})", side.name),
+                &rates[i],
+                "deliveries/s",
+            ));
+        }
+    }
+
+    let n = 10_000;
+    notes.push(format!(
+        "setup: {n} connections to one server, clients in a child process at N IO threads (waves of 600, fresh processes per rep); ms until the server application saw every Connect"
+    ));
+    for threads in THREADS {
+        let name = side_name(threads);
+        let mut sides = [Side::new(name, move || connections::one_rep(name, n, 600))];
+        let r = alternate(
+            &format!("threads setup {threads}"),
+            opts,
+            &mut sides,
+            ConnRep::describe,
+        );
+        let setup: Vec<f64> = r[0].iter().map(|c| c.setup_ms).collect();
+        figures.push(Figure::new(
+            "threads",
+            &format!("setup_ms_{threads}threads"),
+            "ms",
+            Some(median(&setup)).filter(|x| x.is_finite()),
+            None,
+            None,
+        ));
+        notes.push(reps_line(name, &setup, "setup ms"));
+    }
+    notes.push(format!(
+        "load average (1, 5, 15 min) before: {load_before}; after: {}",
+        load_average()
+    ));
+    report(
+        "threads: fanout deliveries/s (higher is better) and connection setup ms (lower is better) against IO threads",
+        &notes,
+        &figures,
+    );
+    figures
+}
