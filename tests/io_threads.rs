@@ -8,7 +8,9 @@ mod util;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tablenet::{Config, Connection, ConnectionId, Error, EventKind, Network, Source, table};
+use tablenet::{
+    CloseReason, Config, Connection, ConnectionId, Error, EventKind, Network, Source, table,
+};
 use util::{DEADLINE, number};
 
 fn network(threads: usize, capacity: usize) -> Network {
@@ -131,6 +133,96 @@ fn servers_and_clients_spread_over_the_threads_and_every_message_arrives_in_orde
     assert!(report.is_clean(), "{report:?}");
     let report = server_net.shutdown(DEADLINE);
     assert!(report.is_clean(), "{report:?}");
+}
+
+#[test]
+fn one_server_s_connections_spread_over_the_threads_and_echoes_come_back_in_order() {
+    const CLIENTS: usize = 12;
+    const COUNT: usize = 2_000;
+    // One server: its connections are handed to the threads in turn once
+    // their handshake ends; the server echoes each message as it arrives,
+    // so sends race the move (commands sent to the old thread are passed on).
+    let server_net = network(3, 2000);
+    let client_net = network(1, 2000);
+    let server = server_net.server("127.0.0.1", 0, None).unwrap();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| client_net.client("127.0.0.1", server.port(), None).unwrap())
+        .collect();
+    for client in &clients {
+        for n in 0..COUNT {
+            client.send(&table! { "n" => n as i64 }.into()).unwrap();
+        }
+    }
+    let mut conns = Vec::new();
+    let mut echoed = 0;
+    let deadline = Instant::now() + DEADLINE * 3;
+    while echoed < CLIENTS * COUNT {
+        assert!(Instant::now() < deadline, "{echoed} echoed");
+        for ev in server_net.wait_events(Duration::from_millis(100)) {
+            match ev.kind {
+                EventKind::Connect { connection, .. } => conns.push(connection),
+                EventKind::Receive {
+                    from: Source::Connection(id),
+                    packet,
+                } => {
+                    server.send_to(id, &packet).unwrap();
+                    echoed += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    // Each client reads its echoes in order, then one broadcast.
+    assert_eq!(
+        server.broadcast(&table! { "n" => COUNT as i64 }.into()),
+        CLIENTS
+    );
+    let mut next: HashMap<tablenet::ClientId, usize> = HashMap::new();
+    let mut done = 0;
+    let deadline = Instant::now() + DEADLINE * 3;
+    while done < CLIENTS {
+        assert!(
+            Instant::now() < deadline,
+            "{done} clients complete: {next:?}"
+        );
+        for ev in client_net.wait_events(Duration::from_millis(100)) {
+            match ev.kind {
+                EventKind::Connected { result, .. } => result.unwrap(),
+                EventKind::Receive {
+                    from: Source::Client(id),
+                    packet,
+                } => {
+                    let expected = next.entry(id).or_default();
+                    assert_eq!(number(&packet), Some(*expected), "to {id:?}");
+                    *expected += 1;
+                    if *expected == COUNT + 1 {
+                        done += 1;
+                    }
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    // Closing from the server's side reaches every client, whichever
+    // thread its connection ended up on.
+    drop(conns);
+    let mut closed = 0;
+    let deadline = Instant::now() + DEADLINE;
+    while closed < CLIENTS {
+        assert!(Instant::now() < deadline, "{closed} closes seen");
+        for ev in client_net.wait_events(Duration::from_millis(100)) {
+            match ev.kind {
+                EventKind::ServerClose { reason, .. } => {
+                    assert!(matches!(reason, CloseReason::ClosedByPeer), "{reason:?}");
+                    closed += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(server.connection_count(), 0);
+    server_net.shutdown(DEADLINE);
+    client_net.shutdown(DEADLINE);
 }
 
 #[test]

@@ -53,7 +53,7 @@ pub fn tablenet_fanout(p: Plan, typed: bool) -> Fanout {
 }
 
 /// [`tablenet_fanout`] with `io_threads` IO threads in each network (the
-/// server's connections stay on one, as its server does; the clients spread).
+/// server's connections and the clients spread over them).
 pub fn tablenet_fanout_on(p: Plan, typed: bool, io_threads: usize) -> Fanout {
     let mut server_config = lossless_config();
     server_config.io_threads = io_threads;

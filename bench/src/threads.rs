@@ -2,14 +2,15 @@
 //! as two sweeps over 1, 2 and 4 threads.
 //!
 //! - fanout, 1,000 clients: `fanout`'s workload with both networks at N
-//!   IO threads. The server's 1,000 connections stay on its one thread (a
-//!   server lives on one); the 1,000 clients spread over the client
-//!   network's N. tokio (multi-thread, one worker per core) runs beside
-//!   each point as the baseline.
+//!   IO threads: the server's 1,000 connections are spread over its
+//!   network's N threads after their handshakes, the 1,000 clients over the
+//!   client network's N. tokio (multi-thread, one worker per core) runs
+//!   beside each point as the baseline.
 //! - setting up 10,000 connections: `connections`' tablenet side, with both
-//!   processes at N IO threads (the clients spread over the clients
-//!   process's N threads; the server's stay on one), time until the server
-//!   application has seen every connection.
+//!   processes at N IO threads (the server accepts and runs handshakes on
+//!   its server's thread, then spreads the connections; the clients spread
+//!   over the clients process's N), time until the server application has
+//!   seen every connection.
 //!
 //! Every point is its own alternating run.
 
@@ -40,7 +41,7 @@ pub fn run(opts: &Opts) -> Vec<Figure> {
     };
     let mut figures = Vec::new();
     let mut notes = vec![format!(
-        "fanout: {clients} clients, up to {} broadcasts of the seed's table per rep (the broadcaster stops after {:?}); both tablenet networks at N IO threads (the server's connections on one, the clients spread), tokio multi-thread beside each point; {} reps per side, alternating",
+        "fanout: {clients} clients, up to {} broadcasts of the seed's table per rep (the broadcaster stops after {:?}); both tablenet networks at N IO threads (server connections and clients spread over them), tokio multi-thread beside each point; {} reps per side, alternating",
         p.messages, p.cap, opts.reps
     )];
     for threads in THREADS {
@@ -82,7 +83,7 @@ pub fn run(opts: &Opts) -> Vec<Figure> {
 
     let n = 10_000;
     notes.push(format!(
-        "setup: {n} connections to one server, clients in a child process at N IO threads (waves of 600, fresh processes per rep); ms until the server application saw every Connect"
+        "setup: {n} connections to one server, server and clients processes at N IO threads (waves of 600, fresh processes per rep); ms until the server application saw every Connect"
     ));
     for threads in THREADS {
         let name = side_name(threads);

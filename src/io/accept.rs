@@ -2,7 +2,6 @@
 //! the process runs out of descriptors.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,9 +48,7 @@ impl Driver {
                 server,
                 listener,
                 backoff_until: None,
-                active: 0,
                 handshaking: HalfOpen::default(),
-                per_address: HashMap::new(),
                 failures: FailureReports::new(self.net.config.failure_reports_per_second),
             },
         );
@@ -115,25 +112,12 @@ impl Driver {
             self.report_failure(listener, object, Error::Filtered { peer }, Some(peer));
             return;
         }
-        let limit = config.max_connections;
-        let per_address = config.max_connections_per_address;
-        let refusal = match self.listeners.get_mut(&listener) {
-            Some(l) if l.active >= limit => Some(Error::ConnectionLimit { peer, limit }),
-            Some(l) => match per_address {
-                Some(cap) if l.per_address.get(&peer.ip()).is_some_and(|n| *n >= cap) => {
-                    Some(Error::AddressLimit { peer, limit: cap })
-                }
-                _ => {
-                    l.active += 1;
-                    if per_address.is_some() {
-                        *l.per_address.entry(peer.ip()).or_default() += 1;
-                    }
-                    None
-                }
-            },
-            None => None,
-        };
-        if let Some(error) = refusal {
+        let admitted = server.admission.lock().admit(
+            peer,
+            config.max_connections,
+            config.max_connections_per_address,
+        );
+        if let Err(error) = admitted {
             self.refuse(server, stream, peer, error);
             return;
         }

@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use mio::{Events, Poll, Token};
 
 use super::WAKER;
+use super::handoff::{Forwarding, Handoff};
 use super::handshake_share::{HANDSHAKE_TIMER, HandshakeShare};
 use super::link_io::{LinkIo, ListenerIo, TokenMap, token};
 use crate::error::Error;
@@ -60,6 +61,11 @@ pub(super) struct Driver {
     pub(super) quota: (usize, usize),
     /// The share of time handshakes may take, and those waiting for it.
     pub(super) handshakes: HandshakeShare,
+    /// Connections moving between reactors, and those opened this round to
+    /// be handed on, and where those that left went (`handoff`).
+    pub(super) handoff: Arc<Handoff>,
+    pub(super) to_spread: Vec<usize>,
+    pub(super) forwarding: Forwarding,
 }
 
 impl Reactor for Driver {
@@ -69,7 +75,12 @@ impl Reactor for Driver {
 }
 
 impl Driver {
-    pub(super) fn new(poll: Poll, net: Arc<NetShared>, shard: usize) -> Driver {
+    pub(super) fn new(
+        poll: Poll,
+        net: Arc<NetShared>,
+        shard: usize,
+        handoff: Arc<Handoff>,
+    ) -> Driver {
         let config = &net.config;
         let session_config = SessionConfig::new(config.limits)
             .with_handshake_timeout(config.handshake_timeout)
@@ -108,6 +119,9 @@ impl Driver {
             resume_soon: false,
             quota,
             handshakes,
+            handoff,
+            to_spread: Vec::new(),
+            forwarding: Forwarding::default(),
         }
     }
 
@@ -163,6 +177,7 @@ impl Driver {
         if std::mem::take(&mut self.resume_soon) {
             self.resume();
         }
+        self.hand_over();
         self.flush_events();
         true
     }
@@ -196,17 +211,28 @@ impl Driver {
             match command {
                 Command::Listen(server, listener) => self.add_listener(server, listener),
                 Command::Connect(link) => self.connect(link),
-                Command::Flush(id) => self.flush(token(id)),
-                Command::FlushMany(ids) => {
-                    for id in ids {
+                Command::Flush(id) => {
+                    if !self.forward(token(id), || Command::Flush(id)) {
                         self.flush(token(id));
                     }
                 }
-                Command::Close(id) => self.close_locally(token(id)),
+                Command::FlushMany(ids) => {
+                    for id in ids {
+                        if !self.forward(token(id), || Command::Flush(id)) {
+                            self.flush(token(id));
+                        }
+                    }
+                }
+                Command::Close(id) => {
+                    if !self.forward(token(id), || Command::Close(id)) {
+                        self.close_locally(token(id));
+                    }
+                }
                 Command::CloseServer(id) => self.close_server(token(id.0)),
                 Command::Resume => self.resume(),
                 Command::Fail(id, error) => self.abort(token(id), error, false),
                 Command::Shutdown(deadline) => self.begin_shutdown(deadline),
+                Command::Adopt => self.adopt(false),
             }
         }
     }
@@ -322,6 +348,8 @@ impl Driver {
     }
 
     fn finish_shutdown(&mut self, reason: CloseReason) {
+        // Links handed over meanwhile end here too; no more come.
+        self.adopt(true);
         let links: Vec<usize> = self.links.keys().copied().collect();
         for t in links {
             self.finish(t, reason.clone());

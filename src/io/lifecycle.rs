@@ -131,6 +131,7 @@ impl Driver {
                     connection: Connection::new(link.clone()),
                     server: server_id,
                 });
+                self.spread(t);
             }
             (Role::Client(client), _) => self.emit(EventKind::Connected {
                 client,
@@ -213,17 +214,8 @@ impl Driver {
         };
         if let Some(server) = &io.server {
             server.conns.lock().remove(&link.connection_id());
-            if io.counted
-                && let Some(l) = self.listeners.get_mut(&super::link_io::token(server.id.0))
-            {
-                l.active = l.active.saturating_sub(1);
-                let ip = link.peer.ip();
-                if let Some(n) = l.per_address.get_mut(&ip) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        l.per_address.remove(&ip);
-                    }
-                }
+            if io.counted {
+                server.admission.lock().release(link.peer.ip());
             }
         }
         match link.role {

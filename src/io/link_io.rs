@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
@@ -98,14 +97,9 @@ pub(super) struct ListenerIo {
     pub(super) listener: TcpListener,
     /// Accepting paused (out of descriptors) until then.
     pub(super) backoff_until: Option<Instant>,
-    /// Accepted connections still alive (handshaking or open).
-    pub(super) active: usize,
     /// Accepted connections that may still be in their handshake, oldest
     /// first (pruned when it reaches `Config::max_handshaking`).
     pub(super) handshaking: HalfOpen,
-    /// Accepted connections alive per peer IP address (kept only with
-    /// `Config::max_connections_per_address`).
-    pub(super) per_address: HashMap<IpAddr, usize>,
     /// Failures before authentication: reported one by one, then summed up.
     pub(super) failures: FailureReports,
 }

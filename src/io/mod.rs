@@ -3,12 +3,13 @@
 //!
 //! A network runs `Config::io_threads` reactors (one by default), each on a
 //! thread of its own with its own poller, waker and command queue. Every
-//! server and client is given to one when it is created and stays there
-//! with all its connections, so a connection's events keep their order and
-//! each server's limits are kept in one place; the reactors share only the
+//! server and client is given to one when it is created; a server's
+//! accepted connections are handed on to the reactors in turn once their
+//! handshake ends (`handoff`), so a connection is driven by one reactor at
+//! a time and its events keep their order. The reactors share only the
 //! ring (each fills at most its share of the free room before asking
-//! again) and the memory budget (memory one frees wakes the others that
-//! wait for it).
+//! again), the memory budget (memory one frees wakes the others that wait
+//! for it) and each server's connection counts.
 //!
 //! It parses nothing itself: preambles, handshakes, frames, timers and
 //! closes are decided by the session; the driver reads and writes sockets,
@@ -29,6 +30,7 @@ mod connect;
 mod driver;
 mod failures;
 mod half_open;
+mod handoff;
 mod handshake_share;
 mod lifecycle;
 mod link_io;
@@ -51,12 +53,13 @@ const WAKER: Token = Token(0);
 /// to be driven inline (`Config::inline_io`).
 pub(crate) fn start(net: &Arc<NetShared>) -> Result<Started, Error> {
     let mut drivers = Vec::with_capacity(net.reactors());
+    let handoff = handoff::Handoff::new(net.reactors());
     for shard in 0..net.reactors() {
         let poll = mio::Poll::new().map_err(|e| Error::io("create poller", &e))?;
         let waker =
             mio::Waker::new(poll.registry(), WAKER).map_err(|e| Error::io("create waker", &e))?;
         net.install_waker(shard, waker);
-        drivers.push(Driver::new(poll, net.clone(), shard));
+        drivers.push(Driver::new(poll, net.clone(), shard, handoff.clone()));
     }
     if net.config.inline_io
         && let Some(driver) = drivers.pop()

@@ -235,6 +235,7 @@ impl Network {
             conns: Mutex::new(HashMap::new()),
             keying,
             shard: self.shared.pick_reactor(),
+            admission: Mutex::new(Default::default()),
         });
         let listener = mio::net::TcpListener::from_std(listener);
         self.shared
@@ -276,7 +277,7 @@ impl Network {
         link.fallbacks = addrs.collect();
         let link = Arc::new(link);
         self.shared
-            .command(link.shard, Command::Connect(link.clone()));
+            .command(link.shard(), Command::Connect(link.clone()));
         Ok(Client { link })
     }
 

@@ -186,6 +186,30 @@ impl Server {
         self.fan_out_frame(frame, links, each);
     }
 
+    /// Hands the links a fan-out made non-empty (reactor, id) to their
+    /// reactors: one command per reactor.
+    fn wake_reactors(&self, wake: Vec<(usize, u64)>) {
+        if wake.is_empty() {
+            return;
+        }
+        if self.net.reactors() == 1 {
+            let ids = wake.into_iter().map(|(_, id)| id).collect();
+            self.net.command(0, Command::FlushMany(ids));
+            return;
+        }
+        let mut by_reactor = vec![Vec::new(); self.net.reactors()];
+        for (shard, id) in wake {
+            if let Some(ids) = by_reactor.get_mut(shard) {
+                ids.push(id);
+            }
+        }
+        for (shard, ids) in by_reactor.into_iter().enumerate() {
+            if !ids.is_empty() {
+                self.net.command(shard, Command::FlushMany(ids));
+            }
+        }
+    }
+
     /// [`fan_out`](Self::fan_out) of a frame already encoded (or the error
     /// that encoding gave).
     fn fan_out_frame<'a>(
@@ -209,8 +233,7 @@ impl Server {
         let mut settle = |i: usize, link: &Link, result: Result<bool, SendError>| {
             let result = result.map(|flush| {
                 if flush {
-                    debug_assert_eq!(link.shard, self.shared.shard, "on its server's reactor");
-                    wake.push(link.id);
+                    wake.push((link.shard(), link.id));
                 }
             });
             each(i, link, result);
@@ -227,11 +250,7 @@ impl Server {
         for (i, link) in busy {
             settle(i, link, link.queue_shared(&frame));
         }
-        // A server's connections all live on its reactor.
-        if !wake.is_empty() {
-            self.net
-                .command(self.shared.shard, Command::FlushMany(wake));
-        }
+        self.wake_reactors(wake);
     }
 
     /// Sends any `Serialize` type to one connection as a table, encoded
@@ -312,8 +331,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.net
-            .command(self.shared.shard, Command::CloseServer(self.shared.id));
+        // Its connections may live on any reactor.
+        let id = self.shared.id;
+        self.net.command_all(|| Command::CloseServer(id));
     }
 }
 

@@ -191,16 +191,17 @@ pub struct Config {
     pub inline_io: bool,
     /// How many background IO threads (reactors) this network runs
     /// (default 1; at most 64; 1 with `inline_io`). Each server and each
-    /// client is given to one of them in turn when it is created, and
-    /// keeps it: a server's listener, handshakes and accepted connections
-    /// all live on its thread, so the order of each connection's events and
-    /// every per-server limit are as with one thread. More threads help a
-    /// process with many clients, or several servers, on several cores; one
-    /// server's connections share one thread (run one server per thread on
-    /// the same port range, or several networks, to spread them). The ring,
-    /// the memory budget and the room each thread may fill in the ring
-    /// before asking again are shared: each thread asks for at most its
-    /// share (`1 / io_threads`) of the ring's free room at a time.
+    /// client is given to one of them in turn when it is created. A
+    /// server's listener and handshakes stay on its thread (its limits, the
+    /// half-open cap and the handshake budget are kept there, and a peer
+    /// that never authenticates reaches no other thread); each connection
+    /// it accepts is handed to the threads in turn once its handshake ends,
+    /// after its `Connect` event, so its events keep their order. A client
+    /// keeps its thread. The threads share the ring (each fills at most its
+    /// share, `1 / io_threads`, of the ring's free room before asking again)
+    /// and the memory budget. More threads help on several cores when many
+    /// connections are busy at once; on one or two cores, one is usually
+    /// best (see docs/BENCHMARKS.md, `tablenet-bench threads`).
     pub io_threads: usize,
     /// Deliver received messages as their bytes (default false). When on,
     /// messages that would be decoded on taking them (those up to 4 KiB, and

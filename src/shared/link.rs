@@ -28,7 +28,7 @@
 use std::io::{self, IoSlice, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -124,9 +124,10 @@ pub(crate) struct Link {
     pub(crate) received: AtomicBool,
     pub(crate) net: Arc<NetShared>,
     pub(crate) created: Instant,
-    /// The IO thread (reactor) that drives it, for its whole life
-    /// (`Config::io_threads`): its client's, or its server's.
-    pub(crate) shard: usize,
+    /// The IO thread (reactor) that drives it (`Config::io_threads`): a
+    /// client's for its whole life; an accepted connection's server's until
+    /// its handshake ends, then perhaps another (see `io::handoff`).
+    shard: AtomicUsize,
 }
 
 impl Link {
@@ -149,14 +150,25 @@ impl Link {
             received: AtomicBool::new(false),
             net,
             created: Instant::now(),
-            shard: 0,
+            shard: AtomicUsize::new(0),
         }
     }
 
     /// The link, driven by IO thread `shard`.
-    pub(crate) fn on_shard(mut self, shard: usize) -> Link {
-        self.shard = shard;
+    pub(crate) fn on_shard(self, shard: usize) -> Link {
+        self.shard.store(shard, Ordering::Relaxed);
         self
+    }
+
+    /// The reactor that drives it now. A command sent to the one it just
+    /// left is passed on by that one.
+    pub(crate) fn shard(&self) -> usize {
+        self.shard.load(Ordering::Acquire)
+    }
+
+    /// Moves it to reactor `shard` (by the reactor handing it over).
+    pub(crate) fn set_shard(&self, shard: usize) {
+        self.shard.store(shard, Ordering::Release);
     }
 
     /// The `i`-th address to try: `peer`, then the fallbacks.
@@ -201,7 +213,7 @@ impl Link {
         let wake = was_empty && out.state == State::Open;
         drop(out);
         if wake {
-            self.net.command(self.shard, Command::Flush(self.id));
+            self.net.command(self.shard(), Command::Flush(self.id));
         }
         Ok(())
     }
@@ -336,7 +348,7 @@ impl Link {
         out.state = State::Closing;
         self.notify_writable(&mut out);
         drop(out);
-        self.net.command(self.shard, Command::Close(self.id));
+        self.net.command(self.shard(), Command::Close(self.id));
         true
     }
 

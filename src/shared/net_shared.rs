@@ -66,6 +66,8 @@ pub(crate) enum Command {
     Fail(u64, Error),
     /// Close everything, flushing until `deadline`, then stop the thread.
     Shutdown(Instant),
+    /// Another reactor handed this one connections (`io::handoff`).
+    Adopt,
 }
 
 /// The IO driver as the shared layer sees it: something that moves bytes

@@ -734,6 +734,37 @@ do
   print(string.format("   (%d messages through a %d-event ring, at most %d per poll)", N, CAPACITY, biggest))
 end
 
+fails("New{IoThreads = 0}", "io_threads", network.New, { IoThreads = 0 })
+do
+  -- Two IO threads: the server's connections are spread over them once
+  -- their handshake ends; each one's messages still arrive in order.
+  local N = 200
+  local tnet = network.New({ IoThreads = 2 })
+  local ts = assert(tnet.Server("127.0.0.1", 0))
+  local clients = {}
+  for k = 1, 4 do
+    clients[k] = assert(tnet.Client("127.0.0.1", ts:GetPort()))
+    for i = 1, N do check(clients[k]:Send({ i = i }), "send before connecting " .. i) end
+  end
+  local next_of, conns, done = {}, {}, 0
+  local deadline = os.time() + 10
+  while done < #clients do
+    check(os.time() <= deadline, "every message over two IO threads in time", tostring(done))
+    for _, e in ipairs(tnet.WaitEvents(0.05)) do
+      if e.Event == tnet.EVENT_CONNECT then
+        conns[#conns + 1] = e.Object
+      elseif e.Event == tnet.EVENT_RECEIVE and e.Packet.i then
+        local expected = (next_of[e.Object] or 0) + 1
+        check(e.Packet.i == expected, "in order per connection", tostring(e.Packet.i), tostring(expected))
+        next_of[e.Object] = expected
+        if expected == N then done = done + 1 end
+      end
+    end
+  end
+  check(#conns == #clients, "every connection reported once", tostring(#conns))
+  print(string.format("   (%d connections x %d messages over IoThreads = 2)", #clients, N))
+end
+
 do
   -- A client with the wrong key fails before authenticating: with
   -- FailureReportsPerSecond = 0 the server sums such failures up, once a
