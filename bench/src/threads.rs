@@ -14,6 +14,10 @@
 //!
 //! Every point is its own alternating run.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 use std::time::Duration;
 
 use crate::common::*;
@@ -28,6 +32,62 @@ pub const THREADS: [usize; 3] = [1, 2, 4];
 /// process's life as the harness's names are.
 fn side_name(threads: usize) -> &'static str {
     Box::leak(format!("tablenet@{threads}").into_boxed_str())
+}
+
+/// CPU seconds (user + system) each thread of this process whose name
+/// starts with `tablenet-io` used while `run` ran, sampled every 20 ms
+/// from /proc (a thread's last sample counts once it has gone), largest
+/// first.
+fn io_thread_cpu<T>(run: impl FnOnce() -> T) -> (T, Vec<f64>) {
+    fn sample(seen: &mut HashMap<u64, f64>) {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return;
+        };
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ... : the name is between the parentheses,
+            // utime and stime are fields 14 and 15.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            if !stat[open + 1..close].starts_with("tablenet-io") {
+                continue;
+            }
+            let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+            let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+            let (Some(user), Some(sys)) = (ticks(11), ticks(12)) else {
+                continue;
+            };
+            let Ok(tid) = task.file_name().to_string_lossy().parse::<u64>() else {
+                continue;
+            };
+            seen.insert(tid, (user + sys) / hz);
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut seen = HashMap::new();
+            while !stop.load(Ordering::Relaxed) {
+                sample(&mut seen);
+                thread::sleep(Duration::from_millis(20));
+            }
+            seen
+        })
+    };
+    let out = run();
+    stop.store(true, Ordering::Relaxed);
+    let mut cpu: Vec<f64> = sampler
+        .join()
+        .map(|seen| seen.into_values().collect())
+        .unwrap_or_default();
+    cpu.sort_by(|a, b| b.total_cmp(a));
+    (out, cpu)
 }
 
 /// The `threads` sweeps.
@@ -46,8 +106,13 @@ pub fn run(opts: &Opts) -> Vec<Figure> {
     )];
     for threads in THREADS {
         let name = side_name(threads);
+        let mut io_cpu = Vec::new();
         let mut sides = [
-            Side::new(name, move || fanout::tablenet_fanout_on(p, false, threads)),
+            Side::new(name, || {
+                let (f, cpu) = io_thread_cpu(|| fanout::tablenet_fanout_on(p, false, threads));
+                io_cpu.push(cpu);
+                f
+            }),
             Side::new("tokio", move || fanout::tokio_fanout(p, Flavor::Multi)),
         ];
         let r = alternate(
@@ -77,6 +142,15 @@ pub fn run(opts: &Opts) -> Vec<Figure> {
                 &format!("{} (point {threads})", side.name),
                 &rates[i],
                 "deliveries/s",
+            ));
+        }
+        drop(sides);
+        for (rep, cpu) in io_cpu.iter().enumerate() {
+            let list: Vec<String> = cpu.iter().map(|s| format!("{s:.2}")).collect();
+            notes.push(format!(
+                "{name} rep {}: CPU s of each IO thread (both networks, largest first): {}",
+                rep + 1,
+                list.join(" ")
             ));
         }
     }
