@@ -786,7 +786,7 @@ impl<'s, 'a> StructWriter<'s, 'a> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Fail> {
         let start = self.w.out.len();
         // Also the check that the output has not passed its limit: the
@@ -813,7 +813,7 @@ impl<'s, 'a> StructWriter<'s, 'a> {
 impl ser::SerializeStruct for StructWriter<'_, '_> {
     type Ok = ();
     type Error = Fail;
-    #[inline]
+    #[inline(always)]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
