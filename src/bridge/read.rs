@@ -322,6 +322,8 @@ impl<'de> Slot<'_, 'de, '_> {
     }
 
     /// Sequence-part elements then hash-part entries, as map entries.
+    /// Inline, so a struct's table is entered with no call of its own.
+    #[inline(always)]
     fn table_map<V: Visitor<'de>>(
         self,
         fields: Option<&'static [&'static str]>,
@@ -354,6 +356,16 @@ impl<'de> Slot<'_, 'de, '_> {
                 Ok(value)
             });
         }
+        self.table_map_slow(fields, visitor)
+    }
+
+    /// [`table_map`](Self::table_map) of any other table (or not a table).
+    #[inline(never)]
+    fn table_map_slow<V: Visitor<'de>>(
+        self,
+        fields: Option<&'static [&'static str]>,
+        visitor: V,
+    ) -> Result<V::Value, Fail> {
         let (t, _) = self.r.peek_tag()?;
         if t != tag::TABLE {
             return fallback!(self, deserialize_map(visitor));
@@ -609,6 +621,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.table_map(None, visitor)
     }
+    #[inline(always)]
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
@@ -793,6 +806,7 @@ struct Elements<'r, 'de, 'l> {
 impl<'de> de::SeqAccess<'de> for Elements<'_, 'de, '_> {
     type Error = Fail;
 
+    #[inline(always)]
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
