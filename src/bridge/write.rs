@@ -502,7 +502,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         }
         Ok(())
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqWriter<'s, 'a>, Fail> {
         SeqWriter::open(self.w, self.depth, len, false, None)
     }
@@ -594,7 +594,7 @@ struct SeqWriter<'s, 'a> {
 }
 
 impl<'s, 'a> SeqWriter<'s, 'a> {
-    #[inline]
+    #[inline(always)]
     fn open(
         w: &'s mut Writer<'a>,
         depth: usize,
