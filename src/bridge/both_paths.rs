@@ -371,3 +371,143 @@ fn struct_keys_in_any_order_read_the_same_on_both_paths() {
     let e = decode_both::<Strict>(&strict).unwrap_err();
     assert!(e.to_string().contains("unknown field `b`"), "{e}");
 }
+
+/// A struct's table the writer never produces reads the same on both
+/// paths: nil values, keys that are not strings, a key in a longer length
+/// form, a sequence part, a visitor that stops early; an error after any
+/// of them names its field.
+#[test]
+fn struct_tables_of_any_shape_read_the_same_on_both_paths() {
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct S {
+        a: i32,
+        b: Option<String>,
+    }
+    // Builds a table body from its sequence part and hash entries (each
+    // entry's key and value already encoded).
+    let table = |seq: &[&[u8]], hash: &[(&[u8], &[u8])]| {
+        let mut out = vec![0x05, seq.len() as u8];
+        for v in seq {
+            out.extend_from_slice(v);
+        }
+        out.push(hash.len() as u8);
+        for (k, v) in hash {
+            out.extend_from_slice(k);
+            out.extend_from_slice(v);
+        }
+        out
+    };
+    let long_name = [&[0x04, 0xfb, 1, 0][..], b"a"].concat();
+    let long_a = [&[0x04, 0xfb, 0xfb, 0][..], &[b'z'; 0xfb][..]].concat();
+    let cases: Vec<(Vec<u8>, Result<S, &str>)> = vec![
+        // A nil value is no entry; a later entry may set the key.
+        (
+            table(&[], &[(b"\x04\x01a", b"\x00"), (b"\x04\x01a", b"\x02\x02")]),
+            Ok(S { a: 1, b: None }),
+        ),
+        // A key that is not a string is refused (no field is named so).
+        (
+            table(
+                &[],
+                &[(b"\x02\x02", b"\x02\x04"), (b"\x04\x01a", b"\x02\x02")],
+            ),
+            Err(""),
+        ),
+        (
+            table(
+                &[],
+                &[(b"\x01\x01", b"\x01\x00"), (b"\x04\x01a", b"\x02\x02")],
+            ),
+            Err(""),
+        ),
+        // A field name in the 3-byte length form, and a long unknown key.
+        (
+            table(&[], &[(&long_a, b"\x00"), (&long_name, b"\x02\x06")]),
+            Ok(S { a: 3, b: None }),
+        ),
+        // So is a sequence part (keys 1..n), and a nil key.
+        (
+            table(&[b"\x02\x02"], &[(b"\x04\x01a", b"\x02\x02")]),
+            Err(""),
+        ),
+        (
+            table(&[], &[(b"\x04\x01a", b"\x02\x02"), (b"\x00", b"\x02\x02")]),
+            Err(""),
+        ),
+        // Errors name the field, whichever way its key was read.
+        (
+            table(
+                &[],
+                &[(b"\x04\x01b", b"\x00"), (b"\x04\x01a", b"\x04\x01x")],
+            ),
+            Err("a"),
+        ),
+        (
+            table(&[], &[(b"\x02\x02", b"\x00"), (&long_name, b"\x04\x01x")]),
+            Err("a"),
+        ),
+        (
+            table(
+                &[],
+                &[(b"\x04\x01a", b"\x02\x02"), (b"\x04\x01b", b"\x02\x02")],
+            ),
+            Err("b"),
+        ),
+        // A missing field, after nil and unknown entries.
+        (
+            table(&[], &[(b"\x04\x01a", b"\x00"), (b"\x04\x01c", b"\x02\x02")]),
+            Err(""),
+        ),
+    ];
+    for (bytes, want) in cases {
+        let got = decode_both::<S>(&bytes);
+        match want {
+            Ok(want) => assert_eq!(got, Ok(want), "{bytes:02x?}"),
+            Err(path) => {
+                let e = got.expect_err("an error");
+                assert_eq!(path_of(&e), path, "{bytes:02x?}: {e}");
+            }
+        }
+    }
+
+    // A hand-written visitor that reads one entry: the rest is checked and
+    // skipped, nested tables and nil values included.
+    #[derive(Debug, PartialEq)]
+    struct First(String);
+    impl<'de> Deserialize<'de> for First {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = First;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a struct")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<First, A::Error> {
+                    let key: String = map.next_key()?.unwrap_or_default();
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    Ok(First(key))
+                }
+            }
+            d.deserialize_struct("First", &["a", "b"], V)
+        }
+    }
+    let nested = table(&[b"\x02\x02"], &[(b"\x04\x01k", b"\x00")]);
+    let rest = table(
+        &[],
+        &[
+            (b"\x04\x01b", b"\x02\x02"),
+            (b"\x04\x01z", &nested),
+            (b"\x02\x04", b"\x00"),
+            (b"\x04\x01a", b"\x02\x02"),
+        ],
+    );
+    assert_eq!(decode_both::<First>(&rest), Ok(First("b".into())));
+    // A bad key among the skipped entries is still refused.
+    let mut bad = rest.clone();
+    bad[2] = 5;
+    bad.extend_from_slice(b"\x00\x02\x02");
+    assert!(decode_serialized::<First>(&bad, &limits()).is_err());
+}

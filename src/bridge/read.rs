@@ -295,7 +295,7 @@ macro_rules! fallback {
 }
 
 impl<'de> Slot<'_, 'de, '_> {
-    #[inline]
+    #[inline(always)]
     fn integer<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         // The common case first: an integer in a one-byte varint.
         if let Some(&[tag::INTEGER, v]) = self
@@ -322,7 +322,46 @@ impl<'de> Slot<'_, 'de, '_> {
     }
 
     /// Sequence-part elements then hash-part entries, as map entries.
+    /// Inline, so a struct's table is entered with no call of its own.
+    #[inline(always)]
     fn table_map<V: Visitor<'de>>(
+        self,
+        fields: Option<&'static [&'static str]>,
+        visitor: V,
+    ) -> Result<V::Value, Fail> {
+        // The common case first: a struct's table with no sequence part
+        // and a one-byte hash count, read by the leaner [`Fields`].
+        if let Some(names) = fields
+            && let Some(&[tag::TABLE, 0, n]) = self
+                .r
+                .input
+                .get(self.r.pos..)
+                .and_then(|b| b.first_chunk::<3>())
+            && n <= 250
+        {
+            self.r.enter(self.depth)?;
+            self.r.pos += 2;
+            let depth = self.depth + 1;
+            return guarded_at(self.r, depth, move |r| {
+                let mut entries = Fields {
+                    r,
+                    depth,
+                    left: n.into(),
+                    names,
+                    next_name: 0,
+                    key_at: 0,
+                };
+                let value = visitor.visit_map(&mut entries)?;
+                entries.finish()?;
+                Ok(value)
+            });
+        }
+        self.table_map_slow(fields, visitor)
+    }
+
+    /// [`table_map`](Self::table_map) of any other table (or not a table).
+    #[inline(never)]
+    fn table_map_slow<V: Visitor<'de>>(
         self,
         fields: Option<&'static [&'static str]>,
         visitor: V,
@@ -353,6 +392,7 @@ impl<'de> Slot<'_, 'de, '_> {
         })
     }
 
+    #[inline(always)]
     fn str_like<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         // The common case first: a string with a one-byte length.
         let input: &'de [u8] = self.r.input;
@@ -398,6 +438,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         }
     }
 
+    #[inline(always)]
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         if let Some(&[tag::BOOLEAN, b @ (0 | 1)]) = self
             .r
@@ -411,40 +452,52 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         self.deserialize_bool_slow(visitor)
     }
 
+    #[inline(always)]
     fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
+    #[inline(always)]
     fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
+    #[inline(always)]
     fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
+    #[inline(always)]
     fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
+    #[inline(always)]
     fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
+    #[inline(always)]
     fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
+    #[inline(always)]
     fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
+    #[inline(always)]
     fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
+    #[inline(always)]
     fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
+    #[inline(always)]
     fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.integer(visitor)
     }
 
+    #[inline(always)]
     fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.deserialize_f64(visitor)
     }
+    #[inline(always)]
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         // The common case first: a number, tag and 8 bytes in one read.
         if let Some(&[tag::NUMBER, ref le @ ..]) = self
@@ -459,12 +512,15 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         self.deserialize_f64_slow(visitor)
     }
 
+    #[inline(always)]
     fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.str_like(visitor)
     }
+    #[inline(always)]
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.str_like(visitor)
     }
+    #[inline(always)]
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.str_like(visitor)
     }
@@ -488,6 +544,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         self.deserialize_bytes(visitor)
     }
 
+    #[inline(always)]
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         let (t, n) = self.r.peek_tag()?;
         if t == tag::NIL {
@@ -513,6 +570,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
         self.deserialize_unit(visitor)
     }
 
+    #[inline(always)]
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
@@ -563,6 +621,7 @@ impl<'de> de::Deserializer<'de> for Slot<'_, 'de, '_> {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         self.table_map(None, visitor)
     }
+    #[inline(always)]
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
@@ -747,6 +806,7 @@ struct Elements<'r, 'de, 'l> {
 impl<'de> de::SeqAccess<'de> for Elements<'_, 'de, '_> {
     type Error = Fail;
 
+    #[inline(always)]
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
@@ -962,17 +1022,9 @@ impl<'de> Entries<'_, 'de, '_> {
         Ok(())
     }
 
-    /// The declared field name equal to `key`, looked for where the
-    /// previous one was found first.
     #[inline(always)]
     fn known_name(&mut self, key: &[u8]) -> Option<&'static str> {
-        let names = self.names;
-        let at = match names.get(self.next_name) {
-            Some(n) if same(n.as_bytes(), key) => self.next_name,
-            _ => names.iter().position(|n| n.as_bytes() == key)?,
-        };
-        self.next_name = at + 1;
-        names.get(at).copied()
+        known_name(self.names, &mut self.next_name, key)
     }
 
     fn step(&self) -> Step<'de> {
@@ -1025,6 +1077,177 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de, '_> {
                 .unwrap_or(usize::MAX)
                 .min(self.r.remaining()),
         )
+    }
+}
+
+/// The declared field name in `names` equal to `key`, looked for at
+/// `*next` first (the writer writes fields in declaration order, leaving
+/// out absent ones); `*next` then points past it.
+#[inline(always)]
+fn known_name(
+    names: &'static [&'static str],
+    next: &mut usize,
+    key: &[u8],
+) -> Option<&'static str> {
+    if let Some(&name) = names.get(*next)
+        && same(name.as_bytes(), key)
+    {
+        *next += 1;
+        return Some(name);
+    }
+    let at = names.iter().position(|n| n.as_bytes() == key)?;
+    *next = at + 1;
+    names.get(at).copied()
+}
+
+/// A struct's table in its common shape (no sequence part, a one-byte
+/// hash count) as a serde map: what [`Entries`] does for it, with less
+/// state to set up per table and to update per field.
+struct Fields<'r, 'de, 'l> {
+    r: &'r mut Reader<'de, 'l>,
+    depth: usize,
+    /// Hash entries left.
+    left: usize,
+    /// The struct's field names as its `Deserialize` declares them (see
+    /// [`known_name`]).
+    names: &'static [&'static str],
+    /// Where in `names` the next key is expected.
+    next_name: usize,
+    /// Where the key of the entry being read starts: read again only for
+    /// an error's path.
+    key_at: usize,
+}
+
+impl<'de> Fields<'_, 'de, '_> {
+    /// Moves to the next entry whose value is not nil, and says how its
+    /// key is handed over.
+    #[inline(always)]
+    fn next_entry(&mut self) -> Result<Next<'de>, Fail> {
+        if self.left == 0 {
+            return Ok(Next::Done);
+        }
+        // The common case: a short string key and a value that is not nil.
+        let input: &'de [u8] = self.r.input;
+        let pos = self.r.pos;
+        if let Some([tag::STRING, len, rest @ ..]) = input.get(pos..)
+            && *len <= 250
+            && let Some((name, after)) = rest.split_at_checked(usize::from(*len))
+            && let Some(&t) = after.first()
+            && t != tag::NIL
+            && t <= tag::TABLE
+        {
+            self.r.pos = pos + 2 + name.len();
+            self.left -= 1;
+            self.key_at = pos;
+            return Ok(match known_name(self.names, &mut self.next_name, name) {
+                Some(known) => Next::Known(known),
+                None => Next::Name(name),
+            });
+        }
+        self.next_entry_slow()
+    }
+
+    /// [`next_entry`](Self::next_entry) of any other key, or past nil
+    /// values.
+    #[inline(never)]
+    fn next_entry_slow(&mut self) -> Result<Next<'de>, Fail> {
+        while self.left > 0 {
+            self.left -= 1;
+            let at = self.r.pos;
+            let key = self.r.key()?;
+            let (t, n) = self.r.peek_tag()?;
+            if t == tag::NIL {
+                self.r.pos += n;
+                continue;
+            }
+            self.key_at = at;
+            return Ok(match key {
+                KeyRef::String(name) => match known_name(self.names, &mut self.next_name, name) {
+                    Some(known) => Next::Known(known),
+                    None => Next::Name(name),
+                },
+                key => Next::Key(key),
+            });
+        }
+        Ok(Next::Done)
+    }
+
+    /// Skips entries the visitor did not read.
+    #[inline(always)]
+    fn finish(&mut self) -> Result<(), Fail> {
+        if self.left == 0 {
+            return Ok(());
+        }
+        self.finish_slow()
+    }
+
+    /// [`finish`](Self::finish) with entries left.
+    #[inline(never)]
+    fn finish_slow(&mut self) -> Result<(), Fail> {
+        while self.left > 0 {
+            self.left -= 1;
+            self.r.key()?;
+            self.r.skip(self.depth)?;
+        }
+        Ok(())
+    }
+
+    /// The current entry's step, for an error's path.
+    #[cold]
+    #[inline(never)]
+    fn step(&self) -> Step<'de> {
+        let mut again = Reader {
+            input: self.r.input,
+            pos: self.key_at,
+            limits: self.r.limits,
+            room: self.r.room,
+        };
+        // The key was read from these bytes before, so this cannot fail.
+        match again.key() {
+            Ok(KeyRef::String(s)) => match std::str::from_utf8(s) {
+                Ok(name) => Step::Field(name),
+                Err(_) => Step::Key(KeyRef::String(s)),
+            },
+            Ok(key) => Step::Key(key),
+            Err(_) => Step::Key(KeyRef::String(b"")),
+        }
+    }
+}
+
+impl<'de> de::MapAccess<'de> for Fields<'_, 'de, '_> {
+    type Error = Fail;
+
+    #[inline(always)]
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Fail> {
+        match self.next_entry()? {
+            Next::Known(known) => seed.deserialize(KnownName(known)).map(Some),
+            Next::Name(name) => seed.deserialize(FieldName(name)).map(Some),
+            Next::Key(key) => seed
+                .deserialize(Input::from(key))
+                .map(Some)
+                .map_err(Box::new),
+            Next::Done => Ok(None),
+        }
+    }
+
+    #[inline(always)]
+    fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Fail> {
+        let slot = Slot {
+            r: &mut *self.r,
+            depth: self.depth,
+        };
+        match seed.deserialize(slot) {
+            Ok(value) => Ok(value),
+            Err(e) => Err(super::path::within_boxed(e, self.step())),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        // Every entry takes at least one byte.
+        Some(self.left.min(self.r.remaining()))
     }
 }
 

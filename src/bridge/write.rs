@@ -502,7 +502,7 @@ impl<'s, 'a> ser::Serializer for Slot<'s, 'a> {
         }
         Ok(())
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqWriter<'s, 'a>, Fail> {
         SeqWriter::open(self.w, self.depth, len, false, None)
     }
@@ -594,7 +594,7 @@ struct SeqWriter<'s, 'a> {
 }
 
 impl<'s, 'a> SeqWriter<'s, 'a> {
-    #[inline]
+    #[inline(always)]
     fn open(
         w: &'s mut Writer<'a>,
         depth: usize,
@@ -786,7 +786,7 @@ impl<'s, 'a> StructWriter<'s, 'a> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Fail> {
         let start = self.w.out.len();
         // Also the check that the output has not passed its limit: the
@@ -813,7 +813,7 @@ impl<'s, 'a> StructWriter<'s, 'a> {
 impl ser::SerializeStruct for StructWriter<'_, '_> {
     type Ok = ();
     type Error = Fail;
-    #[inline]
+    #[inline(always)]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
