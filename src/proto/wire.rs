@@ -479,7 +479,12 @@ impl<'a> Decoder<'a> {
             let duplicate = if value.is_nil() {
                 table.contains_key(key.as_ref()).then_some(key)
             } else {
-                match table.insert_new(key, value) {
+                let inserted = if matches!(key.repr(), KeyRepr::Integer(_)) {
+                    table.insert_new(key, value)
+                } else {
+                    table.insert_new_hashed(key, value)
+                };
+                match inserted {
                     Ok(grown) => {
                         self.spend(grown)?;
                         None
