@@ -366,6 +366,30 @@ fn counted(name: &str) {
     }
 }
 
+/// For an instruction counter (callgrind): exactly `COUNTED` decodes
+/// (`seed_decode_n`) or encodes (`seed_encode_n`) of the seed's table
+/// `{OpCode=10, Data="From server"}` as a [`Value`], through the same
+/// functions the network uses (`decode_value` on the body, `encode_message`
+/// into a reused buffer).
+fn seed_counted(name: &str) {
+    const COUNTED: usize = 100_000;
+    let limits = Limits::default();
+    let value: Value = table! { "OpCode" => 10, "Data" => "From server" }.into();
+    let mut buf = Vec::with_capacity(64);
+    encode_message(&value, &limits, &mut buf).unwrap();
+    let body = buf[5..].to_vec();
+    assert_eq!(decode_value(&body, &limits).unwrap(), value);
+    for _ in 0..COUNTED {
+        if name == "seed_decode_n" {
+            black_box(decode_value(black_box(&body), &limits).unwrap());
+        } else {
+            buf.clear();
+            encode_message(black_box(&value), &limits, &mut buf).unwrap();
+            black_box(&buf);
+        }
+    }
+}
+
 fn main() {
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let run = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
@@ -375,6 +399,7 @@ fn main() {
         Some(
             n @ ("profile_encode_n" | "profile_decode_n" | "bincode_encode_n" | "bincode_decode_n"),
         ) => return counted(n),
+        Some(n @ ("seed_decode_n" | "seed_encode_n")) => return seed_counted(n),
         _ => {}
     }
     if run("seed_table") {

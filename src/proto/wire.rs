@@ -1,91 +1,81 @@
-//! The value codec: a [`Value`] to bytes and back, through serde and bincode.
+//! The value codec: a [`Value`] to bytes and back (docs/PROTOCOL.md,
+//! section 3), written out by hand over byte slices.
 //!
-//! This is the only module that touches bincode. bincode 2.0.1 is pinned
-//! (3.0.0 is a tombstone that does not compile) and is unmaintained
-//! (RUSTSEC-2025-0141); keeping it behind these two functions means it can be
-//! replaced by any encoder of the same bytes (docs/PROTOCOL.md fixes them)
-//! without touching anything else.
+//! The bytes are bincode 2's standard encoding of a serde enum (tags and
+//! lengths as varints, zigzag integers); an earlier version went through
+//! bincode and serde, which cost several times more per small table than
+//! these direct loops. The typed path (`bridge`) reads and writes the same
+//! bytes.
 //!
-//! bincode alone is not safe on untrusted input: it recurses without limit
-//! (a packet of nested tables overflows the stack) and pre-allocates whatever
-//! length a packet claims. So decoding here goes through a `DeserializeSeed`
-//! that
-//! - counts nesting and stops at [`Limits::max_depth`], switching to a fresh
-//!   stack segment when the thread's stack runs low, so any depth limit is
-//!   safe on any thread;
-//! - reserves room for a table only out of a budget equal to the input's
-//!   length (every element takes at least one byte), so a tiny packet claiming
-//!   2^40 elements reserves nothing it cannot fill;
-//! - borrows strings from the input, so a claimed string length is checked
-//!   against the bytes actually present before anything is allocated;
-//! - with [`decode_value_within`], charges the decoded size (values, table
-//!   entries, string bytes) as it goes, and stops as soon as a message
-//!   would cost more memory than the caller can give it: a dense frame of
-//!   one-byte elements decodes to dozens of times its size.
-
-use std::cell::Cell;
-use std::fmt;
-
-use bincode::config::{Configuration, standard};
-use bincode::enc::write::Writer;
-use bincode::error::{DecodeError, EncodeError};
-use serde::de::{self, DeserializeSeed, EnumAccess, SeqAccess, VariantAccess, Visitor};
-use serde::ser::{self, SerializeMap, SerializeSeq, SerializeTuple};
+//! Decoding is safe on untrusted input:
+//! - nesting is counted and stops at [`Limits::max_depth`], each table's
+//!   step switching to a fresh stack segment when the thread's stack runs
+//!   low, so any depth limit is safe on any thread;
+//! - room for a table's parts is reserved only out of a budget equal to the
+//!   input's length (every element takes at least one byte), so a tiny
+//!   packet claiming 2^40 elements reserves nothing it cannot fill;
+//! - a string's claimed length is checked against the bytes actually
+//!   present before anything is allocated;
+//! - with [`decode_value_within`], the decoded size (values, table entries,
+//!   string bytes) is charged as it goes, and decoding stops as soon as a
+//!   message would cost more memory than the caller can give it: a dense
+//!   frame of one-byte elements decodes to dozens of times its size.
 
 use super::Limits;
 use crate::error::{Error, KeyError, ProtocolError};
 use crate::stack::guarded;
 use crate::value::{ByteString, Key, KeyRepr, Table, Value};
 
-/// bincode's standard configuration: little-endian, variable-length integers.
-const CONFIG: Configuration = standard();
-
 /// Variant tags of a value on the wire. Keys use the same tags.
 mod tag {
-    pub const NIL: u32 = 0;
-    pub const BOOLEAN: u32 = 1;
-    pub const INTEGER: u32 = 2;
-    pub const NUMBER: u32 = 3;
-    pub const STRING: u32 = 4;
-    pub const TABLE: u32 = 5;
+    pub const NIL: u8 = 0;
+    pub const BOOLEAN: u8 = 1;
+    pub const INTEGER: u8 = 2;
+    pub const NUMBER: u8 = 3;
+    pub const STRING: u8 = 4;
+    pub const TABLE: u8 = 5;
 }
-const VARIANTS: &[&str] = &["Nil", "Boolean", "Integer", "Number", "String", "Table"];
+
+/// Largest varint that takes one byte.
+const ONE_BYTE_MAX: u8 = 250;
+/// First bytes of the longer varint forms: then a u16, u32 or u64, LE.
+const U16_PREFIX: u8 = 0xfb;
+const U32_PREFIX: u8 = 0xfc;
+const U64_PREFIX: u8 = 0xfd;
 
 /// Minimum wire size of one sequence element (a one-byte tag).
 const MIN_ELEMENT_BYTES: usize = 1;
 /// Minimum wire size of one hash entry (a two-byte key and a one-byte value).
 const MIN_ENTRY_BYTES: usize = 3;
 
+/// The zigzag mapping of a signed integer.
+#[inline]
+fn zigzag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+/// The inverse of [`zigzag`].
+#[inline]
+fn unzigzag(n: u64) -> i64 {
+    ((n >> 1) as i64) ^ -((n & 1) as i64)
+}
+
 /// Appends the encoding of `value` to `out`. Fails, leaving `out` with
 /// partial bytes after its original length, when the value nests deeper than
-/// `limits.max_depth` or `out` would grow past `max_len` bytes in total.
+/// `limits.max_depth` or `out` would grow past `max_len` bytes in total
+/// (then with [`Error::Convert`]).
 pub(crate) fn encode_value(
     value: &Value,
     limits: &Limits,
     out: &mut Vec<u8>,
     max_len: usize,
 ) -> Result<(), Error> {
-    let failure = Cell::new(None);
-    let ctx = EncodeCtx {
+    let mut w = Encoder {
+        out,
+        max_len,
         max_depth: limits.max_depth,
-        failure: &failure,
     };
-    let writer = LimitedWriter { out, max_len };
-    let result = bincode::serde::encode_into_writer(
-        WireValue {
-            value,
-            depth: 0,
-            ctx: &ctx,
-        },
-        writer,
-        CONFIG,
-    );
-    match (result, failure.take()) {
-        (Ok(()), _) => Ok(()),
-        (Err(_), Some(e)) => Err(e),
-        // Unreachable in practice: our Serialize impls and writer record every failure.
-        (Err(e), None) => Err(Error::Convert(format!("encoding failed: {e}"))),
-    }
+    w.value(value, 0)
 }
 
 /// Decodes one value that must fill `bytes` exactly.
@@ -110,466 +100,393 @@ pub(crate) fn decode_value_costed(
     limits: &Limits,
     max_cost: usize,
 ) -> Result<(Value, usize), Error> {
-    let ctx = DecodeCtx {
+    let mut r = Decoder {
+        input: bytes,
+        pos: 0,
         max_depth: limits.max_depth,
-        budget: Cell::new(bytes.len()),
-        failure: Cell::new(None),
-        cost: Cell::new(0),
+        budget: bytes.len(),
+        cost: 0,
         max_cost,
     };
-    let seed = ValueSeed {
-        ctx: &ctx,
-        depth: 0,
-    };
-    match bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG) {
-        Ok((value, read)) if read == bytes.len() => Ok((value, ctx.cost.get())),
-        Ok((_, read)) => Err(ProtocolError::TrailingBytes {
-            count: bytes.len().saturating_sub(read),
+    let value = r.value(0)?;
+    if r.pos != bytes.len() {
+        return Err(ProtocolError::TrailingBytes {
+            count: bytes.len().saturating_sub(r.pos),
         }
-        .into()),
-        Err(e) => Err(ctx.failure.take().unwrap_or_else(|| malformed(&e))),
+        .into());
     }
+    Ok((value, r.cost))
 }
 
-/// Describes a bincode decoding error in words.
-fn malformed(e: &DecodeError) -> Error {
-    let text = match e {
-        DecodeError::UnexpectedEnd { additional } => {
-            format!("value ends early ({additional} more bytes needed)")
-        }
-        DecodeError::InvalidBooleanValue(b) => format!("boolean byte {b:#04x} is not 0 or 1"),
-        DecodeError::OutsideUsizeRange(n) => format!("length {n} is out of range"),
-        DecodeError::InvalidIntegerType { .. } => "invalid variable-length integer".to_string(),
-        DecodeError::OtherString(s) => s.clone(),
-        other => format!("{other:?}"),
-    };
+#[cold]
+fn malformed(text: String) -> Error {
     ProtocolError::Malformed(text).into()
+}
+
+#[cold]
+fn ends_early() -> Error {
+    malformed("value ends early".to_string())
+}
+
+#[cold]
+fn too_large() -> Error {
+    Error::Convert("the encoded value would pass the frame size limit".to_string())
 }
 
 // ---------------------------------------------------------------- encoding
 
-struct EncodeCtx<'a> {
-    max_depth: usize,
-    /// The structured error behind a serde error, read back after encoding.
-    failure: &'a Cell<Option<Error>>,
-}
-
-impl EncodeCtx<'_> {
-    fn fail<E: ser::Error>(&self, e: Error) -> E {
-        let text = e.to_string();
-        self.failure.set(Some(e));
-        E::custom(text)
-    }
-}
-
 /// Appends to a Vec, refusing to grow it past `max_len`.
-struct LimitedWriter<'a> {
+struct Encoder<'a> {
     out: &'a mut Vec<u8>,
     max_len: usize,
+    max_depth: usize,
 }
 
-impl Writer for LimitedWriter<'_> {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        if self.out.len() + bytes.len() > self.max_len {
-            return Err(EncodeError::Other("frame too large"));
+impl Encoder<'_> {
+    /// Fails unless `n` more bytes fit under the limit.
+    #[inline(always)]
+    fn room(&self, n: usize) -> Result<(), Error> {
+        if self.out.len().saturating_add(n) > self.max_len {
+            return Err(too_large());
         }
-        self.out.extend_from_slice(bytes);
         Ok(())
     }
-}
 
-struct WireValue<'a> {
-    value: &'a Value,
-    /// Tables entered so far.
-    depth: usize,
-    ctx: &'a EncodeCtx<'a>,
-}
+    #[inline(always)]
+    fn byte(&mut self, b: u8) -> Result<(), Error> {
+        self.room(1)?;
+        self.out.push(b);
+        Ok(())
+    }
 
-impl ser::Serialize for WireValue<'_> {
-    fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.value {
-            Value::Nil => s.serialize_unit_variant("Value", tag::NIL, "Nil"),
-            Value::Boolean(b) => s.serialize_newtype_variant("Value", tag::BOOLEAN, "Boolean", b),
-            Value::Integer(i) => s.serialize_newtype_variant("Value", tag::INTEGER, "Integer", i),
-            Value::Number(f) => s.serialize_newtype_variant("Value", tag::NUMBER, "Number", f),
-            Value::String(b) => {
-                s.serialize_newtype_variant("Value", tag::STRING, "String", &WireBytes(b))
-            }
-            Value::Table(table) => {
-                if self.depth >= self.ctx.max_depth {
-                    return Err(self.ctx.fail(Error::TooDeep {
-                        limit: self.ctx.max_depth,
-                    }));
+    /// The shortest varint of `n`.
+    #[inline(always)]
+    fn varint(&mut self, n: u64) -> Result<(), Error> {
+        if n <= u64::from(ONE_BYTE_MAX) {
+            self.byte(n as u8)
+        } else {
+            self.long_varint(n)
+        }
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self, n: u64) -> Result<(), Error> {
+        if let Ok(n) = u16::try_from(n) {
+            let [a, b] = n.to_le_bytes();
+            self.bytes(&[U16_PREFIX, a, b])
+        } else if let Ok(n) = u32::try_from(n) {
+            let [a, b, c, d] = n.to_le_bytes();
+            self.bytes(&[U32_PREFIX, a, b, c, d])
+        } else {
+            let mut buf = [U64_PREFIX; 9];
+            buf[1..].copy_from_slice(&n.to_le_bytes());
+            self.bytes(&buf)
+        }
+    }
+
+    #[inline(always)]
+    fn bytes(&mut self, b: &[u8]) -> Result<(), Error> {
+        self.room(b.len())?;
+        self.out.extend_from_slice(b);
+        Ok(())
+    }
+
+    /// Tag and payload of a string.
+    #[inline]
+    fn string(&mut self, s: &[u8]) -> Result<(), Error> {
+        if s.len() <= usize::from(ONE_BYTE_MAX) {
+            // Tag, length and bytes in one check.
+            self.room(2 + s.len())?;
+            self.out.push(tag::STRING);
+            self.out.push(s.len() as u8);
+            self.out.extend_from_slice(s);
+            return Ok(());
+        }
+        self.byte(tag::STRING)?;
+        self.varint(s.len() as u64)?;
+        self.bytes(s)
+    }
+
+    #[inline]
+    fn integer(&mut self, i: i64) -> Result<(), Error> {
+        self.byte(tag::INTEGER)?;
+        self.varint(zigzag(i))
+    }
+
+    #[inline]
+    fn number(&mut self, f: f64) -> Result<(), Error> {
+        let mut buf = [tag::NUMBER; 9];
+        buf[1..].copy_from_slice(&f.to_le_bytes());
+        self.bytes(&buf)
+    }
+
+    /// One value, inside `depth` tables.
+    fn value(&mut self, value: &Value, depth: usize) -> Result<(), Error> {
+        match value {
+            Value::Nil => self.byte(tag::NIL),
+            Value::Boolean(b) => self.bytes(&[tag::BOOLEAN, u8::from(*b)]),
+            Value::Integer(i) => self.integer(*i),
+            Value::Number(f) => self.number(*f),
+            Value::String(s) => self.string(s.as_bytes()),
+            Value::Table(t) => {
+                if depth >= self.max_depth {
+                    return Err(Error::TooDeep {
+                        limit: self.max_depth,
+                    });
                 }
-                let inner = WireTable {
-                    table,
-                    depth: self.depth + 1,
-                    ctx: self.ctx,
-                };
-                guarded(|| s.serialize_newtype_variant("Value", tag::TABLE, "Table", &inner))
+                guarded(|| self.table(t, depth + 1))
             }
         }
     }
-}
 
-/// A byte string as one length-prefixed run (not one element per byte).
-struct WireBytes<'a>(&'a ByteString);
-
-impl ser::Serialize for WireBytes<'_> {
-    fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(self.0.as_bytes())
-    }
-}
-
-/// A table: its sequence part, then its hash part.
-struct WireTable<'a> {
-    table: &'a Table,
-    depth: usize,
-    ctx: &'a EncodeCtx<'a>,
-}
-
-impl ser::Serialize for WireTable<'_> {
-    fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut tuple = s.serialize_tuple(2)?;
-        tuple.serialize_element(&WireSequence(self))?;
-        tuple.serialize_element(&WireHash(self))?;
-        tuple.end()
-    }
-}
-
-struct WireSequence<'a>(&'a WireTable<'a>);
-
-impl ser::Serialize for WireSequence<'_> {
-    fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let t = self.0;
-        let items = t.table.sequence();
-        let mut seq = s.serialize_seq(Some(items.len()))?;
-        for value in items {
-            seq.serialize_element(&WireValue {
-                value,
-                depth: t.depth,
-                ctx: t.ctx,
-            })?;
+    /// A table's tag, its sequence part, then its hash part; its values
+    /// `depth` tables deep.
+    fn table(&mut self, t: &Table, depth: usize) -> Result<(), Error> {
+        self.byte(tag::TABLE)?;
+        let items = t.sequence();
+        self.varint(items.len() as u64)?;
+        for v in items {
+            self.value(v, depth)?;
         }
-        seq.end()
-    }
-}
-
-struct WireHash<'a>(&'a WireTable<'a>);
-
-impl ser::Serialize for WireHash<'_> {
-    fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let t = self.0;
-        let mut map = s.serialize_map(Some(t.table.hash_len()))?;
-        let value = |value| WireValue {
-            value,
-            depth: t.depth,
-            ctx: t.ctx,
-        };
-        for (i, v) in t.table.array_tail() {
-            map.serialize_entry(&WireKey::Integer(i), &value(v))?;
+        self.varint(t.hash_len() as u64)?;
+        for (i, v) in t.array_tail() {
+            self.integer(i)?;
+            self.value(v, depth)?;
         }
-        for (key, v) in t.table.hash_part() {
-            map.serialize_entry(&WireKey::Key(key), &value(v))?;
-        }
-        map.end()
-    }
-}
-
-/// A key, with the same tags as the equal value: an integer key from the
-/// array part, or a key of the hash part.
-enum WireKey<'a> {
-    Integer(i64),
-    Key(&'a Key),
-}
-
-impl ser::Serialize for WireKey<'_> {
-    fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let key = match self {
-            WireKey::Integer(i) => {
-                return s.serialize_newtype_variant("Value", tag::INTEGER, "Integer", i);
+        for (key, v) in t.hash_part() {
+            match key.repr() {
+                KeyRepr::String(s) => self.string(s.as_bytes())?,
+                KeyRepr::Integer(i) => self.integer(*i)?,
+                KeyRepr::Boolean(b) => self.bytes(&[tag::BOOLEAN, u8::from(*b)])?,
+                KeyRepr::Number(bits) => self.number(f64::from_bits(*bits))?,
             }
-            WireKey::Key(key) => key,
-        };
-        match key.repr() {
-            KeyRepr::Boolean(b) => s.serialize_newtype_variant("Value", tag::BOOLEAN, "Boolean", b),
-            KeyRepr::Integer(i) => s.serialize_newtype_variant("Value", tag::INTEGER, "Integer", i),
-            KeyRepr::Number(bits) => {
-                let f = f64::from_bits(*bits);
-                s.serialize_newtype_variant("Value", tag::NUMBER, "Number", &f)
-            }
-            KeyRepr::String(b) => {
-                s.serialize_newtype_variant("Value", tag::STRING, "String", &WireBytes(b))
-            }
+            self.value(v, depth)?;
         }
+        Ok(())
     }
 }
 
 // ---------------------------------------------------------------- decoding
 
-struct DecodeCtx {
+struct Decoder<'a> {
+    input: &'a [u8],
+    /// Where the next byte is read.
+    pos: usize,
     max_depth: usize,
     /// Bytes of input not yet promised to a reservation.
-    budget: Cell<usize>,
-    /// The structured error behind a serde error, read back after decoding.
-    failure: Cell<Option<Error>>,
+    budget: usize,
     /// Estimated bytes of memory the decoded value takes so far.
-    cost: Cell<usize>,
+    cost: usize,
     max_cost: usize,
 }
 
 /// Memory one value takes where it is stored (a sequence slot, a hash value).
 const VALUE_COST: usize = std::mem::size_of::<Value>();
 
-impl DecodeCtx {
+impl<'a> Decoder<'a> {
     /// Charges `n` bytes of decoded memory; an error once over the limit.
-    fn spend<E: de::Error>(&self, n: usize) -> Result<(), E> {
-        let cost = self.cost.get().saturating_add(n);
-        self.cost.set(cost);
-        if cost > self.max_cost {
-            return Err(self.fail(
-                ProtocolError::DecodedTooLarge {
-                    limit: self.max_cost,
-                }
-                .into(),
-            ));
+    #[inline(always)]
+    fn spend(&mut self, n: usize) -> Result<(), Error> {
+        self.cost = self.cost.saturating_add(n);
+        if self.cost > self.max_cost {
+            return Err(self.over_cost());
         }
         Ok(())
     }
 
-    fn fail<E: de::Error>(&self, e: Error) -> E {
-        let text = e.to_string();
-        self.failure.set(Some(e));
-        E::custom(text)
+    #[cold]
+    fn over_cost(&self) -> Error {
+        ProtocolError::DecodedTooLarge {
+            limit: self.max_cost,
+        }
+        .into()
     }
 
     /// How many of `claimed` items of at least `min_bytes` each to reserve
     /// room for: never more than the unpromised input could hold.
-    fn reserve(&self, claimed: usize, min_bytes: usize) -> usize {
-        let budget = self.budget.get();
-        let n = claimed.min(budget / min_bytes);
-        self.budget.set(budget - n * min_bytes);
+    #[inline]
+    fn reserve(&mut self, claimed: u64, min_bytes: usize) -> usize {
+        let n = usize::try_from(claimed)
+            .unwrap_or(usize::MAX)
+            .min(self.budget / min_bytes);
+        self.budget -= n * min_bytes;
         n
     }
-}
 
-#[derive(Clone, Copy)]
-struct ValueSeed<'a> {
-    ctx: &'a DecodeCtx,
-    /// Tables entered so far.
-    depth: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
-    type Value = Value;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_enum("Value", VARIANTS, self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValueSeed<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a tablenet value")
+    /// The next `n` bytes.
+    #[inline(always)]
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        let input: &'a [u8] = self.input;
+        let bytes = input
+            .get(self.pos..)
+            .and_then(|rest| rest.get(..n))
+            .ok_or_else(ends_early)?;
+        self.pos += n;
+        Ok(bytes)
     }
 
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
-        let (tag, variant) = data.variant::<u32>()?;
-        self.ctx.spend(VALUE_COST)?;
-        Ok(match tag {
-            tag::NIL => {
-                variant.unit_variant()?;
-                Value::Nil
-            }
-            tag::BOOLEAN => Value::Boolean(variant.newtype_variant()?),
-            tag::INTEGER => Value::Integer(variant.newtype_variant()?),
-            tag::NUMBER => Value::Number(variant.newtype_variant()?),
-            tag::STRING => {
-                Value::String(variant.newtype_variant_seed(BytesSeed { ctx: self.ctx })?)
-            }
-            tag::TABLE => {
-                self.ctx.spend(std::mem::size_of::<Table>())?;
-                if self.depth >= self.ctx.max_depth {
-                    return Err(self.ctx.fail(Error::TooDeep {
-                        limit: self.ctx.max_depth,
-                    }));
-                }
-                let visitor = TableVisitor {
-                    ctx: self.ctx,
-                    depth: self.depth + 1,
-                };
-                Value::Table(guarded(|| variant.tuple_variant(2, visitor))?)
-            }
-            other => {
-                return Err(self
-                    .ctx
-                    .fail(ProtocolError::Malformed(format!("unknown value tag {other}")).into()));
-            }
+    /// The next `N` bytes, as an array.
+    #[inline(always)]
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    #[inline(always)]
+    fn byte(&mut self) -> Result<u8, Error> {
+        let b = *self.input.get(self.pos).ok_or_else(ends_early)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    /// An unsigned varint (a length, a count, a zigzag integer).
+    #[inline(always)]
+    fn varint(&mut self) -> Result<u64, Error> {
+        let first = self.byte()?;
+        if first <= ONE_BYTE_MAX {
+            return Ok(u64::from(first));
+        }
+        self.long_varint(first)
+    }
+
+    /// The rest of a varint whose first byte, already read, is `first`
+    /// (over 250).
+    #[inline(never)]
+    fn long_varint(&mut self, first: u8) -> Result<u64, Error> {
+        Ok(match first {
+            U16_PREFIX => u64::from(u16::from_le_bytes(self.array()?)),
+            U32_PREFIX => u64::from(u32::from_le_bytes(self.array()?)),
+            U64_PREFIX => u64::from_le_bytes(self.array()?),
+            _ => return Err(malformed(format!("invalid varint prefix {first:#04x}"))),
         })
     }
-}
 
-/// Reads a byte string borrowed from the input, charges it, then copies it
-/// once.
-struct BytesSeed<'a> {
-    ctx: &'a DecodeCtx,
-}
-
-impl<'de> DeserializeSeed<'de> for BytesSeed<'_> {
-    type Value = ByteString;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<ByteString, D::Error> {
-        d.deserialize_bytes(self)
-    }
-}
-
-impl<'de> Visitor<'de> for BytesSeed<'_> {
-    type Value = ByteString;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a byte string")
+    /// A tag: a varint read as a 32-bit field, so also in the `FB` and `FC`
+    /// forms but never in the `FD` form. Not checked against the known tags.
+    #[inline(always)]
+    fn tag(&mut self) -> Result<u32, Error> {
+        let first = self.byte()?;
+        if first <= ONE_BYTE_MAX {
+            return Ok(u32::from(first));
+        }
+        self.long_tag(first)
     }
 
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<ByteString, E> {
-        // Charged before the copy: a refused string costs nothing.
-        self.ctx.spend(ByteString::heap_size_of(v.len()))?;
-        Ok(ByteString::from(v))
-    }
-}
-
-/// A table's two parts, decoded straight into one `Table`.
-struct TableVisitor<'a> {
-    ctx: &'a DecodeCtx,
-    depth: usize,
-}
-
-impl<'de> Visitor<'de> for TableVisitor<'_> {
-    type Value = Table;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a table")
+    #[inline(never)]
+    fn long_tag(&mut self, first: u8) -> Result<u32, Error> {
+        Ok(match first {
+            U16_PREFIX => u32::from(u16::from_le_bytes(self.array()?)),
+            U32_PREFIX => u32::from_le_bytes(self.array()?),
+            U64_PREFIX => return Err(malformed("a tag in the 9-byte varint form".to_string())),
+            _ => return Err(malformed(format!("invalid varint prefix {first:#04x}"))),
+        })
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut parts: A) -> Result<Table, A::Error> {
+    #[inline]
+    fn boolean(&mut self) -> Result<bool, Error> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(malformed(format!("boolean byte {b:#04x} is not 0 or 1"))),
+        }
+    }
+
+    #[inline]
+    fn float(&mut self) -> Result<f64, Error> {
+        Ok(f64::from_le_bytes(self.array()?))
+    }
+
+    /// A string's payload (after its tag), charged before it is copied: a
+    /// refused string costs nothing.
+    #[inline(always)]
+    fn string(&mut self) -> Result<ByteString, Error> {
+        let len = self.varint()?;
+        let len = usize::try_from(len).map_err(|_| ends_early())?;
+        let bytes = self.take(len)?;
+        self.spend(ByteString::heap_size_of(len))?;
+        Ok(ByteString::from(bytes))
+    }
+
+    /// One value, inside `depth` tables.
+    fn value(&mut self, depth: usize) -> Result<Value, Error> {
+        let tag = self.tag()?;
+        self.spend(VALUE_COST)?;
+        Ok(match tag {
+            0 => Value::Nil,
+            1 => Value::Boolean(self.boolean()?),
+            2 => Value::Integer(unzigzag(self.varint()?)),
+            3 => Value::Number(self.float()?),
+            4 => Value::String(self.string()?),
+            5 => {
+                self.spend(std::mem::size_of::<Table>())?;
+                if depth >= self.max_depth {
+                    return Err(Error::TooDeep {
+                        limit: self.max_depth,
+                    });
+                }
+                Value::Table(guarded(|| self.table(depth + 1))?)
+            }
+            other => return Err(malformed(format!("unknown value tag {other}"))),
+        })
+    }
+
+    /// A table's two parts (after its tag), its values `depth` tables deep.
+    fn table(&mut self, depth: usize) -> Result<Table, Error> {
         let mut table = Table::new();
-        let ctx = self.ctx;
-        let depth = self.depth;
-        let truncated = || ctx.fail(ProtocolError::Malformed("table ends early".into()).into());
-        parts
-            .next_element_seed(SequencePart {
-                ctx,
-                depth,
-                table: &mut table,
-            })?
-            .ok_or_else(truncated)?;
-        parts
-            .next_element_seed(HashPart {
-                ctx,
-                depth,
-                table: &mut table,
-            })?
-            .ok_or_else(truncated)?;
+        self.sequence_part(&mut table, depth)?;
+        self.hash_part(&mut table, depth)?;
         Ok(table)
     }
-}
 
-struct SequencePart<'a, 't> {
-    ctx: &'a DecodeCtx,
-    depth: usize,
-    table: &'t mut Table,
-}
-
-impl<'de> DeserializeSeed<'de> for SequencePart<'_, '_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SequencePart<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a table's sequence part")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let room = self
-            .ctx
-            .reserve(seq.size_hint().unwrap_or(0), MIN_ELEMENT_BYTES);
-        self.table.reserve_sequence(room);
-        let seed = ValueSeed {
-            ctx: self.ctx,
-            depth: self.depth,
-        };
-        let mut index: i64 = 0;
-        while let Some(value) = seq.next_element_seed(seed)? {
-            index += 1;
+    fn sequence_part(&mut self, table: &mut Table, depth: usize) -> Result<(), Error> {
+        let n = self.varint()?;
+        let room = self.reserve(n, MIN_ELEMENT_BYTES);
+        table.reserve_sequence(room);
+        // Each element takes a byte, so the input ends long before the index
+        // could overflow.
+        for index in 1..=n {
+            let value = self.value(depth)?;
             // A nil leaves a hole; later elements then land in the hash part
             // under their index, as in the Lua constructor `{1, nil, 3}`.
             if !value.is_nil() {
                 // Indices only grow, so the key is always new.
-                let grown = self
-                    .table
-                    .insert_new(Key::from(index), value)
-                    .map_err(|_| {
-                        self.ctx
-                            .fail(ProtocolError::Malformed("sequence index repeated".into()).into())
-                    })?;
-                self.ctx.spend(grown)?;
+                let grown = table
+                    .insert_new(Key::from(index as i64), value)
+                    .map_err(|_| malformed("sequence index repeated".to_string()))?;
+                self.spend(grown)?;
             }
         }
         Ok(())
     }
-}
 
-struct HashPart<'a, 't> {
-    ctx: &'a DecodeCtx,
-    depth: usize,
-    table: &'t mut Table,
-}
-
-impl<'de> DeserializeSeed<'de> for HashPart<'_, '_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for HashPart<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a table's hash part")
-    }
-
-    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let room = self
-            .ctx
-            .reserve(map.size_hint().unwrap_or(0), MIN_ENTRY_BYTES);
+    fn hash_part(&mut self, table: &mut Table, depth: usize) -> Result<(), Error> {
+        let m = self.varint()?;
+        let room = self.reserve(m, MIN_ENTRY_BYTES);
         // Room in the hash part, reserved at the first key that goes there
         // for sure: integer keys mostly land in the array part.
         let mut room = Some(room);
-        let seed = ValueSeed {
-            ctx: self.ctx,
-            depth: self.depth,
-        };
-        while let Some(key) = map.next_key_seed(KeySeed { ctx: self.ctx })? {
+        for _ in 0..m {
+            let key = self.key()?;
             if !matches!(key.repr(), KeyRepr::Integer(_))
                 && let Some(room) = room.take()
             {
-                self.table.reserve_hash(room);
+                table.reserve_hash(room);
             }
-            let value = map.next_value_seed(seed)?;
+            let value = self.value(depth)?;
             // A key seen before (in either part) makes the encoding
             // ambiguous: refuse it. A nil value sets nothing, as in Lua.
             let duplicate = if value.is_nil() {
-                self.table.contains_key(key.as_ref()).then_some(key)
+                table.contains_key(key.as_ref()).then_some(key)
             } else {
-                match self.table.insert_new(key, value) {
+                let inserted = if matches!(key.repr(), KeyRepr::Integer(_)) {
+                    table.insert_new(key, value)
+                } else {
+                    table.insert_new_hashed(key, value)
+                };
+                match inserted {
                     Ok(grown) => {
-                        self.ctx.spend(grown)?;
+                        self.spend(grown)?;
                         None
                     }
                     Err(key) => Some(key),
@@ -577,47 +494,24 @@ impl<'de> Visitor<'de> for HashPart<'_, '_> {
             };
             if let Some(key) = duplicate {
                 let key = crate::error::inert(key.to_string().as_bytes());
-                return Err(self.ctx.fail(ProtocolError::DuplicateKey { key }.into()));
+                return Err(ProtocolError::DuplicateKey { key }.into());
             }
         }
         Ok(())
     }
-}
 
-/// A key: a value tag and payload, with Lua's key rules applied.
-struct KeySeed<'a> {
-    ctx: &'a DecodeCtx,
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Key;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
-        d.deserialize_enum("Value", VARIANTS, self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = Key;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a table key")
-    }
-
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Key, A::Error> {
-        let (tag, variant) = data.variant::<u32>()?;
-        let bad = |e: KeyError| self.ctx.fail(ProtocolError::InvalidKey(e).into());
-        match tag {
-            tag::BOOLEAN => Ok(Key::from(variant.newtype_variant::<bool>()?)),
-            tag::INTEGER => Ok(Key::from(variant.newtype_variant::<i64>()?)),
-            tag::NUMBER => Key::from_f64(variant.newtype_variant()?).map_err(bad),
-            tag::STRING => Ok(Key::from(
-                variant.newtype_variant_seed(BytesSeed { ctx: self.ctx })?,
-            )),
-            tag::NIL => Err(bad(KeyError::Nil)),
-            tag::TABLE => Err(bad(KeyError::Table)),
-            other => Err(self
-                .ctx
-                .fail(ProtocolError::Malformed(format!("unknown key tag {other}")).into())),
+    /// A key: a value tag and payload, with Lua's key rules applied.
+    #[inline(always)]
+    fn key(&mut self) -> Result<Key, Error> {
+        let bad = |e: KeyError| Error::from(ProtocolError::InvalidKey(e));
+        match self.tag()? {
+            4 => Ok(Key::from(self.string()?)),
+            2 => Ok(Key::from(unzigzag(self.varint()?))),
+            1 => Ok(Key::from(self.boolean()?)),
+            3 => Key::from_f64(self.float()?).map_err(bad),
+            0 => Err(bad(KeyError::Nil)),
+            5 => Err(bad(KeyError::Table)),
+            other => Err(malformed(format!("unknown key tag {other}"))),
         }
     }
 }

@@ -54,7 +54,7 @@ impl HashPart {
 
     pub(crate) fn reserve(&mut self, n: usize) {
         match self {
-            HashPart::Small(v) if v.len() + n <= SMALL_MAX => v.reserve(n),
+            HashPart::Small(v) if v.len() + n <= SMALL_MAX => v.reserve_exact(n),
             HashPart::Small(_) => self.grow(n),
             HashPart::Large(m) => m.reserve(n),
         }
@@ -94,7 +94,24 @@ impl HashPart {
     }
 
     /// Inserts a key that is not present; gives both back when it is.
+    #[inline]
     pub(crate) fn insert_new(&mut self, key: Key, value: Value) -> Result<(), (Key, Value)> {
+        // The common case inline: a small part with room reserved.
+        if let HashPart::Small(v) = self
+            && v.len() < v.capacity().min(SMALL_MAX)
+        {
+            if v.iter().any(|(k, _)| *k == key) {
+                return Err((key, value));
+            }
+            v.push((key, value));
+            return Ok(());
+        }
+        self.insert_new_slow(key, value)
+    }
+
+    /// [`HashPart::insert_new`] when the part must grow.
+    #[inline(never)]
+    fn insert_new_slow(&mut self, key: Key, value: Value) -> Result<(), (Key, Value)> {
         if let HashPart::Small(v) = self {
             if v.iter().any(|(k, _)| *k == key) {
                 return Err((key, value));

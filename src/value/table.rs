@@ -256,6 +256,14 @@ impl Table {
                 return Ok(self.slot_growth(slots));
             }
         }
+        self.insert_new_hashed(key, value)
+    }
+
+    /// [`Table::insert_new`] straight into the hash part: for a key that is
+    /// not an integer (those never go in the array part), the decoder's
+    /// common case, kept inline.
+    #[inline]
+    pub(crate) fn insert_new_hashed(&mut self, key: Key, value: Value) -> Result<usize, Key> {
         match self.hash.insert_new(key, value) {
             Ok(()) => Ok(HASH_ENTRY_BYTES),
             Err((key, _)) => Err(key),
