@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::driver::Driver;
 use super::handshake_share::HANDSHAKE_TIMER;
+use super::handshake_share::Spent;
 use super::link_io::{BATCH_MAX, IO_DECODE_COST, body_bytes};
 use super::pressure::SMALL_BUFFER;
 use crate::error::{Error, ProtocolError};
@@ -97,12 +98,12 @@ impl Driver {
         if !handshaking {
             return self.read_now(t, to_end);
         }
-        let start = Instant::now();
-        if !self.handshakes.available(start) {
+        if !self.handshakes.available(Instant::now()) {
             self.handshakes.wait(t);
             self.arm_handshake_timer();
             return;
         }
+        let start = Spent::start();
         self.read_now(t, true);
         self.handshakes.spend(start.elapsed());
     }
@@ -127,12 +128,12 @@ impl Driver {
             if !waiting {
                 continue; // gone, or done
             }
-            let start = Instant::now();
-            if !self.handshakes.available(start) {
+            if !self.handshakes.available(Instant::now()) {
                 self.handshakes.wait_first(t);
                 self.arm_handshake_timer();
                 return;
             }
+            let start = Spent::start();
             self.read_now(t, true);
             self.handshakes.spend(start.elapsed());
         }
