@@ -1,7 +1,8 @@
 //! The wire's value encoding (docs/PROTOCOL.md, section 3) as the direct
 //! path writes and reads it: tags, varints and zigzag integers. The `Value`
-//! codec in `proto::wire` produces the same bytes through bincode; these few
-//! functions let the direct path skip both bincode and the `Value` tree.
+//! codec in `proto::wire` writes the same bytes by hand too (bincode 2's
+//! standard encoding, checked against bincode 2.0.1 only in tests); these
+//! few functions let the direct path skip the `Value` tree.
 
 /// Value tags. Keys use the same tags.
 pub(crate) mod tag {

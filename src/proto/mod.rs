@@ -28,6 +28,8 @@ pub mod secure;
 mod send_queue;
 pub mod session;
 mod wire;
+#[cfg(test)]
+mod wire_reference;
 
 pub use frame::{
     Frame, FrameDecoder, FrameKind, LENGTH_PREFIX, MAX_CLOSE_REASON, RawFrame, control_frame,

@@ -24,7 +24,7 @@ fn decode(bytes: &[u8]) -> Result<Value, Error> {
 }
 
 /// Structural equality that compares floats by bit pattern (NaN == NaN).
-fn same(a: &Value, b: &Value) -> bool {
+pub(super) fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.to_bits() == y.to_bits(),
         (Value::Table(x), Value::Table(y)) => {
@@ -403,7 +403,7 @@ fn limits_validate_names_the_field() {
 
 // ---------------------------------------------------------------- properties
 
-fn arb_key() -> impl Strategy<Value = Key> {
+pub(super) fn arb_key() -> impl Strategy<Value = Key> {
     prop_oneof![
         any::<bool>().prop_map(Key::from),
         (-5i64..40).prop_map(Key::from),
@@ -415,7 +415,7 @@ fn arb_key() -> impl Strategy<Value = Key> {
     ]
 }
 
-fn arb_value() -> impl Strategy<Value = Value> {
+pub(super) fn arb_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Nil),
         any::<bool>().prop_map(Value::Boolean),
