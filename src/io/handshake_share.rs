@@ -170,7 +170,10 @@ mod tests {
         // Busy for 20 ms of wall time: nearly all of it on the CPU unless
         // the machine took it away, and never more than the wall time.
         let spent = start.elapsed();
-        assert!(spent <= Duration::from_millis(40) && spent > Duration::ZERO, "{spent:?}");
+        assert!(
+            spent <= Duration::from_millis(40) && spent > Duration::ZERO,
+            "{spent:?}"
+        );
     }
 
     #[test]
