@@ -105,7 +105,11 @@ pub struct Config {
     /// go: strangers flooding first messages cannot take the thread from
     /// established connections, whose traffic and heartbeats are then held
     /// up a few milliseconds at most. The waiting are still bounded by
-    /// `max_handshaking` and `handshake_timeout`. 1 ms ..= 1 s.
+    /// `max_handshaking` and `handshake_timeout`. 1 ms ..= 1 s. Counted in
+    /// the thread's CPU time where the system gives it (Linux), so a
+    /// loaded machine's preemption does not shrink it. With
+    /// `io_threads` > 1 the share is per thread; a server's handshakes all
+    /// run on its own thread.
     pub handshake_budget: Duration,
     /// Time a closing connection has to write what was queued, its Close
     /// frame, and hear the peer's (default 5 s); also how long dropping the
